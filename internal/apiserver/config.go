@@ -1,0 +1,43 @@
+package apiserver
+
+import (
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/storage"
+)
+
+// StorageFactory returns the store for one resource.
+type StorageFactory func(res *registry.Resource) (storage.Interface, error)
+
+// Config is everything New needs.
+type Config struct {
+	// Resources to serve; see registry/all.
+	Resources []*registry.Resource
+	// Storage builds each resource's store.
+	Storage StorageFactory
+	// ClientCAs verifies client certificates. A request without a verified
+	// certificate gets 401. Nil disables authentication (unit tests only).
+	ClientCAs *x509.CertPool
+	// ServiceCIDR is where Service clusterIPs come from.
+	ServiceCIDR *net.IPNet
+	// Version is served at /version.
+	Version version.Info
+	Logger  *slog.Logger
+}
+
+// Validate rejects an incomplete config.
+func (c *Config) Validate() error {
+	if len(c.Resources) == 0 {
+		return fmt.Errorf("apiserver: no resources")
+	}
+	if c.Storage == nil {
+		return fmt.Errorf("apiserver: no storage factory")
+	}
+	return nil
+}
