@@ -27,6 +27,12 @@ type Resource struct {
 
 	Strategy Strategy
 
+	// ValidateName checks metadata.name (prefix: it is a generateName
+	// prefix) and returns messages as apimachinery's name validators do.
+	// Nil means DNS-1123 subdomain, the most common rule; Services and
+	// Namespaces use DNS labels.
+	ValidateName func(name string, prefix bool) []string
+
 	// FieldSet returns the fields this resource may be selected by, beyond
 	// metadata.name and metadata.namespace (which every resource supports
 	// and the API server adds). Nil means only those two. A selector on a
@@ -75,6 +81,12 @@ type Subresource struct {
 	// Strategy for subresources that write the parent object through a
 	// different preparation (status: keep spec, take status).
 	Strategy Strategy
+
+	// ValidateName checks metadata.name (prefix: it is a generateName
+	// prefix) and returns messages as apimachinery's name validators do.
+	// Nil means DNS-1123 subdomain, the most common rule; Services and
+	// Namespaces use DNS labels.
+	ValidateName func(name string, prefix bool) []string
 	// Verbs the subresource supports, e.g. get, update, patch, create.
 	Verbs []string
 }
