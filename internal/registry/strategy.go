@@ -93,7 +93,7 @@ type StatusStrategy struct {
 
 var _ Strategy = &StatusStrategy{}
 
-func (s *StatusStrategy) Default(obj runtime.Object) { s.Parent.Default(obj) }
+func (s *StatusStrategy) Default(obj runtime.Object)                               { s.Parent.Default(obj) }
 func (s *StatusStrategy) PrepareForCreate(ctx context.Context, obj runtime.Object) {}
 func (s *StatusStrategy) PrepareForUpdate(ctx context.Context, obj, old runtime.Object) {
 	// Keep the new status, take every other top-level field from old,

@@ -27,9 +27,9 @@ var (
 
 // KeyError carries the key an operation failed on.
 type KeyError struct {
-	Err  error
-	Key  string
-	Msg  string // optional detail, e.g. the expected and actual revision
+	Err error
+	Key string
+	Msg string // optional detail, e.g. the expected and actual revision
 	// ResourceVersion is the store's current revision when it matters
 	// (ErrExpired, ErrTooLargeResourceVersion).
 	ResourceVersion int64
