@@ -1,0 +1,153 @@
+package apiserver
+
+import (
+	"fmt"
+	"net/http"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiff-sh/skiff/internal/storage"
+)
+
+// get serves GET of one object.
+func (s *Server) get(w http.ResponseWriter, r *http.Request, res *resource, info requestInfo) {
+	var opts metav1.GetOptions
+	if err := decodeQuery(r.URL.Query(), &opts); err != nil {
+		s.writeError(w, r, err, res.gr, info.Name)
+		return
+	}
+	obj := res.New()
+	if err := res.store.Get(r.Context(), res.key(info.Namespace, info.Name), storage.GetOptions{ResourceVersion: opts.ResourceVersion}, obj); err != nil {
+		s.writeError(w, r, err, res.gr, info.Name)
+		return
+	}
+	s.respond(w, r, res, http.StatusOK, obj)
+}
+
+// listOptions parses and checks the list/watch query.
+func (s *Server) listOptions(r *http.Request, res *resource) (metav1.ListOptions, storage.ListOptions, error) {
+	var opts metav1.ListOptions
+	if err := decodeQuery(r.URL.Query(), &opts); err != nil {
+		return opts, storage.ListOptions{}, err
+	}
+	label := labels.Everything()
+	if opts.LabelSelector != "" {
+		sel, err := labels.Parse(opts.LabelSelector)
+		if err != nil {
+			return opts, storage.ListOptions{}, apierrors.NewBadRequest(fmt.Sprintf("unable to parse requirement: %v", err))
+		}
+		label = sel
+	}
+	field := fields.Everything()
+	if opts.FieldSelector != "" {
+		sel, err := fields.ParseSelector(opts.FieldSelector)
+		if err != nil {
+			return opts, storage.ListOptions{}, apierrors.NewBadRequest(fmt.Sprintf("invalid field selector: %v", err))
+		}
+		if err := res.checkFieldSelector(sel); err != nil {
+			return opts, storage.ListOptions{}, apierrors.NewBadRequest(err.Error())
+		}
+		field = sel
+	}
+	if opts.Limit < 0 {
+		return opts, storage.ListOptions{}, apierrors.NewBadRequest("limit must not be negative")
+	}
+	switch opts.ResourceVersionMatch {
+	case "", metav1.ResourceVersionMatchExact, metav1.ResourceVersionMatchNotOlderThan:
+	default:
+		return opts, storage.ListOptions{}, apierrors.NewBadRequest(fmt.Sprintf("unsupported resourceVersionMatch %q", opts.ResourceVersionMatch))
+	}
+	if opts.ResourceVersionMatch != "" && opts.ResourceVersion == "" {
+		return opts, storage.ListOptions{}, apierrors.NewBadRequest("resourceVersionMatch is forbidden unless resourceVersion is provided")
+	}
+	if opts.Continue != "" && opts.ResourceVersion != "" && opts.ResourceVersion != "0" && !opts.Watch {
+		return opts, storage.ListOptions{}, apierrors.NewBadRequest("specifying resource version is not allowed when using continue")
+	}
+	so := storage.ListOptions{
+		ResourceVersion:      opts.ResourceVersion,
+		ResourceVersionMatch: opts.ResourceVersionMatch,
+		Recursive:            true,
+		ProgressNotify:       opts.AllowWatchBookmarks,
+		SendInitialEvents:    opts.SendInitialEvents,
+		Predicate: storage.SelectionPredicate{
+			Label:    label,
+			Field:    field,
+			GetAttrs: res.attrs,
+			Limit:    opts.Limit,
+			Continue: opts.Continue,
+		},
+	}
+	if opts.SendInitialEvents != nil {
+		if !opts.Watch {
+			return opts, so, apierrors.NewBadRequest("sendInitialEvents is forbidden for list")
+		}
+		if opts.ResourceVersionMatch != metav1.ResourceVersionMatchNotOlderThan {
+			return opts, so, apierrors.NewBadRequest("sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")
+		}
+		if !opts.AllowWatchBookmarks {
+			return opts, so, apierrors.NewBadRequest("sendInitialEvents requires setting allowWatchBookmarks to true")
+		}
+	}
+	return opts, so, nil
+}
+
+// list serves GET of a collection.
+func (s *Server) list(w http.ResponseWriter, r *http.Request, res *resource, info requestInfo) {
+	opts, so, err := s.listOptions(r, res)
+	if err != nil {
+		s.writeError(w, r, err, res.gr, "")
+		return
+	}
+	if opts.Watch {
+		s.watch(w, r, res, info)
+		return
+	}
+	list := res.NewList()
+	if err := res.store.GetList(r.Context(), res.listKey(info.Namespace), so, list); err != nil {
+		s.writeError(w, r, err, res.gr, "")
+		return
+	}
+	s.respond(w, r, res, http.StatusOK, list)
+}
+
+// respond writes an object or list of the resource in the negotiated
+// form: the object itself, a Table, or PartialObjectMetadata(List).
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *resource, code int, obj runtime.Object) {
+	info, mt, ok := s.codecs.negotiateOutput(r, acceptAs)
+	if !ok {
+		s.writeNotAcceptable(w, r)
+		return
+	}
+	out, gv := obj, res.GroupVersion()
+	if mt.As != "" {
+		converted, err := s.convertAs(r, res, mt, obj)
+		if err != nil {
+			s.writeError(w, r, err, res.gr, "")
+			return
+		}
+		out, gv = converted, schema.GroupVersion{Group: mt.Group, Version: mt.Ver}
+	}
+	s.writeObjectWith(w, code, info, gv, out)
+}
+
+func (s *Server) writeNotAcceptable(w http.ResponseWriter, r *http.Request) {
+	s.writeStatus(w, r, &metav1.Status{Code: http.StatusNotAcceptable, Reason: metav1.StatusReasonNotAcceptable,
+		Message: "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"})
+}
+
+// acceptAs reports which as= conversions we serve.
+func acceptAs(mt mediaType) bool {
+	if mt.Group != "meta.k8s.io" || (mt.Ver != "v1" && mt.Ver != "v1beta1") {
+		return false
+	}
+	switch mt.As {
+	case "Table", "PartialObjectMetadata", "PartialObjectMetadataList":
+		return true
+	}
+	return false
+}

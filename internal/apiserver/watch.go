@@ -1,0 +1,144 @@
+package apiserver
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/skiff-sh/skiff/internal/api/scheme"
+)
+
+// minWatchTimeout is kube-apiserver's --min-request-timeout: watches
+// without timeoutSeconds last between it and twice it.
+const minWatchTimeout = 30 * time.Minute
+
+// watch streams changes of a collection (or one object) as WatchEvents.
+func (s *Server) watch(w http.ResponseWriter, r *http.Request, res *resource, info requestInfo) {
+	opts, so, err := s.listOptions(r, res)
+	if err != nil {
+		s.writeError(w, r, err, res.gr, "")
+		return
+	}
+	if info.Name != "" {
+		so.Predicate.Field = fields.AndSelectors(so.Predicate.Field, fields.OneTermEqualSelector("metadata.name", info.Name))
+	}
+	ser, mt, ok := s.codecs.negotiateOutput(r, func(mt mediaType) bool { return acceptAs(mt) && mt.As == "Table" })
+	if !ok {
+		s.writeNotAcceptable(w, r)
+		return
+	}
+	if ser.StreamSerializer == nil {
+		s.writeNotAcceptable(w, r)
+		return
+	}
+	timeout := minWatchTimeout + time.Duration(rand.Int64N(int64(minWatchTimeout)))
+	if opts.TimeoutSeconds != nil {
+		timeout = time.Duration(*opts.TimeoutSeconds) * time.Second
+	}
+	var tableOpts metav1.TableOptions
+	if mt.As == "Table" {
+		if err := decodeQuery(r.URL.Query(), &tableOpts); err != nil {
+			s.writeError(w, r, err, res.gr, "")
+			return
+		}
+	}
+	ctx, cancel := contextWithTimeout(r.Context(), timeout)
+	defer cancel()
+	wi, err := res.store.Watch(ctx, res.listKey(info.Namespace), so)
+	if err != nil {
+		s.writeError(w, r, err, res.gr, "")
+		return
+	}
+	defer wi.Stop()
+
+	flusher, _ := w.(http.Flusher)
+	contentType := ser.MediaType
+	if ser.MediaType == runtime.ContentTypeProtobuf {
+		contentType = ser.MediaType + ";stream=watch"
+	}
+	if mt.As != "" {
+		contentType = ser.MediaType + ";as=" + mt.As + ";g=" + mt.Group + ";v=" + mt.Ver
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Transfer-Encoding", "chunked")
+	w.WriteHeader(http.StatusOK)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	frame := ser.StreamSerializer.Framer.NewFrameWriter(w)
+	streamEnc := ser.StreamSerializer.Serializer
+	objGV := res.GroupVersion()
+	objEnc := scheme.Codecs.EncoderForVersion(ser.Serializer, objGV)
+	statusEnc := scheme.Codecs.EncoderForVersion(ser.Serializer, schema.GroupVersion{Version: "v1"})
+	tableEnc := scheme.Codecs.EncoderForVersion(ser.Serializer, schema.GroupVersion{Group: "meta.k8s.io", Version: mt.Ver})
+	headersSent := false
+	var buf bytes.Buffer
+	ch := wi.ResultChan()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			buf.Reset()
+			obj := ev.Object
+			enc := objEnc
+			switch {
+			case ev.Type == watch.Error:
+				if _, isStatus := obj.(*metav1.Status); !isStatus {
+					st := apierrors.NewInternalError(errFromObject(obj)).Status()
+					obj = &st
+				}
+				enc = statusEnc
+			case mt.As == "Table":
+				if ev.Type == watch.Bookmark {
+					t := &metav1.Table{}
+					if m, err := meta.Accessor(obj); err == nil {
+						t.ResourceVersion = m.GetResourceVersion()
+					}
+					obj = t
+				} else {
+					t, err := s.toTable(res, obj, tableOpts.IncludeObject, !headersSent)
+					if err != nil {
+						return
+					}
+					headersSent = true
+					obj = t
+				}
+				enc = tableEnc
+			}
+			if err := enc.Encode(obj, &buf); err != nil {
+				s.log.Debug("encode watch event", "err", err)
+				return
+			}
+			raw := buf.Bytes()
+			if ser.MediaType == runtime.ContentTypeJSON {
+				raw = bytes.TrimRight(raw, "\n")
+			}
+			event := &metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: raw}}
+			if err := streamEnc.Encode(event, frame); err != nil {
+				return
+			}
+			if flusher != nil && len(ch) == 0 {
+				flusher.Flush()
+			}
+		}
+	}
+}
+
+type objectError struct{ obj runtime.Object }
+
+func (e objectError) Error() string { return "watch error" }
+
+func errFromObject(obj runtime.Object) error { return objectError{obj} }
