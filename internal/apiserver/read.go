@@ -62,8 +62,27 @@ func (s *Server) listOptions(r *http.Request, res *resource) (metav1.ListOptions
 	default:
 		return opts, storage.ListOptions{}, apierrors.NewBadRequest(fmt.Sprintf("unsupported resourceVersionMatch %q", opts.ResourceVersionMatch))
 	}
-	if opts.ResourceVersionMatch != "" && opts.ResourceVersion == "" {
-		return opts, storage.ListOptions{}, apierrors.NewBadRequest("resourceVersionMatch is forbidden unless resourceVersion is provided")
+	// The rules of upstream's ValidateListOptions.
+	if opts.SendInitialEvents != nil {
+		switch {
+		case !opts.Watch:
+			return opts, storage.ListOptions{}, apierrors.NewBadRequest("sendInitialEvents is forbidden for list")
+		case opts.ResourceVersionMatch != metav1.ResourceVersionMatchNotOlderThan:
+			return opts, storage.ListOptions{}, apierrors.NewBadRequest("sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")
+		case !opts.AllowWatchBookmarks:
+			return opts, storage.ListOptions{}, apierrors.NewBadRequest("sendInitialEvents requires setting allowWatchBookmarks to true")
+		}
+	} else if opts.ResourceVersionMatch != "" {
+		switch {
+		case opts.Watch:
+			return opts, storage.ListOptions{}, apierrors.NewBadRequest("resourceVersionMatch is forbidden for watch")
+		case opts.ResourceVersion == "":
+			return opts, storage.ListOptions{}, apierrors.NewBadRequest("resourceVersionMatch is forbidden unless resourceVersion is provided")
+		case opts.Continue != "":
+			return opts, storage.ListOptions{}, apierrors.NewBadRequest("resourceVersionMatch is forbidden when continue is provided")
+		case opts.ResourceVersionMatch == metav1.ResourceVersionMatchExact && opts.ResourceVersion == "0":
+			return opts, storage.ListOptions{}, apierrors.NewBadRequest("resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")
+		}
 	}
 	if opts.Continue != "" && opts.ResourceVersion != "" && opts.ResourceVersion != "0" && !opts.Watch {
 		return opts, storage.ListOptions{}, apierrors.NewBadRequest("specifying resource version is not allowed when using continue")
@@ -81,17 +100,6 @@ func (s *Server) listOptions(r *http.Request, res *resource) (metav1.ListOptions
 			Limit:    opts.Limit,
 			Continue: opts.Continue,
 		},
-	}
-	if opts.SendInitialEvents != nil {
-		if !opts.Watch {
-			return opts, so, apierrors.NewBadRequest("sendInitialEvents is forbidden for list")
-		}
-		if opts.ResourceVersionMatch != metav1.ResourceVersionMatchNotOlderThan {
-			return opts, so, apierrors.NewBadRequest("sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")
-		}
-		if !opts.AllowWatchBookmarks {
-			return opts, so, apierrors.NewBadRequest("sendInitialEvents requires setting allowWatchBookmarks to true")
-		}
 	}
 	return opts, so, nil
 }
