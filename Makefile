@@ -1,0 +1,44 @@
+# skiff — see README.md. Two commands matter: `make run` and `make test`.
+GO        ?= go
+BIN       := bin/skiff
+DATA_DIR  ?= /var/lib/skiff
+GOFLAGS   ?=
+export GOFLAGS
+
+.PHONY: all build run test unit e2e bench deps vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/skiff
+
+# Install what is missing, build, run the server in the foreground.
+run: deps build
+	$(BIN) server --data-dir $(DATA_DIR)
+
+deps:
+	./hack/install-deps.sh
+
+# The whole suite: static checks, unit tests, then end-to-end tests against
+# real `skiff server` processes and the real kubectl.
+test: deps vet build
+	$(GO) test -count=1 -timeout 20m ./internal/... ./cmd/...
+	SKIFF_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m -p 1 ./test/e2e/...
+
+unit:
+	$(GO) test -count=1 ./internal/... ./cmd/...
+
+e2e: build
+	SKIFF_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m -p 1 -v ./test/e2e/...
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+# Prints performance figures; not part of `make test`.
+bench: build
+	SKIFF_BIN=$(CURDIR)/$(BIN) $(GO) run ./test/bench
+
+clean:
+	rm -rf bin
