@@ -127,3 +127,10 @@ func (r *resource) hasSubresource(name string) bool {
 func (r *resource) String() string {
 	return strings.TrimPrefix(r.gr.String(), ".")
 }
+
+// AttrFunc returns the label and field sets the API server selects objects
+// of r by, for storage layers that filter (the watch cache).
+func AttrFunc(r *registry.Resource) storage.AttrFunc {
+	res := newResource(r, nil)
+	return res.attrs
+}

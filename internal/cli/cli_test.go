@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestRunExitCodes(t *testing.T) {
+	tests := []struct {
+		args       []string
+		code       int
+		wantStdout string
+		wantStderr string
+	}{
+		{nil, 2, "", "Usage: skiff"},
+		{[]string{"nope"}, 2, "", `unknown command "nope"`},
+		{[]string{"version"}, 0, "skiff v", ""},
+		{[]string{"server", "--no-such-flag"}, 2, "", "flag provided but not defined"},
+		{[]string{"server", "--https-listen-port", "0", "--data-dir", "/tmp/x"}, 1, "", "--https-listen-port 0"},
+		{[]string{"server", "--service-cidr", "bogus"}, 1, "", "--service-cidr"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Run(context.Background(), tt.args, &out, &errb)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, tt.code, errb.String())
+			}
+			if !strings.Contains(out.String(), tt.wantStdout) {
+				t.Errorf("stdout %q lacks %q", out.String(), tt.wantStdout)
+			}
+			if !strings.Contains(errb.String(), tt.wantStderr) {
+				t.Errorf("stderr %q lacks %q", errb.String(), tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestListFlag(t *testing.T) {
+	var v []string
+	if err := (listFlag{&v}).Set("https://a:2379, https://b:2379,,"); err != nil {
+		t.Fatal(err)
+	}
+	if len(v) != 2 || v[0] != "https://a:2379" || v[1] != "https://b:2379" {
+		t.Fatalf("got %q", v)
+	}
+}

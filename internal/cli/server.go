@@ -1,0 +1,43 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/skiff-sh/skiff/internal/server"
+)
+
+func runServer(ctx context.Context, env *Env, args []string) error {
+	cfg := server.DefaultConfig()
+	fs := flag.NewFlagSet("skiff server", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the database, certificates and kubeconfig")
+	fs.IntVar(&cfg.HTTPSPort, "https-listen-port", cfg.HTTPSPort, "port the API server listens on (TLS)")
+	fs.StringVar(&cfg.BindAddress, "bind-address", cfg.BindAddress, "address the API server listens on")
+	fs.StringVar(&cfg.AdvertiseAddress, "advertise-address", cfg.AdvertiseAddress, "address other cluster members reach the API server at (default: the host's first address)")
+	fs.StringVar(&cfg.ServiceCIDR, "service-cidr", cfg.ServiceCIDR, "network Service cluster IPs come from")
+	fs.StringVar(&cfg.ClusterCIDR, "cluster-cidr", cfg.ClusterCIDR, "network pod IPs come from")
+	fs.Var(listFlag{&cfg.EtcdServers}, "etcd-servers", "comma-separated external etcd endpoints (default: embedded etcd)")
+	fs.StringVar(&cfg.EtcdCAFile, "etcd-cafile", "", "CA bundle for the external etcd")
+	fs.StringVar(&cfg.EtcdCertFile, "etcd-certfile", "", "client certificate for the external etcd")
+	fs.StringVar(&cfg.EtcdKeyFile, "etcd-keyfile", "", "client key for the external etcd")
+	fs.BoolVar(&cfg.DisableAgent, "disable-agent", false, "run the control plane only, without the node agent")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg.Logger = env.Logger
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	go func() {
+		select {
+		case <-srv.Ready():
+			// One line for people and scripts: the cluster is usable now.
+			fmt.Fprintf(env.Stdout, "skiff server is ready; kubeconfig: %s\n", cfg.KubeconfigPath())
+		case <-ctx.Done():
+		}
+	}()
+	return srv.Run(ctx)
+}

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// SystemNamespaces exist in every cluster.
+var SystemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
+
+type bootstrapConfig struct {
+	ServiceIP        net.IP
+	AdvertiseAddress string
+	Port             int
+}
+
+// bootstrap creates, through the API, the namespaces and the `kubernetes`
+// Service (with its Endpoints and EndpointSlice) every cluster has. It is
+// idempotent: a restart finds them and only mends what differs.
+func bootstrap(ctx context.Context, kubeconfig string, cfg bootstrapConfig) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	rc.UserAgent = "skiff-server/bootstrap"
+	rc.QPS, rc.Burst = 100, 200
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	// The listener may need a moment; retry until the API answers.
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := cs.Discovery().ServerVersion()
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("api server did not answer: %w", err)
+	}
+	for _, ns := range SystemNamespaces {
+		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create namespace %s: %w", ns, err)
+		}
+	}
+	labels := map[string]string{"component": "apiserver", "provider": "kubernetes"}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault, Labels: labels},
+		Spec: corev1.ServiceSpec{
+			Type:      corev1.ServiceTypeClusterIP,
+			ClusterIP: cfg.ServiceIP.String(),
+			Ports: []corev1.ServicePort{{
+				Name: "https", Protocol: corev1.ProtocolTCP, Port: 443, TargetPort: intstr.FromInt32(int32(cfg.Port)),
+			}},
+			SessionAffinity: corev1.ServiceAffinityNone,
+		},
+	}
+	if _, err := cs.CoreV1().Services(metav1.NamespaceDefault).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create kubernetes service: %w", err)
+	}
+	port := int32(cfg.Port)
+	ep := &corev1.Endpoints{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
+			Labels: map[string]string{discoveryv1.LabelSkipMirror: "true"}},
+		Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: cfg.AdvertiseAddress}},
+			Ports:     []corev1.EndpointPort{{Name: "https", Port: port, Protocol: corev1.ProtocolTCP}},
+		}},
+	}
+	if err := upsertEndpoints(ctx, cs, ep); err != nil {
+		return err
+	}
+	ready := true
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
+			Labels: map[string]string{discoveryv1.LabelServiceName: "kubernetes", discoveryv1.LabelManagedBy: "skiff-server"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{cfg.AdvertiseAddress}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: strPtr("https"), Port: &port, Protocol: protoPtr(corev1.ProtocolTCP)}},
+	}
+	if net.ParseIP(cfg.AdvertiseAddress).To4() == nil {
+		slice.AddressType = discoveryv1.AddressTypeIPv6
+	}
+	return upsertEndpointSlice(ctx, cs, slice)
+}
+
+func upsertEndpoints(ctx context.Context, cs kubernetes.Interface, want *corev1.Endpoints) error {
+	client := cs.CoreV1().Endpoints(want.Namespace)
+	cur, err := client.Get(ctx, want.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = client.Create(ctx, want, metav1.CreateOptions{})
+		return wrap("create kubernetes endpoints", err)
+	}
+	if err != nil {
+		return fmt.Errorf("get kubernetes endpoints: %w", err)
+	}
+	cur.Subsets, cur.Labels = want.Subsets, want.Labels
+	_, err = client.Update(ctx, cur, metav1.UpdateOptions{})
+	return wrap("update kubernetes endpoints", err)
+}
+
+func upsertEndpointSlice(ctx context.Context, cs kubernetes.Interface, want *discoveryv1.EndpointSlice) error {
+	client := cs.DiscoveryV1().EndpointSlices(want.Namespace)
+	cur, err := client.Get(ctx, want.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = client.Create(ctx, want, metav1.CreateOptions{})
+		return wrap("create kubernetes endpointslice", err)
+	}
+	if err != nil {
+		return fmt.Errorf("get kubernetes endpointslice: %w", err)
+	}
+	cur.Endpoints, cur.Ports, cur.AddressType, cur.Labels = want.Endpoints, want.Ports, want.AddressType, want.Labels
+	_, err = client.Update(ctx, cur, metav1.UpdateOptions{})
+	return wrap("update kubernetes endpointslice", err)
+}
+
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func strPtr(s string) *string                     { return &s }
+func protoPtr(p corev1.Protocol) *corev1.Protocol { return &p }

@@ -1,0 +1,74 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+)
+
+// Config is the typed form of `skiff server`'s flags.
+type Config struct {
+	DataDir          string
+	BindAddress      string
+	HTTPSPort        int
+	AdvertiseAddress string // "" picks the host's first non-loopback IPv4
+	ServiceCIDR      string
+	ClusterCIDR      string
+	// EtcdServers, when set, replaces the embedded etcd with an external
+	// cluster reached with the optional TLS files.
+	EtcdServers  []string
+	EtcdCAFile   string
+	EtcdCertFile string
+	EtcdKeyFile  string
+	DisableAgent bool
+	Logger       *slog.Logger
+}
+
+// DefaultConfig returns the documented flag defaults.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:     "/var/lib/skiff",
+		BindAddress: "0.0.0.0",
+		HTTPSPort:   6443,
+		ServiceCIDR: "10.43.0.0/16",
+		ClusterCIDR: "10.42.0.0/16",
+	}
+}
+
+// Validate rejects bad values with a message naming the flag.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("--data-dir must not be empty")
+	}
+	if c.HTTPSPort < 1 || c.HTTPSPort > 65535 {
+		return fmt.Errorf("--https-listen-port %d: must be between 1 and 65535", c.HTTPSPort)
+	}
+	if net.ParseIP(c.BindAddress) == nil {
+		return fmt.Errorf("--bind-address %q: not an IP address", c.BindAddress)
+	}
+	if c.AdvertiseAddress != "" && net.ParseIP(c.AdvertiseAddress) == nil {
+		return fmt.Errorf("--advertise-address %q: not an IP address", c.AdvertiseAddress)
+	}
+	if _, n, err := net.ParseCIDR(c.ServiceCIDR); err != nil {
+		return fmt.Errorf("--service-cidr %q: %w", c.ServiceCIDR, err)
+	} else if ones, bits := n.Mask.Size(); bits-ones < 2 || bits-ones > 20 {
+		return fmt.Errorf("--service-cidr %q: must hold between 4 and 2^20 addresses", c.ServiceCIDR)
+	}
+	if _, _, err := net.ParseCIDR(c.ClusterCIDR); err != nil {
+		return fmt.Errorf("--cluster-cidr %q: %w", c.ClusterCIDR, err)
+	}
+	if len(c.EtcdServers) == 0 && (c.EtcdCAFile != "" || c.EtcdCertFile != "" || c.EtcdKeyFile != "") {
+		return fmt.Errorf("--etcd-cafile/--etcd-certfile/--etcd-keyfile need --etcd-servers")
+	}
+	if (c.EtcdCertFile == "") != (c.EtcdKeyFile == "") {
+		return fmt.Errorf("--etcd-certfile and --etcd-keyfile must be given together")
+	}
+	return nil
+}
+
+// KubeconfigPath is where the admin kubeconfig is written.
+func (c *Config) KubeconfigPath() string { return filepath.Join(c.DataDir, "admin.kubeconfig") }
+
+func (c *Config) tlsDir() string { return filepath.Join(c.DataDir, "tls") }
+func (c *Config) dbDir() string  { return filepath.Join(c.DataDir, "db") }

@@ -1,0 +1,42 @@
+package server
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(*Config)
+		wantErr string
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"empty data dir", func(c *Config) { c.DataDir = "" }, "--data-dir"},
+		{"port zero", func(c *Config) { c.HTTPSPort = 0 }, "--https-listen-port"},
+		{"port too big", func(c *Config) { c.HTTPSPort = 70000 }, "--https-listen-port"},
+		{"bad bind", func(c *Config) { c.BindAddress = "nope" }, "--bind-address"},
+		{"bad advertise", func(c *Config) { c.AdvertiseAddress = "1.2.3" }, "--advertise-address"},
+		{"bad service cidr", func(c *Config) { c.ServiceCIDR = "10.43.0.0" }, "--service-cidr"},
+		{"tiny service cidr", func(c *Config) { c.ServiceCIDR = "10.43.0.0/32" }, "--service-cidr"},
+		{"bad cluster cidr", func(c *Config) { c.ClusterCIDR = "x" }, "--cluster-cidr"},
+		{"etcd tls without servers", func(c *Config) { c.EtcdCAFile = "/ca" }, "--etcd-servers"},
+		{"etcd cert without key", func(c *Config) { c.EtcdServers = []string{"https://e:2379"}; c.EtcdCertFile = "/c" }, "--etcd-keyfile"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.mutate(&c)
+			err := c.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
+			}
+		})
+	}
+}

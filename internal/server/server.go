@@ -1,0 +1,330 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/skiff-sh/skiff/internal/apiserver"
+	"github.com/skiff-sh/skiff/internal/pki"
+	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/registry/all"
+	"github.com/skiff-sh/skiff/internal/registry/core"
+	"github.com/skiff-sh/skiff/internal/storage"
+	"github.com/skiff-sh/skiff/internal/storage/cacher"
+	"github.com/skiff-sh/skiff/internal/storage/etcd"
+)
+
+// etcdPrefix is the root of every key the API server writes, as upstream.
+const etcdPrefix = "/registry"
+
+// compactInterval is how often old etcd revisions are compacted (upstream: 5m).
+const compactInterval = 5 * time.Minute
+
+// Version is what /version reports: the Kubernetes API level of the
+// k8s.io/api module skiff is built against.
+var Version = version.Info{
+	Major:      "1",
+	Minor:      "37",
+	GitVersion: "v1.37.2-skiff",
+	Platform:   "linux/amd64",
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	ready   chan struct{}
+	stopped chan struct{}
+	err     error
+
+	etcd    *etcd.Embedded
+	client  *clientv3.Client
+	cachers []*cacher.Cacher
+	https   *http.Server
+}
+
+// New validates cfg; Start brings the server up.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{cfg: cfg, log: log, ready: make(chan struct{}), stopped: make(chan struct{})}, nil
+}
+
+// Ready is closed once the API server answers and the bootstrap objects
+// exist.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Run starts every component in order, blocks until ctx is cancelled or a
+// component fails, then stops them in reverse order.
+func (s *Server) Run(ctx context.Context) (err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer func() {
+		if stopErr := s.stop(); err == nil {
+			err = stopErr
+		}
+	}()
+	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if err := s.startEtcd(ctx); err != nil {
+		return err
+	}
+	go etcd.StartCompactor(ctx, s.client, compactInterval)
+
+	ca, err := pki.LoadOrCreateCA(s.cfg.tlsDir(), "skiff-server-ca")
+	if err != nil {
+		return fmt.Errorf("cluster ca: %w", err)
+	}
+	_, serviceNet, _ := net.ParseCIDR(s.cfg.ServiceCIDR)
+	firstServiceIP, err := nthIP(serviceNet, 1)
+	if err != nil {
+		return err
+	}
+	advertise := s.cfg.AdvertiseAddress
+	if advertise == "" {
+		advertise = defaultAdvertiseAddress()
+	}
+	names, ips := servingNames(firstServiceIP, advertise)
+	serving, err := ca.ServingCert(s.cfg.tlsDir(), names, ips)
+	if err != nil {
+		return fmt.Errorf("serving certificate: %w", err)
+	}
+
+	resources, err := all.Resources(core.Options{ServiceCIDR: serviceNet, NodePortBase: 30000, NodePortSize: 2768})
+	if err != nil {
+		return err
+	}
+	api, err := apiserver.New(ctx, apiserver.Config{
+		Resources:   resources,
+		Storage:     s.storageFactory(ctx),
+		ClientCAs:   ca.Pool(),
+		ServiceCIDR: serviceNet,
+		Version:     Version,
+		Logger:      s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("api server: %w", err)
+	}
+	for _, c := range s.cachers {
+		select {
+		case <-c.Ready():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+
+	addr := net.JoinHostPort(s.cfg.BindAddress, strconv.Itoa(s.cfg.HTTPSPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s.https = &http.Server{
+		Handler: api.Handler(),
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{serving},
+			ClientAuth:   tls.VerifyClientCertIfGiven,
+			ClientCAs:    ca.Pool(),
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"},
+		},
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.https.ServeTLS(ln, "", "") }()
+
+	kubeconfig := s.cfg.KubeconfigPath()
+	server := "https://" + net.JoinHostPort(loopbackFor(s.cfg.BindAddress), strconv.Itoa(s.cfg.HTTPSPort))
+	if err := ca.WriteKubeconfig(kubeconfig, server, "admin", []string{"system:masters"}); err != nil {
+		return fmt.Errorf("admin kubeconfig: %w", err)
+	}
+	if err := bootstrap(ctx, kubeconfig, bootstrapConfig{
+		ServiceIP: firstServiceIP, AdvertiseAddress: advertise, Port: s.cfg.HTTPSPort,
+	}); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	close(s.ready)
+	s.log.Info("skiff server is ready", "kubeconfig", kubeconfig, "address", addr)
+
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-serveErr:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("serve https: %w", err)
+	}
+}
+
+func (s *Server) startEtcd(ctx context.Context) error {
+	if len(s.cfg.EtcdServers) > 0 {
+		c, err := etcd.NewClient(ctx, etcd.ClientConfig{
+			Endpoints: s.cfg.EtcdServers,
+			CAFile:    s.cfg.EtcdCAFile, CertFile: s.cfg.EtcdCertFile, KeyFile: s.cfg.EtcdKeyFile,
+		})
+		if err != nil {
+			return fmt.Errorf("connect to etcd %v: %w", s.cfg.EtcdServers, err)
+		}
+		s.client = c
+		return nil
+	}
+	e, err := etcd.StartEmbedded(ctx, etcd.EmbeddedConfig{DataDir: s.cfg.dbDir(), Logger: s.log})
+	if err != nil {
+		return fmt.Errorf("embedded etcd: %w", err)
+	}
+	s.etcd, s.client = e, e.Client()
+	return nil
+}
+
+// storageFactory gives each resource an etcd store behind a watch cache.
+func (s *Server) storageFactory(ctx context.Context) apiserver.StorageFactory {
+	var mu sync.Mutex
+	return func(r *registry.Resource) (storage.Interface, error) {
+		gr := r.GroupResource()
+		store, err := etcd.New(etcd.Config{
+			Client:      s.client,
+			Codec:       etcd.DefaultCodec(r.GroupVersion()),
+			NewFunc:     r.New,
+			NewListFunc: r.NewList,
+			Prefix:      etcdPrefix,
+			Resource:    gr,
+		})
+		if err != nil {
+			return nil, err
+		}
+		c, err := cacher.New(ctx, cacher.Config{
+			Storage:     store,
+			Prefix:      apiserver.StorageKeyPrefix(r),
+			NewFunc:     r.New,
+			NewListFunc: r.NewList,
+			GetAttrs:    apiserver.AttrFunc(r),
+			Resource:    gr,
+			Logger:      s.log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("watch cache for %s: %w", gr, err)
+		}
+		mu.Lock()
+		s.cachers = append(s.cachers, c)
+		mu.Unlock()
+		return c, nil
+	}
+}
+
+// stop shuts components down in reverse start order.
+func (s *Server) stop() error {
+	var errs []error
+	if s.https != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.https.Shutdown(ctx); err != nil {
+			s.https.Close()
+		}
+		cancel()
+	}
+	for _, c := range s.cachers {
+		c.Stop()
+	}
+	if s.etcd != nil {
+		if err := s.etcd.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("stop etcd: %w", err))
+		}
+	} else if s.client != nil {
+		s.client.Close()
+	}
+	close(s.stopped)
+	return errors.Join(errs...)
+}
+
+// nthIP returns the n-th address of a network (1 = first usable).
+func nthIP(n *net.IPNet, i int) (net.IP, error) {
+	ip := make(net.IP, len(n.IP))
+	copy(ip, n.IP)
+	for k := len(ip) - 1; k >= 0 && i > 0; k-- {
+		sum := int(ip[k]) + i
+		ip[k] = byte(sum)
+		i = sum >> 8
+	}
+	if !n.Contains(ip) {
+		return nil, fmt.Errorf("%s has no address %d", n, i)
+	}
+	return ip, nil
+}
+
+// servingNames lists the names and addresses the serving certificate must
+// cover: loopback, the host, the advertise address, the kubernetes Service.
+func servingNames(serviceIP net.IP, advertise string) ([]string, []net.IP) {
+	names := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		names = append(names, h)
+	}
+	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), serviceIP}
+	if ip := net.ParseIP(advertise); ip != nil {
+		ips = append(ips, ip)
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLinkLocalUnicast() {
+				ips = append(ips, n.IP)
+			}
+		}
+	}
+	return names, dedupIPs(ips)
+}
+
+func dedupIPs(ips []net.IP) []net.IP {
+	seen := map[string]bool{}
+	out := ips[:0]
+	for _, ip := range ips {
+		if !seen[ip.String()] {
+			seen[ip.String()] = true
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+// defaultAdvertiseAddress is the first non-loopback IPv4 address, or
+// 127.0.0.1 on a host without one.
+func defaultAdvertiseAddress() string {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+				return n.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
+// loopbackFor is the address local clients use to reach a server bound to
+// bind.
+func loopbackFor(bind string) string {
+	ip := net.ParseIP(bind)
+	if ip == nil || ip.IsUnspecified() {
+		if ip != nil && ip.To4() == nil {
+			return "::1"
+		}
+		return "127.0.0.1"
+	}
+	return bind
+}
