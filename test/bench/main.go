@@ -1,0 +1,325 @@
+// Command bench starts a real `skiff server` and prints control-plane
+// figures: create throughput and latency, LIST latency at 10,000 pods,
+// watch delivery with 1,000 watchers, and server memory. It is run by
+// `make bench`, never by `make test`.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+func main() {
+	bin := flag.String("skiff", os.Getenv("SKIFF_BIN"), "skiff binary")
+	pods := flag.Int("pods", 10000, "pods for the LIST and memory figures")
+	watchers := flag.Int("watchers", 1000, "concurrent watchers")
+	flag.Parse()
+	if *bin == "" {
+		*bin = "bin/skiff"
+	}
+	if err := run(*bin, *pods, *watchers); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin string, nPods, nWatchers int) error {
+	dir, err := os.MkdirTemp("", "skiff-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := start(bin, dir)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	fmt.Printf("start-up to ready: %v\n", srv.startup.Round(time.Millisecond))
+	time.Sleep(3 * time.Second)
+	fmt.Printf("RSS idle: %.1f MB\n", srv.rssMB())
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, "admin.kubeconfig"))
+	if err != nil {
+		return err
+	}
+	cfg.QPS, cfg.Burst = -1, 0
+	ctx := context.Background()
+
+	for _, clients := range []int{1, 10, 100} {
+		n := 3000
+		if clients == 1 {
+			n = 1000
+		}
+		rate, lat, errs := creates(ctx, cfg, fmt.Sprintf("c%d", clients), clients, n)
+		fmt.Printf("creates: %3d clients: %7.0f/s  p50 %v  p99 %v  errors %d\n", clients, rate,
+			pct(lat, 50), pct(lat, 99), errs)
+	}
+
+	// Fill to nPods pods in one namespace for LIST and memory.
+	filler := clientset(cfg, false)
+	if _, err := filler.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "list"}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	if _, _, errs := createPods(ctx, cfg, "list", 100, nPods); errs > 0 {
+		fmt.Printf("warning: %d errors while creating %d pods\n", errs, nPods)
+	}
+	for _, proto := range []bool{false, true} {
+		cs := clientset(cfg, proto)
+		var lat []time.Duration
+		for i := 0; i < 7; i++ {
+			t0 := time.Now()
+			l, err := cs.CoreV1().Pods("list").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return fmt.Errorf("list: %w", err)
+			}
+			lat = append(lat, time.Since(t0))
+			if len(l.Items) != nPods {
+				return fmt.Errorf("list returned %d pods, want %d", len(l.Items), nPods)
+			}
+		}
+		name := "JSON"
+		if proto {
+			name = "protobuf"
+		}
+		fmt.Printf("LIST %d pods (%s): median %v (7 runs)\n", nPods, name, pct(lat, 50))
+	}
+	fmt.Printf("RSS with %d pods: %.1f MB\n", nPods, srv.rssMB())
+
+	p99, err := watchDelivery(ctx, cfg, nWatchers)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("watch delivery, %d watchers: p50 %v p99 %v\n", nWatchers, p99[0], p99[1])
+	return nil
+}
+
+func clientset(cfg *rest.Config, proto bool) kubernetes.Interface {
+	c := rest.CopyConfig(cfg)
+	if proto {
+		c.ContentType = "application/vnd.kubernetes.protobuf"
+		c.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	}
+	return kubernetes.NewForConfigOrDie(c)
+}
+
+func creates(ctx context.Context, cfg *rest.Config, ns string, clients, n int) (float64, []time.Duration, int) {
+	cs := clientset(cfg, true)
+	cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	t0 := time.Now()
+	lat, _, errs := createPods(ctx, cfg, ns, clients, n)
+	return float64(n) / time.Since(t0).Seconds(), lat, errs
+}
+
+func createPods(ctx context.Context, cfg *rest.Config, ns string, clients, n int) ([]time.Duration, time.Duration, int) {
+	var (
+		next  atomic.Int64
+		errs  atomic.Int64
+		mu    sync.Mutex
+		lat   []time.Duration
+		wg    sync.WaitGroup
+		start = time.Now()
+	)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cs := clientset(cfg, true)
+			var mine []time.Duration
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					break
+				}
+				t0 := time.Now()
+				_, err := cs.CoreV1().Pods(ns).Create(ctx, benchPod(fmt.Sprintf("p-%d", i)), metav1.CreateOptions{})
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return lat, time.Since(start), int(errs.Load())
+}
+
+func benchPod(name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "bench"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "c", Image: "registry.local/pause:3.10",
+			Resources: corev1.ResourceRequirements{},
+		}}},
+	}
+}
+
+// watchDelivery opens n watches on one namespace, writes objects, and
+// measures from the write's acknowledgement-independent start time (the
+// moment before the create call) to each watcher's receipt.
+func watchDelivery(ctx context.Context, cfg *rest.Config, n int) ([2]time.Duration, error) {
+	cs := clientset(cfg, true)
+	ns := "watch"
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return [2]time.Duration{}, err
+	}
+	c := rest.CopyConfig(cfg)
+	c.ContentType = "application/vnd.kubernetes.protobuf"
+	wcs := kubernetes.NewForConfigOrDie(c) // one HTTP/2 connection carries the streams
+	var (
+		mu   sync.Mutex
+		sent = map[string]time.Time{}
+		lat  []time.Duration
+	)
+	var ws []watch.Interface
+	for i := 0; i < n; i++ {
+		w, err := wcs.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{})
+		if err != nil {
+			return [2]time.Duration{}, fmt.Errorf("watch %d: %w", i, err)
+		}
+		ws = append(ws, w)
+	}
+	const events = 20
+	var wg sync.WaitGroup
+	for _, w := range ws {
+		wg.Add(1)
+		go func(w watch.Interface) {
+			defer wg.Done()
+			got := 0
+			timeout := time.After(60 * time.Second)
+			for got < events {
+				select {
+				case ev, ok := <-w.ResultChan():
+					if !ok {
+						return
+					}
+					if ev.Type != watch.Added {
+						continue
+					}
+					now := time.Now()
+					name := ev.Object.(*corev1.ConfigMap).Name
+					mu.Lock()
+					if t0, ok := sent[name]; ok {
+						lat = append(lat, now.Sub(t0))
+					}
+					mu.Unlock()
+					got++
+				case <-timeout:
+					return
+				}
+			}
+		}(w)
+	}
+	time.Sleep(time.Second)
+	for i := 0; i < events; i++ {
+		name := "cm-" + strconv.Itoa(i)
+		mu.Lock()
+		sent[name] = time.Now()
+		mu.Unlock()
+		if _, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			return [2]time.Duration{}, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wg.Wait()
+	for _, w := range ws {
+		w.Stop()
+	}
+	if len(lat) < n*events {
+		fmt.Printf("warning: %d of %d watch events arrived\n", len(lat), n*events)
+	}
+	return [2]time.Duration{pct(lat, 50), pct(lat, 99)}, nil
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := (len(s) - 1) * p / 100
+	return s[i].Round(10 * time.Microsecond)
+}
+
+type server struct {
+	cmd     *exec.Cmd
+	startup time.Duration
+}
+
+func start(bin, dir string) (*server, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "server", "--data-dir", dir, "--https-listen-port", strconv.Itoa(port),
+		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--disable-agent")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "skiff server is ready") {
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			return &server{cmd: cmd, startup: time.Since(t0)}, nil
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	return nil, fmt.Errorf("skiff server exited before ready")
+}
+
+func (s *server) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+}
+
+// rssMB reads VmRSS of the server process.
+func (s *server) rssMB() float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
