@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -22,7 +21,6 @@ import (
 	"github.com/skiff-sh/skiff/internal/registry/all"
 	"github.com/skiff-sh/skiff/internal/registry/core"
 	"github.com/skiff-sh/skiff/internal/storage"
-	"github.com/skiff-sh/skiff/internal/storage/cacher"
 	"github.com/skiff-sh/skiff/internal/storage/etcd"
 )
 
@@ -49,10 +47,9 @@ type Server struct {
 	stopped chan struct{}
 	err     error
 
-	etcd    *etcd.Embedded
-	client  *clientv3.Client
-	cachers []*cacher.Cacher
-	https   *http.Server
+	etcd   *etcd.Embedded
+	client *clientv3.Client
+	https  *http.Server
 }
 
 // New validates cfg; Start brings the server up.
@@ -114,7 +111,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	api, err := apiserver.New(ctx, apiserver.Config{
 		Resources:   resources,
-		Storage:     s.storageFactory(ctx),
+		Storage:     s.storageFactory(),
 		ClientCAs:   ca.Pool(),
 		ServiceCIDR: serviceNet,
 		Version:     Version,
@@ -122,13 +119,6 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	})
 	if err != nil {
 		return fmt.Errorf("api server: %w", err)
-	}
-	for _, c := range s.cachers {
-		select {
-		case <-c.Ready():
-		case <-ctx.Done():
-			return ctx.Err()
-		}
 	}
 
 	addr := net.JoinHostPort(s.cfg.BindAddress, strconv.Itoa(s.cfg.HTTPSPort))
@@ -195,9 +185,8 @@ func (s *Server) startEtcd(ctx context.Context) error {
 	return nil
 }
 
-// storageFactory gives each resource an etcd store behind a watch cache.
-func (s *Server) storageFactory(ctx context.Context) apiserver.StorageFactory {
-	var mu sync.Mutex
+// storageFactory gives each resource its etcd store.
+func (s *Server) storageFactory() apiserver.StorageFactory {
 	return func(r *registry.Resource) (storage.Interface, error) {
 		gr := r.GroupResource()
 		store, err := etcd.New(etcd.Config{
@@ -211,22 +200,7 @@ func (s *Server) storageFactory(ctx context.Context) apiserver.StorageFactory {
 		if err != nil {
 			return nil, err
 		}
-		c, err := cacher.New(ctx, cacher.Config{
-			Storage:     store,
-			Prefix:      apiserver.StorageKeyPrefix(r),
-			NewFunc:     r.New,
-			NewListFunc: r.NewList,
-			GetAttrs:    apiserver.AttrFunc(r),
-			Resource:    gr,
-			Logger:      s.log,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("watch cache for %s: %w", gr, err)
-		}
-		mu.Lock()
-		s.cachers = append(s.cachers, c)
-		mu.Unlock()
-		return c, nil
+		return store, nil
 	}
 }
 
@@ -239,9 +213,6 @@ func (s *Server) stop() error {
 			s.https.Close()
 		}
 		cancel()
-	}
-	for _, c := range s.cachers {
-		c.Stop()
 	}
 	if s.etcd != nil {
 		if err := s.etcd.Close(); err != nil {
