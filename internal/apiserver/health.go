@@ -98,4 +98,3 @@ func (m *metrics) handler() http.Handler {
 func httpCode(code int) string {
 	return strconv.Itoa(code)
 }
-

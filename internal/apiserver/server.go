@@ -275,5 +275,3 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 func extractList(list runtime.Object) ([]runtime.Object, error) {
 	return meta.ExtractList(list)
 }
-
-

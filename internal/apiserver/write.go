@@ -15,9 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/skiff-sh/skiff/internal/apiserver/fieldmanager"
 	"github.com/skiff-sh/skiff/internal/registry"

@@ -28,7 +28,9 @@ func TestApply(t *testing.T) {
 		{"json missing path", types.JSONPatchType, `[{"op":"replace","path":"/spec/nothing/here","value":1}]`, nil, http.StatusUnprocessableEntity},
 		{"json malformed", types.JSONPatchType, `{"op":"add"}`, nil, http.StatusBadRequest},
 		{"merge null deletes", types.MergePatchType, `{"metadata":{"labels":{"a":null,"c":"3"}}}`,
-			func(t *testing.T, p *corev1.Pod) { want(t, p.Labels["a"] == "" && p.Labels["c"] == "3", "labels merged") }, 0},
+			func(t *testing.T, p *corev1.Pod) {
+				want(t, p.Labels["a"] == "" && p.Labels["c"] == "3", "labels merged")
+			}, 0},
 		{"merge replaces lists", types.MergePatchType, `{"spec":{"containers":[{"name":"c3","image":"i3"}]}}`,
 			func(t *testing.T, p *corev1.Pod) { want(t, len(p.Spec.Containers) == 1, "list replaced") }, 0},
 		{"merge malformed", types.MergePatchType, `{"spec":`, nil, http.StatusBadRequest},
@@ -38,7 +40,9 @@ func TestApply(t *testing.T) {
 				want(t, len(p.Spec.Containers) == 2 && p.Spec.Containers[1].Image == "new" && p.Spec.Containers[0].Image == "i1", "containers merged by name")
 			}, 0},
 		{"smp delete directive", types.StrategicMergePatchType, `{"spec":{"containers":[{"name":"c1","$patch":"delete"}]}}`,
-			func(t *testing.T, p *corev1.Pod) { want(t, len(p.Spec.Containers) == 1 && p.Spec.Containers[0].Name == "c2", "c1 deleted") }, 0},
+			func(t *testing.T, p *corev1.Pod) {
+				want(t, len(p.Spec.Containers) == 1 && p.Spec.Containers[0].Name == "c2", "c1 deleted")
+			}, 0},
 		{"smp malformed", types.StrategicMergePatchType, `not json`, nil, http.StatusBadRequest},
 		{"unknown type", types.PatchType("application/foo"), `{}`, nil, http.StatusUnsupportedMediaType},
 	}

@@ -9,8 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/duration"
 )
 
 const none = "<none>"
@@ -222,7 +222,6 @@ func podRow(pod *corev1.Pod, now time.Time) podCells {
 	}
 	return podCells{ready: fmt.Sprintf("%d/%d", ready, total), status: reason, restarts: r}
 }
-
 
 func isPodInitialized(pod *corev1.Pod) bool {
 	for _, c := range pod.Status.Conditions {
@@ -493,9 +492,15 @@ func pvcColumns() []column {
 			}
 			return ""
 		}),
-		col("Access Modes", "string", 0, "", func(p *corev1.PersistentVolumeClaim, _ time.Time) interface{} { return accessModes(p.Status.AccessModes) }),
-		col("StorageClass", "string", 0, "", func(p *corev1.PersistentVolumeClaim, _ time.Time) interface{} { return orUnset(p.Spec.StorageClassName) }),
-		col("VolumeAttributesClass", "string", 0, "", func(p *corev1.PersistentVolumeClaim, _ time.Time) interface{} { return orUnset(p.Spec.VolumeAttributesClassName) }),
+		col("Access Modes", "string", 0, "", func(p *corev1.PersistentVolumeClaim, _ time.Time) interface{} {
+			return accessModes(p.Status.AccessModes)
+		}),
+		col("StorageClass", "string", 0, "", func(p *corev1.PersistentVolumeClaim, _ time.Time) interface{} {
+			return orUnset(p.Spec.StorageClassName)
+		}),
+		col("VolumeAttributesClass", "string", 0, "", func(p *corev1.PersistentVolumeClaim, _ time.Time) interface{} {
+			return orUnset(p.Spec.VolumeAttributesClassName)
+		}),
 		ageCol(),
 		col("VolumeMode", "string", 1, "", func(p *corev1.PersistentVolumeClaim, _ time.Time) interface{} { return volumeMode(p.Spec.VolumeMode) }),
 	}
@@ -508,7 +513,9 @@ func pvColumns() []column {
 			return q.String()
 		}),
 		col("Access Modes", "string", 0, "", func(p *corev1.PersistentVolume, _ time.Time) interface{} { return accessModes(p.Spec.AccessModes) }),
-		col("Reclaim Policy", "string", 0, "", func(p *corev1.PersistentVolume, _ time.Time) interface{} { return string(p.Spec.PersistentVolumeReclaimPolicy) }),
+		col("Reclaim Policy", "string", 0, "", func(p *corev1.PersistentVolume, _ time.Time) interface{} {
+			return string(p.Spec.PersistentVolumeReclaimPolicy)
+		}),
 		col("Status", "string", 0, "", func(p *corev1.PersistentVolume, _ time.Time) interface{} { return string(p.Status.Phase) }),
 		col("Claim", "string", 0, "", func(p *corev1.PersistentVolume, _ time.Time) interface{} {
 			if p.Spec.ClaimRef == nil {
@@ -517,7 +524,9 @@ func pvColumns() []column {
 			return p.Spec.ClaimRef.Namespace + "/" + p.Spec.ClaimRef.Name
 		}),
 		col("StorageClass", "string", 0, "", func(p *corev1.PersistentVolume, _ time.Time) interface{} { return p.Spec.StorageClassName }),
-		col("VolumeAttributesClass", "string", 0, "", func(p *corev1.PersistentVolume, _ time.Time) interface{} { return orUnset(p.Spec.VolumeAttributesClassName) }),
+		col("VolumeAttributesClass", "string", 0, "", func(p *corev1.PersistentVolume, _ time.Time) interface{} {
+			return orUnset(p.Spec.VolumeAttributesClassName)
+		}),
 		col("Reason", "string", 0, "", func(p *corev1.PersistentVolume, _ time.Time) interface{} { return p.Status.Reason }),
 		ageCol(),
 		col("VolumeMode", "string", 1, "", func(p *corev1.PersistentVolume, _ time.Time) interface{} { return volumeMode(p.Spec.VolumeMode) }),
