@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiff-sh/skiff/internal/api/scheme"
 )
@@ -15,7 +16,18 @@ import (
 // decodeQuery fills an options struct (metav1.ListOptions, CreateOptions,
 // ...) from the query string, with 400 on malformed values.
 func decodeQuery(q url.Values, into runtime.Object) error {
-	if err := scheme.ParameterCodec.DecodeParameters(q, metav1.SchemeGroupVersion, into); err != nil {
+	// Option types live in different versions of the scheme (ListOptions
+	// in every group version, TableOptions only in meta.k8s.io/v1).
+	gv := schema.GroupVersion{Version: "v1"}
+	if kinds, _, err := scheme.Scheme.ObjectKinds(into); err == nil && len(kinds) > 0 {
+		gv = kinds[0].GroupVersion()
+		for _, k := range kinds {
+			if k.GroupVersion() == (schema.GroupVersion{Version: "v1"}) {
+				gv = k.GroupVersion()
+			}
+		}
+	}
+	if err := scheme.ParameterCodec.DecodeParameters(q, gv, into); err != nil {
 		return apierrors.NewBadRequest(fmt.Sprintf("invalid query parameters: %v", err))
 	}
 	return nil

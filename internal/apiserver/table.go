@@ -80,12 +80,8 @@ func partialMetadata(obj runtime.Object, res *resource) (*metav1.PartialObjectMe
 	if err != nil {
 		return nil, err
 	}
-	p := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadata"}}
-	if om, ok := m.(*metav1.ObjectMeta); ok {
-		p.ObjectMeta = *om
-	} else {
-		return nil, fmt.Errorf("object %T has no ObjectMeta", obj)
-	}
+	p := meta.AsPartialObjectMetadata(m)
+	p.TypeMeta = metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadata"}
 	return p, nil
 }
 

@@ -65,8 +65,14 @@ func bootstrap(ctx context.Context, kubeconfig string, cfg bootstrapConfig) erro
 			SessionAffinity: corev1.ServiceAffinityNone,
 		},
 	}
-	if _, err := cs.CoreV1().Services(metav1.NamespaceDefault).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create kubernetes service: %w", err)
+	// Get first: creating an existing Service fails on its taken cluster IP
+	// (422) before it could fail as already existing.
+	if _, err := cs.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, svc.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		if _, err := cs.CoreV1().Services(metav1.NamespaceDefault).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create kubernetes service: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("get kubernetes service: %w", err)
 	}
 	port := int32(cfg.Port)
 	ep := &corev1.Endpoints{
