@@ -30,5 +30,7 @@ func init() {
 	// Option types (ListOptions, DeleteOptions, ...) for every version and
 	// the unversioned group, so query parameters decode everywhere.
 	metav1.AddToGroupVersion(Scheme, schema.GroupVersion{Version: "v1"})
+	// Clients also send options (DeleteOptions bodies) as meta.k8s.io/v1.
+	metav1.AddToGroupVersion(Scheme, metav1.SchemeGroupVersion)
 	utilruntime.Must(Scheme.SetVersionPriority(schema.GroupVersion{Version: "v1"}))
 }

@@ -25,7 +25,8 @@ import (
 // OpenAPI holds the documents for a set of resources.
 type OpenAPI struct {
 	resources []*registry.Resource
-	defs      func() spec.Definitions
+	defs      func() spec.Definitions // v3 schemas
+	defsV2    func() spec.Definitions // the same with the v2 variants openapi-gen embeds
 	v2        *handler.OpenAPIService
 	v3        *handler3.OpenAPIService
 }
@@ -39,9 +40,11 @@ func New(resources []*registry.Resource) (*OpenAPI, error) {
 		}
 	}
 	o := &OpenAPI{resources: resources}
-	o.defs = sync.OnceValue(definitions)
+	o.defs = sync.OnceValue(func() spec.Definitions { return forVersion(definitions(), false) })
+	o.defsV2 = sync.OnceValue(func() spec.Definitions { return forVersion(definitions(), true) })
 	o.v2 = handler.NewOpenAPIServiceLazy(cached.Once(cached.Func(func() (*spec.Swagger, string, error) {
 		sw := o.swagger(nil)
+		sw.Definitions = o.defsV2()
 		return sw, "", nil
 	})))
 	o.v3 = handler3.NewOpenAPIService()
@@ -114,6 +117,30 @@ func definitions() spec.Definitions {
 		s := defs[name]
 		s.AddExtension("x-kubernetes-group-version-kind", list)
 		defs[name] = s
+	}
+	return defs
+}
+
+// forVersion picks, for types whose v3 schema uses what v2 cannot express
+// (oneOf: Quantity, IntOrString), the v2 schema openapi-gen embedded in an
+// extension, and drops that extension.
+func forVersion(defs spec.Definitions, v2 bool) spec.Definitions {
+	for name, d := range defs {
+		embedded, ok := d.Extensions[common.ExtensionV2Schema]
+		if !ok {
+			continue
+		}
+		delete(d.Extensions, common.ExtensionV2Schema)
+		if v2 {
+			if s, ok := embedded.(spec.Schema); ok {
+				gvk, hasGVK := d.Extensions["x-kubernetes-group-version-kind"]
+				d = s
+				if hasGVK {
+					d.AddExtension("x-kubernetes-group-version-kind", gvk)
+				}
+			}
+		}
+		defs[name] = d
 	}
 	return defs
 }

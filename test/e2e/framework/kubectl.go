@@ -39,6 +39,13 @@ func (s *Server) NewKubectl(t testing.TB, version string) *Kubectl {
 	return &Kubectl{t: t, Version: version, bin: bin, home: t.TempDir(), s: s}
 }
 
+// With returns a copy that reports failures to t (for subtests).
+func (k *Kubectl) With(t testing.TB) *Kubectl {
+	c := *k
+	c.t = t
+	return &c
+}
+
 // Result is one kubectl run.
 type Result struct {
 	Args   []string

@@ -103,6 +103,7 @@ func runScenario(t *testing.T, version string) {
 	ctx := framework.Context(t, 5*time.Minute)
 
 	t.Run("discovery", func(t *testing.T) {
+		k := k.With(t)
 		expect(t, "api-versions", k.MustRun("api-versions"), "v1\n", "apps/v1\n", "batch/v1\n", "coordination.k8s.io/v1\n",
 			"discovery.k8s.io/v1\n", "events.k8s.io/v1\n", "policy/v1\n", "scheduling.k8s.io/v1\n")
 		out := k.MustRun("api-resources")
@@ -111,6 +112,7 @@ func runScenario(t *testing.T, version string) {
 	})
 
 	t.Run("apply", func(t *testing.T) {
+		k := k.With(t)
 		out := k.Apply(manifest)
 		expect(t, "first apply", out, "namespace/demo created", "configmap/cfg created", "deployment.apps/web created", "service/web created")
 		changed := strings.Replace(strings.Replace(manifest, "greeting: hello", "greeting: hi", 1), "replicas: 1", "replicas: 2", 1)
@@ -122,6 +124,7 @@ func runScenario(t *testing.T, version string) {
 	})
 
 	t.Run("get", func(t *testing.T) {
+		k := k.With(t)
 		expectRE(t, "get deploy", k.MustRun("get", "deployments", "-n", "demo"), `NAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE`, `web\s+0/2\s+0\s+0\s+\d+s`)
 		expectRE(t, "get deploy -o wide", k.MustRun("get", "deploy", "-n", "demo", "-o", "wide"), `CONTAINERS\s+IMAGES\s+SELECTOR`, `nginx\s+nginx:1.25\s+app=web`)
 		expectRE(t, "get svc", k.MustRun("get", "svc", "-n", "demo"), `NAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE`, `web\s+ClusterIP\s+10\.43\.\d+\.\d+\s+<none>\s+80/TCP`)
@@ -167,11 +170,13 @@ func runScenario(t *testing.T, version string) {
 	})
 
 	t.Run("describe", func(t *testing.T) {
+		k := k.With(t)
 		expectRE(t, "describe deploy", k.MustRun("describe", "deployment", "web", "-n", "demo"), `Name:\s+web`, `Namespace:\s+demo`, `Replicas:\s+2 desired`, `StrategyType:\s+RollingUpdate`, `Image:\s+nginx:1.25`)
 		expectRE(t, "describe cm", k.MustRun("describe", "cm", "cfg", "-n", "demo"), `Name:\s+cfg`, `greeting:`, `hi`)
 	})
 
 	t.Run("edit", func(t *testing.T) {
+		k := k.With(t)
 		editor := filepath.Join(t.TempDir(), "editor.sh")
 		if err := os.WriteFile(editor, []byte("#!/bin/sh\nsed -i 's/greeting: hi/greeting: edited/' \"$1\"\n"), 0o755); err != nil {
 			t.Fatal(err)
@@ -185,6 +190,7 @@ func runScenario(t *testing.T, version string) {
 	})
 
 	t.Run("label-annotate", func(t *testing.T) {
+		k := k.With(t)
 		expect(t, "label", k.MustRun("label", "cm", "cfg", "-n", "demo", "tier=backend"), "configmap/cfg labeled")
 		expect(t, "annotate", k.MustRun("annotate", "cm", "cfg", "-n", "demo", "note=hello"), "configmap/cfg annotated")
 		cm, err := cs.CoreV1().ConfigMaps("demo").Get(ctx, "cfg", metav1.GetOptions{})
@@ -198,6 +204,7 @@ func runScenario(t *testing.T, version string) {
 	})
 
 	t.Run("patch", func(t *testing.T) {
+		k := k.With(t)
 		k.MustRun("patch", "cm", "cfg", "-n", "demo", "--type", "merge", "-p", `{"data":{"m":"merge"}}`)
 		k.MustRun("patch", "cm", "cfg", "-n", "demo", "--type", "json", "-p", `[{"op":"add","path":"/data/j","value":"json"}]`)
 		k.MustRun("patch", "deploy", "web", "-n", "demo", "--type", "strategic", "-p", `{"spec":{"template":{"spec":{"containers":[{"name":"nginx","image":"nginx:1.26"}]}}}}`)
@@ -214,6 +221,7 @@ func runScenario(t *testing.T, version string) {
 	})
 
 	t.Run("scale", func(t *testing.T) {
+		k := k.With(t)
 		expect(t, "scale", k.MustRun("scale", "deploy", "web", "-n", "demo", "--replicas=3"), "deployment.apps/web scaled")
 		if got := k.MustRun("get", "deploy", "web", "-n", "demo", "-o", "jsonpath={.spec.replicas}"); got != "3" {
 			t.Errorf("replicas after scale: %q", got)
@@ -221,6 +229,7 @@ func runScenario(t *testing.T, version string) {
 	})
 
 	t.Run("wait", func(t *testing.T) {
+		k := k.With(t)
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "waiter", Namespace: "demo"},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
 		if _, err := cs.CoreV1().Pods("demo").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
@@ -239,6 +248,7 @@ func runScenario(t *testing.T, version string) {
 	})
 
 	t.Run("server-side-apply", func(t *testing.T) {
+		k := k.With(t)
 		cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n  namespace: demo\ndata:\n  owner: first\n"
 		expect(t, "apply --server-side", k.Apply(cm, "--server-side"), "configmap/ssa serverside-applied")
 		k.Stdin = strings.Replace(cm, "first", "second", 1)
@@ -265,6 +275,7 @@ func runScenario(t *testing.T, version string) {
 	})
 
 	t.Run("diff", func(t *testing.T) {
+		k := k.With(t)
 		k.Stdin = strings.Replace(manifest, "replicas: 1", "replicas: 5", 1)
 		r := k.Run("diff", "-f", "-")
 		k.Stdin = ""
@@ -278,10 +289,12 @@ func runScenario(t *testing.T, version string) {
 	})
 
 	t.Run("explain", func(t *testing.T) {
+		k := k.With(t)
 		expectRE(t, "explain", k.MustRun("explain", "pods.spec.containers"), `KIND:\s+Pod`, `FIELD:\s+containers`, `image\s+<string>`)
 	})
 
 	t.Run("create", func(t *testing.T) {
+		k := k.With(t)
 		expect(t, "create ns", k.MustRun("create", "namespace", "made"), "namespace/made created")
 		expect(t, "create cm", k.MustRun("create", "configmap", "lit", "-n", "made", "--from-literal=k=v"), "configmap/lit created")
 		expect(t, "create secret", k.MustRun("create", "secret", "generic", "sec", "-n", "made", "--from-literal=password=s3cret"), "secret/sec created")
@@ -295,6 +308,7 @@ func runScenario(t *testing.T, version string) {
 	})
 
 	t.Run("delete", func(t *testing.T) {
+		k := k.With(t)
 		expect(t, "delete cm", k.MustRun("delete", "cm", "lit", "-n", "made"), `configmap "lit" deleted`)
 		if r := k.Run("get", "cm", "lit", "-n", "made"); r.Err == nil || !strings.Contains(r.Stderr, "NotFound") {
 			t.Errorf("configmap still there: %v %q", r.Err, r.Stderr)
