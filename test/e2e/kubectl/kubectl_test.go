@@ -192,7 +192,7 @@ func runScenario(t *testing.T, version string) {
 	t.Run("label-annotate", func(t *testing.T) {
 		k := k.With(t)
 		expect(t, "label", k.MustRun("label", "cm", "cfg", "-n", "demo", "tier=backend"), "configmap/cfg labeled")
-		expect(t, "annotate", k.MustRun("annotate", "cm", "cfg", "-n", "demo", "note=hello"), "configmap/cfg annotated")
+		expect(t, "annotate", k.MustRun("annotate", "cm", "cfg", "-n", "demo", "note=hello"), "configmap/cfg annotate") // 1.27 prints "annotate", later versions "annotated"
 		cm, err := cs.CoreV1().ConfigMaps("demo").Get(ctx, "cfg", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
