@@ -336,6 +336,8 @@ page:
 		return err
 	}
 	lm.SetResourceVersion(strconv.FormatInt(withRev, 10))
+	lm.SetContinue("")
+	lm.SetRemainingItemCount(nil)
 	if more {
 		tok, err := encodeContinue(lastKey+"\x00", keyPrefix, withRev)
 		if err != nil {
