@@ -229,3 +229,46 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return string(b.buf)
 }
+
+// mainTB adapts TestMain (which has no testing.T) to the framework.
+type mainTB struct {
+	testing.TB
+	cleanups []func()
+	failed   bool
+}
+
+func (m *mainTB) Helper()                         {}
+func (m *mainTB) Logf(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+func (m *mainTB) Errorf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	m.failed = true
+}
+func (m *mainTB) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	os.Exit(1)
+}
+func (m *mainTB) Fatal(args ...any) { m.Fatalf("%s", fmt.Sprint(args...)) }
+func (m *mainTB) TempDir() string {
+	d, err := os.MkdirTemp("", "skiff-e2e")
+	if err != nil {
+		m.Fatal(err)
+	}
+	m.cleanups = append(m.cleanups, func() { os.RemoveAll(d) })
+	return d
+}
+func (m *mainTB) Cleanup(f func()) { m.cleanups = append(m.cleanups, f) }
+
+// RunWithServer starts one server for a whole test package, runs the
+// tests, stops the server and returns the exit code.
+func RunWithServer(m *testing.M, s **Server) int {
+	tb := &mainTB{}
+	*s = StartServer(tb)
+	code := m.Run()
+	for i := len(tb.cleanups) - 1; i >= 0; i-- {
+		tb.cleanups[i]()
+	}
+	if tb.failed && code == 0 {
+		code = 1
+	}
+	return code
+}

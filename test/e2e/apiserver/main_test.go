@@ -1,0 +1,19 @@
+// Package apiserver_test checks API semantics against a real `skiff
+// server` with client-go and raw HTTP: informers, paging, selectors,
+// object lifecycle, and that no malformed input causes a 5xx.
+package apiserver_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/skiff-sh/skiff/test/e2e/framework"
+)
+
+// srv is shared by the tests of this package; each test uses its own
+// namespace.
+var srv *framework.Server
+
+func TestMain(m *testing.M) {
+	os.Exit(framework.RunWithServer(m, &srv))
+}
