@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiff-sh/skiff/internal/apiserver/patch"
 	"github.com/skiff-sh/skiff/internal/registry"
@@ -277,7 +278,7 @@ func (s *Server) serveBinding(w http.ResponseWriter, r *http.Request, res *resou
 		return
 	}
 	manager := managerName(r, params)
-	_, _, err = s.updateObject(r.Context(), res, info, res.Strategy, params.DryRun, false,
+	_, _, err = s.updateObject(r.Context(), res, info, bindingStrategy{}, params.DryRun, false,
 		func(current runtime.Object, exists bool) (runtime.Object, error) {
 			pod := current.DeepCopyObject().(*corev1.Pod)
 			if pod.DeletionTimestamp != nil {
@@ -401,7 +402,7 @@ func (s *Server) checkDisruptionBudgets(ctx context.Context, pod *corev1.Pod, dr
 	}
 	pdb := matching[0]
 	if pdb.Status.DisruptionsAllowed <= 0 || pdb.Status.ObservedGeneration < pdb.Generation {
-		err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 10)
+		err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
 		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
 			Type: "DisruptionBudget", Message: fmt.Sprintf("The disruption budget %s needs %d healthy pods and has %d currently", pdb.Name, pdb.Status.DesiredHealthy, pdb.Status.CurrentHealthy)})
 		return err
@@ -413,7 +414,7 @@ func (s *Server) checkDisruptionBudgets(ctx context.Context, pod *corev1.Pod, dr
 	return pdbRes.store.GuaranteedUpdate(ctx, pdbRes.key(pdb.Namespace, pdb.Name), out, false, nil, func(cur runtime.Object) (runtime.Object, error) {
 		p := cur.DeepCopyObject().(*policyv1.PodDisruptionBudget)
 		if p.Status.DisruptionsAllowed <= 0 {
-			return nil, apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 10)
+			return nil, apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
 		}
 		p.Status.DisruptionsAllowed--
 		if p.Status.DisruptedPods == nil {
@@ -479,3 +480,17 @@ type finalizeStrategy struct{ registry.Strategy }
 func (f *finalizeStrategy) PrepareForUpdate(ctx context.Context, obj, old runtime.Object) {
 	registry.CopyField(obj, old, "Status")
 }
+
+// bindingStrategy writes the pod exactly as the binding handler built it:
+// the spec's nodeName and the PodScheduled condition, which the pod's own
+// update rules (immutable spec, status kept) would refuse or drop.
+type bindingStrategy struct{}
+
+func (bindingStrategy) Default(runtime.Object)                                           {}
+func (bindingStrategy) PrepareForCreate(context.Context, runtime.Object)                 {}
+func (bindingStrategy) PrepareForUpdate(context.Context, runtime.Object, runtime.Object) {}
+func (bindingStrategy) Validate(context.Context, runtime.Object) field.ErrorList         { return nil }
+func (bindingStrategy) ValidateUpdate(context.Context, runtime.Object, runtime.Object) field.ErrorList {
+	return nil
+}
+func (bindingStrategy) AllowCreateOnUpdate() bool { return false }
