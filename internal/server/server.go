@@ -21,6 +21,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/registry/all"
 	"github.com/skiff-sh/skiff/internal/registry/core"
 	"github.com/skiff-sh/skiff/internal/storage"
+	"github.com/skiff-sh/skiff/internal/storage/cacher"
 	"github.com/skiff-sh/skiff/internal/storage/etcd"
 )
 
@@ -47,9 +48,10 @@ type Server struct {
 	stopped chan struct{}
 	err     error
 
-	etcd   *etcd.Embedded
-	client *clientv3.Client
-	https  *http.Server
+	etcd    *etcd.Embedded
+	client  *clientv3.Client
+	cachers []*cacher.Cacher
+	https   *http.Server
 }
 
 // New validates cfg; Start brings the server up.
@@ -111,7 +113,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	api, err := apiserver.New(ctx, apiserver.Config{
 		Resources:   resources,
-		Storage:     s.storageFactory(),
+		Storage:     s.storageFactory(ctx),
 		ClientCAs:   ca.Pool(),
 		ServiceCIDR: serviceNet,
 		Version:     Version,
@@ -119,6 +121,14 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	})
 	if err != nil {
 		return fmt.Errorf("api server: %w", err)
+	}
+
+	for _, c := range s.cachers {
+		select {
+		case <-c.Ready():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 
 	addr := net.JoinHostPort(s.cfg.BindAddress, strconv.Itoa(s.cfg.HTTPSPort))
@@ -185,8 +195,9 @@ func (s *Server) startEtcd(ctx context.Context) error {
 	return nil
 }
 
-// storageFactory gives each resource its etcd store.
-func (s *Server) storageFactory() apiserver.StorageFactory {
+// storageFactory gives each resource its etcd store behind a watch cache.
+// The API server builds stores one at a time, so no locking is needed.
+func (s *Server) storageFactory(ctx context.Context) apiserver.StorageFactory {
 	return func(r *registry.Resource) (storage.Interface, error) {
 		gr := r.GroupResource()
 		store, err := etcd.New(etcd.Config{
@@ -200,7 +211,20 @@ func (s *Server) storageFactory() apiserver.StorageFactory {
 		if err != nil {
 			return nil, err
 		}
-		return store, nil
+		c, err := cacher.New(ctx, cacher.Config{
+			Storage:     store,
+			Prefix:      apiserver.StorageKeyPrefix(r),
+			NewFunc:     r.New,
+			NewListFunc: r.NewList,
+			GetAttrs:    apiserver.AttrFunc(r),
+			Resource:    gr,
+			Logger:      s.log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("watch cache for %s: %w", gr, err)
+		}
+		s.cachers = append(s.cachers, c)
+		return c, nil
 	}
 }
 
@@ -213,6 +237,9 @@ func (s *Server) stop() error {
 			s.https.Close()
 		}
 		cancel()
+	}
+	for _, c := range s.cachers {
+		c.Stop()
 	}
 	if s.etcd != nil {
 		if err := s.etcd.Close(); err != nil {

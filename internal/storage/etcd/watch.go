@@ -227,3 +227,11 @@ func (s *store) bookmark(rev int64) runtime.Object {
 	m.SetResourceVersion(strconv.FormatInt(rev, 10))
 	return obj
 }
+
+// RequestProgress asks etcd to tell every watch of this client how far it
+// is (a progress notification, turned into a BOOKMARK for watches with
+// ProgressNotify). The watch cache uses it to catch up with the current
+// revision without waiting for the next change.
+func (s *store) RequestProgress(ctx context.Context) error {
+	return s.client.RequestProgress(clientv3.WithRequireLeader(ctx))
+}
