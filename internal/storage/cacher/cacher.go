@@ -70,8 +70,10 @@ type Cacher struct {
 	changed  *sync.Cond // broadcast when rev moves
 	items    map[string]runtime.Object
 	rev      int64
-	events   []event // ring, oldest first
-	oldest   int64   // every event after this revision is in events
+	events   []event // ring buffer of the last EventWindow events
+	head     int     // index of the oldest event in events
+	count    int     // events held
+	oldest   int64   // every event after this revision is held
 	watchers map[*cacheWatcher]struct{}
 }
 
@@ -181,7 +183,8 @@ func (c *Cacher) syncOnce() error {
 	for cw := range c.watchers {
 		cw.stopLocked()
 	}
-	c.rev, c.oldest, c.events = rev, rev, nil
+	c.rev, c.oldest = rev, rev
+	c.events, c.head, c.count = nil, 0, 0
 	c.mu.Unlock()
 	c.changed.Broadcast()
 	select {
@@ -251,11 +254,7 @@ func (c *Cacher) apply(ev watch.Event) error {
 			e.typ = watch.Modified
 		}
 	}
-	if len(c.events) >= c.cfg.EventWindow {
-		c.oldest = c.events[0].rev
-		c.events = append(c.events[:0], c.events[1:]...)
-	}
-	c.events = append(c.events, e)
+	c.pushEvent(e)
 	if rev > c.rev {
 		c.rev = rev
 	}
@@ -265,6 +264,31 @@ func (c *Cacher) apply(ev watch.Event) error {
 	c.mu.Unlock()
 	c.changed.Broadcast()
 	return nil
+}
+
+// pushEvent appends to the ring, dropping the oldest event when full.
+func (c *Cacher) pushEvent(e event) {
+	if len(c.events) < c.cfg.EventWindow {
+		// Grow on demand: most resources never fill the window.
+		c.events = append(c.events, e)
+		c.count++
+		return
+	}
+	if c.count == len(c.events) {
+		c.oldest = c.events[c.head].rev
+		c.events[c.head] = e
+		c.head = (c.head + 1) % len(c.events)
+		return
+	}
+	c.events[(c.head+c.count)%len(c.events)] = e
+	c.count++
+}
+
+// eachEvent calls f for the held events, oldest first.
+func (c *Cacher) eachEvent(f func(e event)) {
+	for i := 0; i < c.count; i++ {
+		f(c.events[(c.head+i)%len(c.events)])
+	}
 }
 
 // waitFor blocks until the cache has seen rev (or the timeout).
@@ -433,7 +457,9 @@ func (c *Cacher) GetList(ctx context.Context, prefix string, opts storage.ListOp
 			more = true
 			break
 		}
-		items = append(items, obj.DeepCopyObject())
+		// No deep copy: SetList copies each object's top-level struct into
+		// the typed list, and callers only read what lists share below it.
+		items = append(items, obj)
 		lastKey = k
 	}
 	remaining := int64(0)

@@ -115,7 +115,8 @@ func TestListServedFromMemory(t *testing.T) {
 	if err := s.GetList(ctx, "/pods/", storage.ListOptions{Recursive: true}, list); err != nil || len(list.Items) != 1 {
 		t.Fatalf("consistent list: %v %v", list.Items, err)
 	}
-	// Objects handed out are copies: changing one does not change the cache.
+	// List items are copies of the top-level struct: replacing a field does
+	// not change the cache.
 	list.Items[0].Labels = map[string]string{"mutated": "yes"}
 	again := &corev1.PodList{}
 	if err := s.GetList(ctx, "/pods/", storage.ListOptions{Recursive: true, ResourceVersion: "0"}, again); err != nil {

@@ -189,14 +189,14 @@ func (c *Cacher) Watch(ctx context.Context, key string, opts storage.ListOptions
 		c.mu.Unlock()
 		return nil, storage.NewExpired(key, cur)
 	default:
-		for _, e := range c.events {
+		c.eachEvent(func(e event) {
 			if e.rev <= rev {
-				continue
+				return
 			}
 			if ev, ok := w.translate(e); ok {
 				initial = append(initial, ev)
 			}
-		}
+		})
 	}
 	c.watchers[w] = struct{}{}
 	c.mu.Unlock()
