@@ -23,6 +23,7 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&cfg.EtcdCertFile, "etcd-certfile", "", "client certificate for the external etcd")
 	fs.StringVar(&cfg.EtcdKeyFile, "etcd-keyfile", "", "client key for the external etcd")
 	fs.BoolVar(&cfg.DisableAgent, "disable-agent", false, "run the control plane only, without the node agent")
+	fs.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler in this server")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -22,7 +22,9 @@ type Config struct {
 	EtcdCertFile string
 	EtcdKeyFile  string
 	DisableAgent bool
-	Logger       *slog.Logger
+	// DisableScheduler turns off the scheduler that runs in the server.
+	DisableScheduler bool
+	Logger           *slog.Logger
 }
 
 // DefaultConfig returns the documented flag defaults.

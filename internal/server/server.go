@@ -14,12 +14,15 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/pki"
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/registry/all"
 	"github.com/skiff-sh/skiff/internal/registry/core"
+	"github.com/skiff-sh/skiff/internal/scheduler"
 	"github.com/skiff-sh/skiff/internal/storage"
 	"github.com/skiff-sh/skiff/internal/storage/cacher"
 	"github.com/skiff-sh/skiff/internal/storage/etcd"
@@ -161,6 +164,11 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
+	if !s.cfg.DisableScheduler {
+		if err := s.startScheduler(ctx, kubeconfig); err != nil {
+			return err
+		}
+	}
 	close(s.ready)
 	s.log.Info("skiff server is ready", "kubeconfig", kubeconfig, "address", addr)
 
@@ -225,6 +233,36 @@ func (s *Server) storageFactory(ctx context.Context) apiserver.StorageFactory {
 		}
 		s.cachers = append(s.cachers, c)
 		return c, nil
+	}
+}
+
+// startScheduler runs the scheduler in this process, as an API client with
+// the admin credentials, and waits until its informers have synced.
+func (s *Server) startScheduler(ctx context.Context, kubeconfig string) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	rc.UserAgent = "skiff-scheduler"
+	rc.QPS, rc.Burst = 1000, 2000
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	sched, err := scheduler.New(scheduler.Config{Client: cs, Logger: s.log.With("component", "scheduler")})
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- sched.Run(ctx) }()
+	select {
+	case <-sched.Ready():
+		return nil
+	case err := <-errc:
+		return fmt.Errorf("scheduler: %w", err)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -1,0 +1,109 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Code is a plugin verdict.
+type Code int
+
+const (
+	// Success: the node passes.
+	Success Code = iota
+	// Unschedulable: the node does not fit; another node or a cluster
+	// change may help.
+	Unschedulable
+	// UnschedulableAndUnresolvable: no change to other pods will help on
+	// this node (e.g. node selector mismatch).
+	UnschedulableAndUnresolvable
+	// Error: the plugin failed.
+	Error
+)
+
+// Status is a plugin's result with the reasons shown to users.
+type Status struct {
+	Code    Code
+	Reasons []string
+}
+
+// NewStatus builds a status.
+func NewStatus(code Code, reasons ...string) *Status { return &Status{Code: code, Reasons: reasons} }
+
+// IsSuccess reports whether s is nil or Success.
+func (s *Status) IsSuccess() bool { return s == nil || s.Code == Success }
+
+// Plugin is anything with a name.
+type Plugin interface{ Name() string }
+
+// FilterPlugin rules nodes out.
+type FilterPlugin interface {
+	Plugin
+	Filter(ctx context.Context, pod *corev1.Pod, node *NodeInfo) *Status
+}
+
+// ScorePlugin ranks the nodes that passed the filters, 0..MaxNodeScore.
+type ScorePlugin interface {
+	Plugin
+	Score(ctx context.Context, pod *corev1.Pod, node *NodeInfo) (int64, *Status)
+}
+
+// MaxNodeScore is the best score a plugin gives.
+const MaxNodeScore int64 = 100
+
+// Diagnosis collects, per node, why a pod did not fit.
+type Diagnosis map[string]*Status
+
+// Message renders upstream's summary, e.g. "0/3 nodes are available: 1
+// node(s) had untolerated taint {k: v}, 2 Insufficient cpu."
+func (d Diagnosis) Message(total int) string {
+	counts := map[string]int{}
+	for _, st := range d {
+		for _, r := range st.Reasons {
+			counts[r]++
+		}
+	}
+	reasons := make([]string, 0, len(counts))
+	for r, n := range counts {
+		reasons = append(reasons, fmt.Sprintf("%d %s", n, r))
+	}
+	sort.Strings(reasons)
+	msg := fmt.Sprintf("0/%d nodes are available", total)
+	if len(reasons) > 0 {
+		msg += ": " + strings.Join(reasons, ", ")
+	}
+	return msg + "."
+}
+
+// Tolerates reports whether toleration tol tolerates taint, with
+// upstream's matching rules (empty effect matches every effect; empty key
+// with Exists matches every taint; Equal compares values).
+func Tolerates(tol *corev1.Toleration, taint *corev1.Taint) bool {
+	if tol.Effect != "" && tol.Effect != taint.Effect {
+		return false
+	}
+	if tol.Key != taint.Key && !(tol.Key == "" && tol.Operator == corev1.TolerationOpExists) {
+		return false
+	}
+	switch tol.Operator {
+	case corev1.TolerationOpExists:
+		return true
+	case "", corev1.TolerationOpEqual:
+		return tol.Value == taint.Value
+	}
+	return false
+}
+
+// ToleratedBy reports whether any of tols tolerates taint.
+func ToleratedBy(taint *corev1.Taint, tols []corev1.Toleration) bool {
+	for i := range tols {
+		if Tolerates(&tols[i], taint) {
+			return true
+		}
+	}
+	return false
+}

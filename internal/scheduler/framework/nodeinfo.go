@@ -1,0 +1,130 @@
+package framework
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// Resource is an amount of each schedulable resource.
+type Resource struct {
+	MilliCPU         int64
+	Memory           int64
+	EphemeralStorage int64
+	Pods             int64
+	Scalar           map[corev1.ResourceName]int64
+}
+
+// Add adds a resource list.
+func (r *Resource) Add(l corev1.ResourceList) {
+	for name, q := range l {
+		switch name {
+		case corev1.ResourceCPU:
+			r.MilliCPU += q.MilliValue()
+		case corev1.ResourceMemory:
+			r.Memory += q.Value()
+		case corev1.ResourceEphemeralStorage:
+			r.EphemeralStorage += q.Value()
+		case corev1.ResourcePods:
+			r.Pods += q.Value()
+		default:
+			if r.Scalar == nil {
+				r.Scalar = map[corev1.ResourceName]int64{}
+			}
+			r.Scalar[name] += q.Value()
+		}
+	}
+}
+
+// max keeps the larger of each resource.
+func (r *Resource) max(o Resource) {
+	r.MilliCPU = max(r.MilliCPU, o.MilliCPU)
+	r.Memory = max(r.Memory, o.Memory)
+	r.EphemeralStorage = max(r.EphemeralStorage, o.EphemeralStorage)
+	for n, v := range o.Scalar {
+		if r.Scalar == nil {
+			r.Scalar = map[corev1.ResourceName]int64{}
+		}
+		r.Scalar[n] = max(r.Scalar[n], v)
+	}
+}
+
+// PodRequests is what a pod asks for, as upstream computes it: the sum of
+// its containers, at least the largest init container, plus overhead.
+func PodRequests(pod *corev1.Pod) Resource {
+	var sum Resource
+	for _, c := range pod.Spec.Containers {
+		sum.Add(c.Resources.Requests)
+	}
+	var initMax Resource
+	for _, c := range pod.Spec.InitContainers {
+		var r Resource
+		r.Add(c.Resources.Requests)
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			sum.Add(c.Resources.Requests) // sidecars run alongside
+			continue
+		}
+		initMax.max(r)
+	}
+	sum.max(initMax)
+	sum.Add(pod.Spec.Overhead)
+	return sum
+}
+
+// NodeInfo is a node and the pods placed on it.
+type NodeInfo struct {
+	Node        *corev1.Node
+	Pods        []*corev1.Pod
+	Requested   Resource
+	Allocatable Resource
+	UsedPorts   map[string]bool // "TCP/0.0.0.0/80"
+}
+
+// NewNodeInfo builds the info for node with pods.
+func NewNodeInfo(node *corev1.Node, pods ...*corev1.Pod) *NodeInfo {
+	ni := &NodeInfo{Node: node, UsedPorts: map[string]bool{}}
+	ni.Allocatable.Add(node.Status.Allocatable)
+	for _, p := range pods {
+		ni.AddPod(p)
+	}
+	return ni
+}
+
+// AddPod accounts for a pod placed on the node.
+func (n *NodeInfo) AddPod(p *corev1.Pod) {
+	n.Pods = append(n.Pods, p)
+	req := PodRequests(p)
+	n.Requested.MilliCPU += req.MilliCPU
+	n.Requested.Memory += req.Memory
+	n.Requested.EphemeralStorage += req.EphemeralStorage
+	for k, v := range req.Scalar {
+		if n.Requested.Scalar == nil {
+			n.Requested.Scalar = map[corev1.ResourceName]int64{}
+		}
+		n.Requested.Scalar[k] += v
+	}
+	for _, key := range HostPorts(p) {
+		n.UsedPorts[key] = true
+	}
+}
+
+// HostPorts lists a pod's host ports as "PROTO/IP/PORT".
+func HostPorts(p *corev1.Pod) []string {
+	var out []string
+	for _, c := range p.Spec.Containers {
+		for _, port := range c.Ports {
+			if port.HostPort <= 0 {
+				continue
+			}
+			proto := port.Protocol
+			if proto == "" {
+				proto = corev1.ProtocolTCP
+			}
+			ip := port.HostIP
+			if ip == "" {
+				ip = "0.0.0.0"
+			}
+			out = append(out, string(proto)+"/"+ip+"/"+resource.NewQuantity(int64(port.HostPort), resource.DecimalSI).String())
+		}
+	}
+	return out
+}
