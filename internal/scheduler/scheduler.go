@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -60,8 +58,8 @@ type Scheduler struct {
 	recorder record.EventRecorder
 	ready    chan struct{}
 
-	mu      sync.Mutex
-	assumed map[string]*corev1.Pod // bound by us, not yet seen bound in the informer
+	cache *nodeCache
+	binds chan struct{} // bounds concurrent bind calls
 }
 
 // DefaultPlugins are the filter and score plugins enabled by default.
@@ -88,7 +86,7 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	f, s := DefaultPlugins()
 	return &Scheduler{cfg: cfg, log: log, filters: f, scorers: s, queue: newQueue(), ready: make(chan struct{}),
-		assumed: map[string]*corev1.Pod{}}, nil
+		cache: newNodeCache(), binds: make(chan struct{}, 64)}, nil
 }
 
 // Ready is closed once the informers have synced.
@@ -117,14 +115,16 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.pods, s.nodes = podInf.Lister(), nodeInf.Lister()
 	_, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj interface{}) {
-			if p := obj.(*corev1.Pod); s.responsible(p) {
+			p := obj.(*corev1.Pod)
+			s.account(p)
+			if s.responsible(p) {
 				s.queue.Add(entryFor(p))
 			}
 		},
 		UpdateFunc: func(oldObj, newObj interface{}) {
 			p := newObj.(*corev1.Pod)
-			if p.Spec.NodeName != "" {
-				s.forget(key(p))
+			if s.account(p) {
+				s.queue.Wake() // a pod finished: its resources are free
 			}
 			if s.responsible(p) {
 				old := oldObj.(*corev1.Pod)
@@ -143,7 +143,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				return
 			}
 			s.queue.Delete(key(p))
-			s.forget(key(p))
+			s.cache.remove(key(p))
 			if p.Spec.NodeName != "" {
 				s.queue.Wake() // resources were freed
 			}
@@ -153,8 +153,22 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return err
 	}
 	_, err = nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(interface{}) { s.queue.Wake() },
-		UpdateFunc: func(interface{}, interface{}) { s.queue.Wake() },
+		AddFunc: func(obj interface{}) {
+			s.cache.setNode(obj.(*corev1.Node))
+			s.queue.Wake()
+		},
+		UpdateFunc: func(_, obj interface{}) {
+			s.cache.setNode(obj.(*corev1.Node))
+			s.queue.Wake()
+		},
+		DeleteFunc: func(obj interface{}) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if n, ok := obj.(*corev1.Node); ok {
+				s.cache.deleteNode(n.Name)
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -197,44 +211,19 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
-func (s *Scheduler) forget(k string) {
-	s.mu.Lock()
-	delete(s.assumed, k)
-	s.mu.Unlock()
-}
-
-// snapshot builds NodeInfos from the listers plus assumed pods.
-func (s *Scheduler) snapshot() ([]*framework.NodeInfo, error) {
-	nodes, err := s.nodes.List(labels.Everything())
-	if err != nil {
-		return nil, err
+// account keeps the node cache in step with a pod from the informer; it
+// reports whether a placed pod finished (freeing its resources).
+func (s *Scheduler) account(p *corev1.Pod) bool {
+	switch {
+	case p.Spec.NodeName == "":
+		return false
+	case p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed:
+		s.cache.remove(key(p))
+		return true
+	default:
+		s.cache.place(p)
+		return false
 	}
-	pods, err := s.pods.List(labels.Everything())
-	if err != nil {
-		return nil, err
-	}
-	byNode := map[string][]*corev1.Pod{}
-	seen := map[string]bool{}
-	for _, p := range pods {
-		if p.Spec.NodeName == "" || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue
-		}
-		byNode[p.Spec.NodeName] = append(byNode[p.Spec.NodeName], p)
-		seen[key(p)] = true
-	}
-	s.mu.Lock()
-	for k, p := range s.assumed {
-		if !seen[k] {
-			byNode[p.Spec.NodeName] = append(byNode[p.Spec.NodeName], p)
-		}
-	}
-	s.mu.Unlock()
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
-	infos := make([]*framework.NodeInfo, 0, len(nodes))
-	for _, n := range nodes {
-		infos = append(infos, framework.NewNodeInfo(n, byNode[n.Name]...))
-	}
-	return infos, nil
 }
 
 // scheduleOne places one pod or records why it cannot be placed.
@@ -244,34 +233,36 @@ func (s *Scheduler) scheduleOne(ctx context.Context, e entry) {
 	if err != nil || !s.responsible(pod) {
 		return
 	}
-	infos, err := s.snapshot()
-	if err != nil {
-		s.log.Error("scheduler snapshot", "err", err)
-		s.queue.Park(e)
-		return
-	}
-	host, diagnosis := s.pick(ctx, pod, infos)
+	host, diagnosis, total := s.pick(ctx, pod)
 	if host == "" {
-		msg := diagnosis.Message(len(infos))
-		if len(infos) == 0 {
+		msg := diagnosis.Message(total)
+		if total == 0 {
 			msg = "0/0 nodes are available: no nodes available to schedule pods."
 		}
 		s.markUnschedulable(ctx, pod, msg)
 		s.queue.Park(e)
 		return
 	}
+	// Assume the pod on the node now, so the next cycle counts it, and bind
+	// in the background.
 	assumed := pod.DeepCopy()
 	assumed.Spec.NodeName = host
-	s.mu.Lock()
-	s.assumed[e.key] = assumed
-	s.mu.Unlock()
-	err = s.cfg.Client.CoreV1().Pods(ns).Bind(ctx, &corev1.Binding{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: pod.UID},
+	s.cache.place(assumed)
+	s.binds <- struct{}{}
+	go func() {
+		defer func() { <-s.binds }()
+		s.bind(ctx, pod, host, e)
+	}()
+}
+
+func (s *Scheduler) bind(ctx context.Context, pod *corev1.Pod, host string, e entry) {
+	err := s.cfg.Client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
+		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
 		Target:     corev1.ObjectReference{Kind: "Node", Name: host},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		s.forget(e.key)
-		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) && pod.DeletionTimestamp != nil {
+		s.cache.remove(e.key)
+		if apierrors.IsNotFound(err) || ctx.Err() != nil {
 			return
 		}
 		s.log.Warn("bind failed", "pod", e.key, "node", host, "err", err)
@@ -279,14 +270,41 @@ func (s *Scheduler) scheduleOne(ctx context.Context, e entry) {
 		time.AfterFunc(time.Second, func() { s.queue.Add(e) })
 		return
 	}
-	s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", ns, name, host)
+	s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, host)
 }
 
-// pick runs the filters and scores and returns the best node.
-func (s *Scheduler) pick(ctx context.Context, pod *corev1.Pod, infos []*framework.NodeInfo) (string, framework.Diagnosis) {
+// feasibleToFind is how many fitting nodes a cycle looks for before it
+// stops filtering, as upstream's adaptive percentageOfNodesToScore: all of
+// a small cluster, a shrinking share of a big one, never fewer than 100.
+func feasibleToFind(nodes int) int {
+	if nodes <= 100 {
+		return nodes
+	}
+	pct := 50 - nodes/125
+	if pct < 5 {
+		pct = 5
+	}
+	n := nodes * pct / 100
+	if n < 100 {
+		n = 100
+	}
+	return n
+}
+
+// pick runs the filters (round-robin from where the last cycle stopped)
+// and scores, and returns the best node, why others failed, and how many
+// nodes there are.
+func (s *Scheduler) pick(ctx context.Context, pod *corev1.Pod) (string, framework.Diagnosis, int) {
+	c := s.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	total := len(c.order)
 	diagnosis := framework.Diagnosis{}
+	want := feasibleToFind(total)
 	var feasible []*framework.NodeInfo
-	for _, n := range infos {
+	checked := 0
+	for ; checked < total && len(feasible) < want; checked++ {
+		n := c.nodes[c.order[(c.next+checked)%total]]
 		ok := true
 		for _, f := range s.filters {
 			if st := f.Filter(ctx, pod, n); !st.IsSuccess() {
@@ -299,23 +317,26 @@ func (s *Scheduler) pick(ctx context.Context, pod *corev1.Pod, infos []*framewor
 			feasible = append(feasible, n)
 		}
 	}
+	if total > 0 {
+		c.next = (c.next + checked) % total
+	}
 	if len(feasible) == 0 {
-		return "", diagnosis
+		return "", diagnosis, total
 	}
 	best, bestScore := "", int64(-1)
 	for _, n := range feasible {
-		var total int64
+		var sum int64
 		for _, sc := range s.scorers {
 			v, st := sc.Score(ctx, pod, n)
 			if st.IsSuccess() {
-				total += v
+				sum += v
 			}
 		}
-		if total > bestScore {
-			best, bestScore = n.Node.Name, total
+		if sum > bestScore {
+			best, bestScore = n.Node.Name, sum
 		}
 	}
-	return best, diagnosis
+	return best, diagnosis, total
 }
 
 // markUnschedulable sets PodScheduled=False with the reason, once per

@@ -33,6 +33,8 @@ func main() {
 	bin := flag.String("skiff", os.Getenv("SKIFF_BIN"), "skiff binary")
 	pods := flag.Int("pods", 10000, "pods for the LIST and memory figures")
 	watchers := flag.Int("watchers", 1000, "concurrent watchers")
+	nodes := flag.Int("sched-nodes", 1000, "nodes for the scheduler figures (0 skips them)")
+	schedPods := flag.Int("sched-pods", 10000, "pods for the scheduler figures")
 	flag.Parse()
 	if *bin == "" {
 		*bin = "bin/skiff"
@@ -40,6 +42,12 @@ func main() {
 	if err := run(*bin, *pods, *watchers); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
+	}
+	if *nodes > 0 {
+		if err := runScheduler(*bin, *nodes, *schedPods); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
 	}
 }
 
@@ -111,6 +119,26 @@ func run(bin string, nPods, nWatchers int) error {
 	}
 	fmt.Printf("watch delivery, %d watchers: p50 %v p99 %v\n", nWatchers, p99[0], p99[1])
 	return nil
+}
+
+// runScheduler measures the scheduler on a fresh server.
+func runScheduler(bin string, nodes, pods int) error {
+	dir, err := os.MkdirTemp("", "skiff-bench-sched")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := start(bin, dir)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, "admin.kubeconfig"))
+	if err != nil {
+		return err
+	}
+	cfg.QPS, cfg.Burst = -1, 0
+	return schedulerBench(context.Background(), cfg, nodes, pods)
 }
 
 func clientset(cfg *rest.Config, proto bool) kubernetes.Interface {

@@ -128,3 +128,35 @@ func HostPorts(p *corev1.Pod) []string {
 	}
 	return out
 }
+
+// RemovePod forgets a pod placed on the node (matched by namespace/name).
+func (n *NodeInfo) RemovePod(p *corev1.Pod) bool {
+	for i, q := range n.Pods {
+		if q.Namespace != p.Namespace || q.Name != p.Name {
+			continue
+		}
+		n.Pods = append(n.Pods[:i], n.Pods[i+1:]...)
+		req := PodRequests(q)
+		n.Requested.MilliCPU -= req.MilliCPU
+		n.Requested.Memory -= req.Memory
+		n.Requested.EphemeralStorage -= req.EphemeralStorage
+		for k, v := range req.Scalar {
+			n.Requested.Scalar[k] -= v
+		}
+		n.UsedPorts = map[string]bool{}
+		for _, other := range n.Pods {
+			for _, key := range HostPorts(other) {
+				n.UsedPorts[key] = true
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// SetNode replaces the node object (labels, taints, allocatable changed).
+func (n *NodeInfo) SetNode(node *corev1.Node) {
+	n.Node = node
+	n.Allocatable = Resource{}
+	n.Allocatable.Add(node.Status.Allocatable)
+}
