@@ -5,9 +5,6 @@ import (
 	"errors"
 	"flag"
 
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/skiff-sh/skiff/internal/scheduler"
 )
 
@@ -22,17 +19,7 @@ func runScheduler(ctx context.Context, env *Env, args []string) error {
 	if *kubeconfig == "" {
 		return errors.New("--kubeconfig is required")
 	}
-	rc, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
-	if err != nil {
-		return err
-	}
-	rc.UserAgent = "skiff-scheduler"
-	rc.QPS, rc.Burst = 1000, 2000
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return err
-	}
-	s, err := scheduler.New(scheduler.Config{Client: cs, SchedulerName: *name, Logger: env.Logger})
+	s, err := scheduler.NewFromKubeconfig(*kubeconfig, *name, env.Logger)
 	if err != nil {
 		return err
 	}

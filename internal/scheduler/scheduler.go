@@ -18,6 +18,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/skiff-sh/skiff/internal/api/scheme"
@@ -365,4 +366,21 @@ func cutKey(k string) (string, string, error) {
 		}
 	}
 	return "", k, fmt.Errorf("bad key %q", k)
+}
+
+// NewFromKubeconfig builds a scheduler that reaches the cluster with the
+// credentials in a kubeconfig file.
+func NewFromKubeconfig(path, schedulerName string, log *slog.Logger) (*Scheduler, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, err
+	}
+	rc.UserAgent = "skiff-scheduler"
+	rc.QPS, rc.Burst = 1000, 2000
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	return New(Config{Client: cs, SchedulerName: schedulerName, Logger: log})
 }

@@ -14,8 +14,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/version"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/pki"
@@ -239,18 +237,7 @@ func (s *Server) storageFactory(ctx context.Context) apiserver.StorageFactory {
 // startScheduler runs the scheduler in this process, as an API client with
 // the admin credentials, and waits until its informers have synced.
 func (s *Server) startScheduler(ctx context.Context, kubeconfig string) error {
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return err
-	}
-	rc.UserAgent = "skiff-scheduler"
-	rc.QPS, rc.Burst = 1000, 2000
-	rc.ContentType = "application/vnd.kubernetes.protobuf"
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return err
-	}
-	sched, err := scheduler.New(scheduler.Config{Client: cs, Logger: s.log.With("component", "scheduler")})
+	sched, err := scheduler.NewFromKubeconfig(kubeconfig, "", s.log.With("component", "scheduler"))
 	if err != nil {
 		return err
 	}

@@ -52,12 +52,7 @@ func main() {
 }
 
 func run(bin string, nPods, nWatchers int) error {
-	dir, err := os.MkdirTemp("", "skiff-bench")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	srv, err := start(bin, dir)
+	srv, cfg, err := startWithClient(bin, "skiff-bench")
 	if err != nil {
 		return err
 	}
@@ -65,12 +60,6 @@ func run(bin string, nPods, nWatchers int) error {
 	fmt.Printf("start-up to ready: %v\n", srv.startup.Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
 	fmt.Printf("RSS idle: %.1f MB\n", srv.rssMB())
-
-	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, "admin.kubeconfig"))
-	if err != nil {
-		return err
-	}
-	cfg.QPS, cfg.Burst = -1, 0
 	ctx := context.Background()
 
 	for _, clients := range []int{1, 10, 100} {
@@ -123,22 +112,34 @@ func run(bin string, nPods, nWatchers int) error {
 
 // runScheduler measures the scheduler on a fresh server.
 func runScheduler(bin string, nodes, pods int) error {
-	dir, err := os.MkdirTemp("", "skiff-bench-sched")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	srv, err := start(bin, dir)
+	srv, cfg, err := startWithClient(bin, "skiff-bench-sched")
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
+	return schedulerBench(context.Background(), cfg, nodes, pods)
+}
+
+// startWithClient starts a server in a fresh data dir (removed on stop)
+// and returns an unthrottled client config for it.
+func startWithClient(bin, prefix string) (*server, *rest.Config, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := start(bin, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	srv.dir = dir
 	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, "admin.kubeconfig"))
 	if err != nil {
-		return err
+		srv.stop()
+		return nil, nil, err
 	}
 	cfg.QPS, cfg.Burst = -1, 0
-	return schedulerBench(context.Background(), cfg, nodes, pods)
+	return srv, cfg, nil
 }
 
 func clientset(cfg *rest.Config, proto bool) kubernetes.Interface {
@@ -294,6 +295,7 @@ func pct(d []time.Duration, p int) time.Duration {
 
 type server struct {
 	cmd     *exec.Cmd
+	dir     string
 	startup time.Duration
 }
 
@@ -334,6 +336,9 @@ func start(bin, dir string) (*server, error) {
 func (s *server) stop() {
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	s.cmd.Wait()
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
 }
 
 // rssMB reads VmRSS of the server process.
