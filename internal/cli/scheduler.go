@@ -19,7 +19,7 @@ func runScheduler(ctx context.Context, env *Env, args []string) error {
 	if *kubeconfig == "" {
 		return errors.New("--kubeconfig is required")
 	}
-	s, err := scheduler.NewFromKubeconfig(*kubeconfig, *name, env.Logger)
+	s, err := scheduler.NewFromKubeconfig(*kubeconfig, *name, "", env.Logger)
 	if err != nil {
 		return err
 	}

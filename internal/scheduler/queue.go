@@ -93,13 +93,38 @@ func (q *queue) Wake() {
 }
 
 // Pop blocks for the next active pod; ok is false once closed.
-func (q *queue) Pop() (entry, bool) {
+func (q *queue) Pop() (entry, bool) { return q.PopUntil(nil) }
+
+// PopUntil is Pop that also gives up when stop is closed (leadership lost);
+// the queue stays usable.
+func (q *queue) PopUntil(stop <-chan struct{}) (entry, bool) {
+	if stop != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-stop:
+				q.mu.Lock()
+				q.cond.Broadcast()
+				q.mu.Unlock()
+			case <-done:
+			}
+		}()
+	}
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for q.active.Len() == 0 && !q.closed {
+	for q.active.Len() == 0 && !q.closed && !stopped() {
 		q.cond.Wait()
 	}
-	if q.closed {
+	if q.closed || stopped() {
 		return entry{}, false
 	}
 	e := heap.Pop(&q.active).(entry)

@@ -35,3 +35,19 @@ func TestQueueOrderParkAndWake(t *testing.T) {
 		t.Fatal("Pop after Close returned a pod")
 	}
 }
+
+func TestPopUntilStops(t *testing.T) {
+	q := newQueue()
+	stop := make(chan struct{})
+	got := make(chan bool)
+	go func() { _, ok := q.PopUntil(stop); got <- ok }()
+	close(stop)
+	if ok := <-got; ok {
+		t.Fatal("PopUntil returned a pod after stop")
+	}
+	// The queue still works for the next leader term.
+	q.Add(entry{key: "a"})
+	if e, ok := q.PopUntil(make(chan struct{})); !ok || e.key != "a" {
+		t.Fatalf("after a stopped term: %v %v", e, ok)
+	}
+}

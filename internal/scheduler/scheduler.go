@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,12 +14,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/skiff-sh/skiff/internal/api/scheme"
@@ -36,7 +40,13 @@ type Config struct {
 	Client kubernetes.Interface
 	// SchedulerName is the spec.schedulerName this scheduler serves.
 	SchedulerName string
-	Logger        *slog.Logger
+	// LeaderElect: only the holder of the kube-system/<SchedulerName>
+	// Lease schedules, so several servers run one active scheduler.
+	LeaderElect bool
+	// Identity names this candidate in the Lease (default: host name and
+	// a random suffix).
+	Identity string
+	Logger   *slog.Logger
 }
 
 // Validate rejects an incomplete config.
@@ -203,13 +213,63 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	if !s.cfg.LeaderElect {
+		s.loop(ctx)
+		return nil
+	}
+	return s.runElected(ctx)
+}
+
+// loop schedules until ctx ends.
+func (s *Scheduler) loop(ctx context.Context) {
 	for {
-		e, ok := s.queue.Pop()
+		e, ok := s.queue.PopUntil(ctx.Done())
 		if !ok {
-			return nil
+			return
 		}
 		s.scheduleOne(ctx, e)
 	}
+}
+
+// Lease timing as kube-scheduler's defaults.
+const (
+	leaseDuration = 15 * time.Second
+	renewDeadline = 10 * time.Second
+	retryPeriod   = 2 * time.Second
+)
+
+// runElected schedules only while holding the Lease, and campaigns again
+// after losing it, until ctx ends.
+func (s *Scheduler) runElected(ctx context.Context) error {
+	id := s.cfg.Identity
+	if id == "" {
+		host, _ := os.Hostname()
+		id = host + "_" + string(uuid.NewUUID())
+	}
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: s.cfg.SchedulerName},
+		Client:     s.cfg.Client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	}
+	for ctx.Err() == nil {
+		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock: lock, LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod,
+			ReleaseOnCancel: true, Name: s.cfg.SchedulerName,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(lctx context.Context) {
+					s.log.Info("scheduler is leading", "identity", id)
+					s.queue.Wake()
+					s.loop(lctx)
+				},
+				OnStoppedLeading: func() { s.log.Info("scheduler stopped leading", "identity", id) },
+			},
+		})
+		if err != nil {
+			return err
+		}
+		le.Run(ctx)
+	}
+	return nil
 }
 
 // account keeps the node cache in step with a pod from the informer; it
@@ -368,9 +428,9 @@ func cutKey(k string) (string, string, error) {
 	return "", k, fmt.Errorf("bad key %q", k)
 }
 
-// NewFromKubeconfig builds a scheduler that reaches the cluster with the
-// credentials in a kubeconfig file.
-func NewFromKubeconfig(path, schedulerName string, log *slog.Logger) (*Scheduler, error) {
+// NewFromKubeconfig builds a leader-electing scheduler that reaches the
+// cluster with the credentials in a kubeconfig file.
+func NewFromKubeconfig(path, schedulerName, identity string, log *slog.Logger) (*Scheduler, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
 		return nil, err
@@ -382,5 +442,5 @@ func NewFromKubeconfig(path, schedulerName string, log *slog.Logger) (*Scheduler
 	if err != nil {
 		return nil, err
 	}
-	return New(Config{Client: cs, SchedulerName: schedulerName, Logger: log})
+	return New(Config{Client: cs, SchedulerName: schedulerName, LeaderElect: true, Identity: identity, Logger: log})
 }

@@ -52,7 +52,10 @@ type Server struct {
 	etcd    *etcd.Embedded
 	client  *clientv3.Client
 	cachers []*cacher.Cacher
-	https   *http.Server
+	// advertise is the address other members reach this server at.
+	advertise     string
+	stopScheduler func()
+	https         *http.Server
 }
 
 // New validates cfg; Start brings the server up.
@@ -102,6 +105,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	if advertise == "" {
 		advertise = defaultAdvertiseAddress()
 	}
+	s.advertise = advertise
 	names, ips := servingNames(firstServiceIP, advertise)
 	serving, err := ca.ServingCert(s.cfg.tlsDir(), names, ips)
 	if err != nil {
@@ -237,12 +241,28 @@ func (s *Server) storageFactory(ctx context.Context) apiserver.StorageFactory {
 // startScheduler runs the scheduler in this process, as an API client with
 // the admin credentials, and waits until its informers have synced.
 func (s *Server) startScheduler(ctx context.Context, kubeconfig string) error {
-	sched, err := scheduler.NewFromKubeconfig(kubeconfig, "", s.log.With("component", "scheduler"))
+	host, _ := os.Hostname()
+	identity := fmt.Sprintf("%s_%s", host, net.JoinHostPort(s.advertise, strconv.Itoa(s.cfg.HTTPSPort)))
+	sched, err := scheduler.NewFromKubeconfig(kubeconfig, "", identity, s.log.With("component", "scheduler"))
 	if err != nil {
 		return err
 	}
+	// The scheduler gets its own context: on shutdown it must stop (and
+	// hand its Lease back) while the API server still answers.
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.stopScheduler = func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- sched.Run(ctx) }()
+	go func() {
+		defer close(done)
+		errc <- sched.Run(sctx)
+	}()
 	select {
 	case <-sched.Ready():
 		return nil
@@ -256,6 +276,9 @@ func (s *Server) startScheduler(ctx context.Context, kubeconfig string) error {
 // stop shuts components down in reverse start order.
 func (s *Server) stop() error {
 	var errs []error
+	if s.stopScheduler != nil {
+		s.stopScheduler()
+	}
 	if s.https != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := s.https.Shutdown(ctx); err != nil {
