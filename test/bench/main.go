@@ -22,6 +22,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
@@ -117,7 +118,33 @@ func runScheduler(bin string, nodes, pods int) error {
 		return err
 	}
 	defer srv.stop()
-	return schedulerBench(context.Background(), cfg, nodes, pods)
+	if err := schedulerBench(context.Background(), cfg, nodes, pods); err != nil {
+		return err
+	}
+	return idleWithUnschedulable(context.Background(), cfg, srv, 1000)
+}
+
+// idleWithUnschedulable creates pods that fit nowhere and reports the
+// server's CPU use while they wait: it must not busy-loop.
+func idleWithUnschedulable(ctx context.Context, cfg *rest.Config, srv *server, n int) error {
+	cs := clientset(cfg, true)
+	ns := "unschedulable"
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		p := benchPod(fmt.Sprintf("huge-%04d", i))
+		p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1000")}
+		if _, err := cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	time.Sleep(5 * time.Second) // let the first attempts and status writes settle
+	c0 := srv.cpuSeconds()
+	time.Sleep(10 * time.Second)
+	c1 := srv.cpuSeconds()
+	fmt.Printf("server CPU with %d unschedulable pods waiting: %.1f%% of one core (10 s)\n", n, (c1-c0)/10*100)
+	return nil
 }
 
 // startWithClient starts a server in a fresh data dir (removed on stop)
@@ -339,6 +366,19 @@ func (s *server) stop() {
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
 	}
+}
+
+// cpuSeconds is the server process's user+system CPU time.
+func (s *server) cpuSeconds() float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	// Fields after the command: state is [0]; utime and stime are [11], [12].
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // clock ticks (USER_HZ = 100)
 }
 
 // rssMB reads VmRSS of the server process.
