@@ -105,6 +105,9 @@ func (s *Server) prepareCreate(ctx context.Context, res *resource, ns string, ob
 	m.SetSelfLink("")
 	res.Strategy.Default(obj)
 	res.Strategy.PrepareForCreate(ctx, obj)
+	if err := s.admitCreate(ctx, res, obj); err != nil {
+		return nil, err
+	}
 	errs := apivalidation.ValidateObjectMetaAccessor(m, res.Namespaced, res.nameValidator(), field.NewPath("metadata"))
 	errs = append(errs, res.Strategy.Validate(ctx, obj)...)
 	if len(errs) > 0 {
@@ -182,11 +185,7 @@ func (s *Server) checkNamespace(ctx context.Context, res *resource, ns string) e
 		return nil
 	}
 	nsObj := &corev1.Namespace{}
-	key := nsRes.key("", ns)
-	err := nsRes.store.Get(ctx, key, storage.GetOptions{ResourceVersion: "0"}, nsObj)
-	if storage.IsNotFound(err) {
-		err = nsRes.store.Get(ctx, key, storage.GetOptions{}, nsObj)
-	}
+	err := getCachedOrLive(ctx, nsRes, nsRes.key("", ns), nsObj)
 	if storage.IsNotFound(err) {
 		return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, ns)
 	}

@@ -13,6 +13,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -376,5 +377,33 @@ func TestHealthVersionMetrics(t *testing.T) {
 	code, body = do(t, c, "GET", "/metrics", "", nil)
 	if code != 200 || !strings.Contains(string(body), "apiserver_request_total") {
 		t.Errorf("/metrics: %d %s", code, trim(body))
+	}
+}
+
+func TestPodPriorityAdmission(t *testing.T) {
+	cs := srv.Client()
+	ctx := framework.Context(t, time.Minute)
+	ns := namespace(t, cs)
+	if _, err := cs.SchedulingV1().PriorityClasses().Get(ctx, "system-node-critical", metav1.GetOptions{}); err != nil {
+		t.Fatalf("system priority class missing: %v", err)
+	}
+	never := corev1.PreemptNever
+	if _, err := cs.SchedulingV1().PriorityClasses().Create(ctx, &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "e2e-high"}, Value: 1000, PreemptionPolicy: &never}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(name, class string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{PriorityClassName: class, SchedulerName: "nobody",
+			Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	}
+	p, err := cs.CoreV1().Pods(ns).Create(ctx, mk("high", "e2e-high"), metav1.CreateOptions{})
+	if err != nil || p.Spec.Priority == nil || *p.Spec.Priority != 1000 || *p.Spec.PreemptionPolicy != corev1.PreemptNever {
+		t.Fatalf("pod with a priority class: %v %v", p.Spec.Priority, err)
+	}
+	p, err = cs.CoreV1().Pods(ns).Create(ctx, mk("plain", ""), metav1.CreateOptions{})
+	if err != nil || p.Spec.Priority == nil || *p.Spec.Priority != 0 {
+		t.Fatalf("pod without a class: %v %v", p.Spec.Priority, err)
+	}
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, mk("unknown", "no-such-class"), metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("unknown priority class: %v, want 403", err)
 	}
 }
