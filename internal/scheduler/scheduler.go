@@ -27,6 +27,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/api/scheme"
 	"github.com/skiff-sh/skiff/internal/scheduler/framework"
+	"github.com/skiff-sh/skiff/internal/scheduler/plugins/imagelocality"
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/nodeaffinity"
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/nodename"
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/nodeports"
@@ -80,6 +81,7 @@ func DefaultPlugins() ([]framework.FilterPlugin, []framework.ScorePlugin) {
 			nodeaffinity.NodeAffinity{}, nodeports.NodePorts{}, noderesources.Fit{},
 		}, []framework.ScorePlugin{
 			tainttoleration.TaintToleration{}, nodeaffinity.NodeAffinity{}, noderesources.Fit{}, noderesources.Balanced{},
+			imagelocality.ImageLocality{},
 		}
 }
 
