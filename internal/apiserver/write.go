@@ -552,4 +552,3 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, res *r
 	}
 	s.respond(w, r, res, http.StatusOK, list)
 }
-
