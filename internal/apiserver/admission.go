@@ -17,9 +17,34 @@ import (
 // (which strategies, being I/O-free, cannot read) on a new object.
 func (s *Server) admitCreate(ctx context.Context, res *resource, obj runtime.Object) error {
 	if pod, ok := obj.(*corev1.Pod); ok {
+		addDefaultTolerations(pod)
 		return s.admitPodPriority(ctx, pod)
 	}
 	return nil
+}
+
+// defaultTolerationSeconds is how long pods stay on a node that went
+// not-ready or unreachable, as upstream's DefaultTolerationSeconds admission.
+const defaultTolerationSeconds int64 = 300
+
+// addDefaultTolerations gives a pod NoExecute tolerations for the
+// not-ready and unreachable taints unless it tolerates them already.
+func addDefaultTolerations(pod *corev1.Pod) {
+	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
+		covered := false
+		for _, t := range pod.Spec.Tolerations {
+			if (t.Key == key || t.Key == "" && t.Operator == corev1.TolerationOpExists) &&
+				(t.Effect == "" || t.Effect == corev1.TaintEffectNoExecute) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			secs := defaultTolerationSeconds
+			pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{Key: key, Operator: corev1.TolerationOpExists,
+				Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &secs})
+		}
+	}
 }
 
 var priorityClasses = schema.GroupVersionResource{Group: "scheduling.k8s.io", Version: "v1", Resource: "priorityclasses"}
