@@ -13,7 +13,8 @@ import (
 
 // Resources returns coordination.k8s.io/v1 resources.
 func Resources() []*registry.Resource {
-	s := &registry.BaseStrategy{ValidateFunc: func(_ context.Context, o runtime.Object) field.ErrorList {
+	// As upstream, a PUT of an absent Lease creates it.
+	s := &registry.BaseStrategy{CreateOnUpdate: true, ValidateFunc: func(_ context.Context, o runtime.Object) field.ErrorList {
 		l := o.(*coordinationv1.Lease)
 		var errs field.ErrorList
 		if d := l.Spec.LeaseDurationSeconds; d != nil && *d <= 0 {
