@@ -1,8 +1,6 @@
 package lifecycle_test
 
 import (
-	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -11,19 +9,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/skiff-sh/skiff/internal/storage/etcd"
 	"github.com/skiff-sh/skiff/test/e2e/framework"
 )
 
 // With --etcd-servers the server keeps its state in that etcd cluster: a
 // second server with another data dir on the same etcd sees it.
 func TestExternalEtcd(t *testing.T) {
-	e, err := etcd.StartEmbedded(context.Background(), etcd.EmbeddedConfig{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	flag := "--etcd-servers=" + strings.Join(e.Endpoints(), ",")
+	e, flag := framework.StartEtcd(t)
 	a := framework.StartServer(t, flag)
 	ctx := framework.Context(t, time.Minute)
 	if _, err := a.Client().CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "shared"}}, metav1.CreateOptions{}); err != nil {

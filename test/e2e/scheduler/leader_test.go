@@ -1,7 +1,6 @@
 package scheduler_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,19 +8,13 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/skiff-sh/skiff/internal/storage/etcd"
 	"github.com/skiff-sh/skiff/test/e2e/framework"
 )
 
 // Two servers on one etcd run one active scheduler between them; when the
 // active one's process stops, the other takes over.
 func TestLeaderHandover(t *testing.T) {
-	e, err := etcd.StartEmbedded(context.Background(), etcd.EmbeddedConfig{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	flag := "--etcd-servers=" + strings.Join(e.Endpoints(), ",")
+	_, flag := framework.StartEtcd(t)
 	a := framework.StartServer(t, flag)
 	b := framework.StartServer(t, flag)
 	ctx := framework.Context(t, 2*time.Minute)
