@@ -31,7 +31,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, res *resource, in
 	if info.Name != "" {
 		so.Predicate.Field = fields.AndSelectors(so.Predicate.Field, fields.OneTermEqualSelector("metadata.name", info.Name))
 	}
-	ser, mt, ok := s.codecs.negotiateOutput(r, func(mt mediaType) bool { return acceptAs(mt) && mt.As == "Table" })
+	ser, mt, ok := s.codecs.negotiateOutput(r, func(mt mediaType) bool { return acceptAs(mt) && (mt.As == "Table" || mt.As == "PartialObjectMetadata") })
 	if !ok {
 		s.writeNotAcceptable(w, r)
 		return
@@ -117,6 +117,12 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, res *resource, in
 					obj = t
 				}
 				enc = tableEnc
+			case mt.As == "PartialObjectMetadata":
+				p, err := partialMetadata(obj, res)
+				if err != nil {
+					return
+				}
+				obj, enc = p, tableEnc
 			}
 			if err := enc.Encode(obj, &buf); err != nil {
 				s.log.Debug("encode watch event", "err", err)

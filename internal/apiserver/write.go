@@ -470,6 +470,9 @@ func (s *Server) deleteObject(ctx context.Context, res *resource, ns, name strin
 		if res.GracefulDelete != nil {
 			keep = res.GracefulDelete(ctx, next, opts)
 		}
+		if f := gcFinalizers(nm.GetFinalizers(), opts); f != nil {
+			nm.SetFinalizers(f)
+		}
 		if len(nm.GetFinalizers()) > 0 {
 			keep = true
 			if nm.GetDeletionTimestamp() == nil {
@@ -551,4 +554,44 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, res *r
 		return
 	}
 	s.respond(w, r, res, http.StatusOK, list)
+}
+
+// gcFinalizers returns the finalizers with the garbage collector's
+// orphan or foregroundDeletion finalizer set as the delete options ask
+// (nil when nothing changes). Background, the default, adds none: the
+// garbage collector removes the dependents after the owner is gone.
+func gcFinalizers(have []string, opts *metav1.DeleteOptions) []string {
+	var want, drop string
+	switch {
+	case opts.PropagationPolicy != nil && *opts.PropagationPolicy == metav1.DeletePropagationForeground:
+		want, drop = metav1.FinalizerDeleteDependents, metav1.FinalizerOrphanDependents
+	case opts.PropagationPolicy != nil && *opts.PropagationPolicy == metav1.DeletePropagationOrphan,
+		opts.PropagationPolicy == nil && opts.OrphanDependents != nil && *opts.OrphanDependents:
+		want, drop = metav1.FinalizerOrphanDependents, metav1.FinalizerDeleteDependents
+	case opts.PropagationPolicy != nil && *opts.PropagationPolicy == metav1.DeletePropagationBackground,
+		opts.PropagationPolicy == nil && opts.OrphanDependents != nil && !*opts.OrphanDependents:
+		drop = metav1.FinalizerOrphanDependents
+	default:
+		return nil
+	}
+	out := make([]string, 0, len(have)+1)
+	changed, found := false, false
+	for _, f := range have {
+		switch f {
+		case drop:
+			changed = true
+			continue
+		case want:
+			found = true
+		}
+		out = append(out, f)
+	}
+	if want != "" && !found {
+		out = append(out, want)
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	return out
 }

@@ -19,9 +19,10 @@ type command struct {
 
 // commands maps each subcommand name to its implementation.
 var commands = map[string]command{
-	"server":    {"run the control plane (API server on embedded etcd, scheduler)", runServer},
-	"scheduler": {"run a scheduler against a cluster (--kubeconfig)", runScheduler},
-	"version":   {"print the version", runVersion},
+	"server":             {"run the control plane (API server on embedded etcd, scheduler)", runServer},
+	"controller-manager": {"run the controllers against a cluster (--kubeconfig)", runControllerManager},
+	"scheduler":          {"run a scheduler against a cluster (--kubeconfig)", runScheduler},
+	"version":            {"print the version", runVersion},
 }
 
 // Env is what a subcommand may touch besides its flags.

@@ -24,7 +24,12 @@ type Config struct {
 	DisableAgent bool
 	// DisableScheduler turns off the scheduler that runs in the server.
 	DisableScheduler bool
-	Logger           *slog.Logger
+	// DisableControllers turns off the controller manager that runs in
+	// the server; Controllers selects controllers as upstream's
+	// --controllers does ("*", "name", "-name").
+	DisableControllers bool
+	Controllers        []string
+	Logger             *slog.Logger
 }
 
 // DefaultConfig returns the documented flag defaults.

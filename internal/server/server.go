@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/skiff-sh/skiff/internal/apiserver"
+	"github.com/skiff-sh/skiff/internal/controller/manager"
 	"github.com/skiff-sh/skiff/internal/pki"
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/registry/all"
@@ -53,9 +54,9 @@ type Server struct {
 	client  *clientv3.Client
 	cachers []*cacher.Cacher
 	// advertise is the address other members reach this server at.
-	advertise     string
-	stopScheduler func()
-	https         *http.Server
+	advertise string
+	stoppers  []func() // in-process components, stopped in reverse start order
+	https     *http.Server
 }
 
 // New validates cfg; Start brings the server up.
@@ -171,6 +172,11 @@ func (s *Server) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if !s.cfg.DisableControllers {
+		if err := s.startControllers(ctx, kubeconfig); err != nil {
+			return err
+		}
+	}
 	close(s.ready)
 	s.log.Info("skiff server is ready", "kubeconfig", kubeconfig, "address", addr)
 
@@ -241,17 +247,43 @@ func (s *Server) storageFactory(ctx context.Context) apiserver.StorageFactory {
 // startScheduler runs the scheduler in this process, as an API client with
 // the admin credentials, and waits until its informers have synced.
 func (s *Server) startScheduler(ctx context.Context, kubeconfig string) error {
-	host, _ := os.Hostname()
-	identity := fmt.Sprintf("%s_%s", host, net.JoinHostPort(s.advertise, strconv.Itoa(s.cfg.HTTPSPort)))
-	sched, err := scheduler.NewFromKubeconfig(kubeconfig, "", identity, s.log.With("component", "scheduler"))
+	sched, err := scheduler.NewFromKubeconfig(kubeconfig, "", s.identity(), s.log.With("component", "scheduler"))
 	if err != nil {
 		return err
 	}
-	// The scheduler gets its own context: on shutdown it must stop (and
-	// hand its Lease back) while the API server still answers.
-	sctx, cancel := context.WithCancel(context.Background())
+	stop, err := startComponent(ctx, "scheduler", sched.Run, sched.Ready())
+	s.stoppers = append(s.stoppers, stop)
+	return err
+}
+
+// startControllers runs the controller manager in this process, as an API
+// client with the admin credentials.
+func (s *Server) startControllers(ctx context.Context, kubeconfig string) error {
+	m, err := manager.NewFromKubeconfig(kubeconfig, manager.Config{
+		Controllers: s.cfg.Controllers, LeaderElect: true, Identity: s.identity(),
+		ClusterCIDR: s.cfg.ClusterCIDR, Logger: s.log.With("component", "controller-manager"),
+	})
+	if err != nil {
+		return fmt.Errorf("controller manager: %w", err)
+	}
+	stop, err := startComponent(ctx, "controller manager", m.Run, m.Ready())
+	s.stoppers = append(s.stoppers, stop)
+	return err
+}
+
+// identity names this server in leader-election Leases.
+func (s *Server) identity() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s_%s", host, net.JoinHostPort(s.advertise, strconv.Itoa(s.cfg.HTTPSPort)))
+}
+
+// startComponent runs an API-client component with its own context: on
+// shutdown it must stop (and hand its Lease back) while the API server
+// still answers. It waits for ready and returns the component's stop.
+func startComponent(ctx context.Context, name string, run func(context.Context) error, ready <-chan struct{}) (func(), error) {
+	cctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	s.stopScheduler = func() {
+	stop := func() {
 		cancel()
 		select {
 		case <-done:
@@ -261,23 +293,23 @@ func (s *Server) startScheduler(ctx context.Context, kubeconfig string) error {
 	errc := make(chan error, 1)
 	go func() {
 		defer close(done)
-		errc <- sched.Run(sctx)
+		errc <- run(cctx)
 	}()
 	select {
-	case <-sched.Ready():
-		return nil
+	case <-ready:
+		return stop, nil
 	case err := <-errc:
-		return fmt.Errorf("scheduler: %w", err)
+		return stop, fmt.Errorf("%s: %w", name, err)
 	case <-ctx.Done():
-		return ctx.Err()
+		return stop, ctx.Err()
 	}
 }
 
 // stop shuts components down in reverse start order.
 func (s *Server) stop() error {
 	var errs []error
-	if s.stopScheduler != nil {
-		s.stopScheduler()
+	for i := len(s.stoppers) - 1; i >= 0; i-- {
+		s.stoppers[i]()
 	}
 	if s.https != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,0 +1,33 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"strings"
+
+	"github.com/skiff-sh/skiff/internal/controller/manager"
+)
+
+func runControllerManager(ctx context.Context, env *Env, args []string) error {
+	fs := flag.NewFlagSet("skiff controller-manager", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	cfg := manager.Config{LeaderElect: true, Logger: env.Logger}
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the cluster to manage (required)")
+	fs.Var(listFlag{&cfg.Controllers}, "controllers", "controllers to run: '*' all, 'name' one, '-name' all but one (comma-separated; known: "+strings.Join(manager.Names(), ", ")+")")
+	fs.BoolVar(&cfg.LeaderElect, "leader-elect", true, "run controllers only while holding the kube-system/kube-controller-manager Lease")
+	fs.StringVar(&cfg.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "network node podCIDRs are allocated from")
+	fs.IntVar(&cfg.NodeCIDRMaskSize, "node-cidr-mask-size", 24, "prefix length of each node's podCIDR")
+	fs.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", 0, "time without heartbeat before a node is marked unhealthy (default 40s)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *kubeconfig == "" {
+		return errors.New("--kubeconfig is required")
+	}
+	m, err := manager.NewFromKubeconfig(*kubeconfig, cfg)
+	if err != nil {
+		return err
+	}
+	return m.Run(ctx)
+}

@@ -1,0 +1,57 @@
+package controller
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/skiff-sh/skiff/internal/api/scheme"
+)
+
+// Options are the tunables controllers read.
+type Options struct {
+	// ClusterCIDR is the pod network node IPAM carves per-node ranges from.
+	ClusterCIDR *net.IPNet
+	// NodeCIDRMaskSize is the prefix length of each node's podCIDR.
+	NodeCIDRMaskSize int
+	// NodeMonitorGracePeriod: a node without a heartbeat for this long is
+	// marked Ready=Unknown.
+	NodeMonitorGracePeriod time.Duration
+	// TerminatedPodGCThreshold: pod GC deletes terminated pods beyond it.
+	TerminatedPodGCThreshold int
+}
+
+// Context is what a controller is built from. Controllers share one
+// informer factory so each resource is watched once per process.
+type Context struct {
+	Client    kubernetes.Interface
+	Metadata  metadata.Interface
+	Discovery discovery.DiscoveryInterface
+	Informers informers.SharedInformerFactory
+	// MetadataInformers serve the garbage collector's watches of every
+	// resource (metadata only).
+	MetadataInformers metadatainformer.SharedInformerFactory
+	Broadcaster       record.EventBroadcaster
+	Logger            *slog.Logger
+	Options           Options
+}
+
+// Recorder returns an event recorder reporting as component.
+func (c *Context) Recorder(component string) record.EventRecorder {
+	return c.Broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
+}
+
+// Controller is a running control loop.
+type Controller interface {
+	// Run processes work with the given number of workers until ctx ends.
+	Run(ctx context.Context, workers int)
+}
