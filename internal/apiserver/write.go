@@ -195,7 +195,11 @@ func (s *Server) checkNamespace(ctx context.Context, res *resource, ns string) e
 		if res.gr == (schema.GroupResource{Resource: "events"}) || res.gr == (schema.GroupResource{Group: "events.k8s.io", Resource: "events"}) {
 			return nil
 		}
-		return apierrors.NewForbidden(res.gr, "", fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns))
+		err := apierrors.NewForbidden(res.gr, "", fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns))
+		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
+			Type: corev1.NamespaceTerminatingCause, Message: fmt.Sprintf("namespace %s is being terminated", ns), Field: "metadata.namespace",
+		})
+		return err
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/discovery"
@@ -257,8 +258,8 @@ func (m *Manager) runControllers(ctx context.Context) error {
 		Client:            m.client,
 		Metadata:          m.meta,
 		Discovery:         m.disc,
-		Informers:         informers.NewSharedInformerFactory(m.client, 0),
-		MetadataInformers: metadatainformer.NewSharedInformerFactory(m.meta, 0),
+		Informers:         informers.NewSharedInformerFactoryWithOptions(m.client, 0, informers.WithTransform(trimManagedFields)),
+		MetadataInformers: metadatainformer.NewSharedInformerFactoryWithOptions(m.meta, 0, metadatainformer.WithTransform(trimManagedFields)),
 		Broadcaster:       broadcaster,
 		Logger:            m.log,
 		Options:           opts,
@@ -300,4 +301,13 @@ func (m *Manager) runControllers(ctx context.Context) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// trimManagedFields drops managedFields from cached objects: controllers
+// never read them, and they are a large share of each object's memory.
+func trimManagedFields(obj any) (any, error) {
+	if a, err := meta.Accessor(obj); err == nil && a.GetManagedFields() != nil {
+		a.SetManagedFields(nil)
+	}
+	return obj, nil
 }

@@ -2,7 +2,12 @@ package manager
 
 import (
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/deployment"
+	"github.com/skiff-sh/skiff/internal/controller/garbagecollector"
+	"github.com/skiff-sh/skiff/internal/controller/namespace"
+	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
+	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 )
 
 // descriptor names a controller and builds it.
@@ -14,6 +19,11 @@ type descriptor struct {
 // registry maps each controller name (as upstream's --controllers spells
 // it, without the "-controller" suffix) to its constructor.
 var registry = map[string]descriptor{
+	"deployment":       {5, func(c *controller.Context) (controller.Controller, error) { return deployment.New(c) }},
+	"garbagecollector": {20, func(c *controller.Context) (controller.Controller, error) { return garbagecollector.New(c) }},
+	"namespace":        {5, func(c *controller.Context) (controller.Controller, error) { return namespace.New(c) }},
+	"nodeipam":         {1, nodeipam.New},
+	"serviceaccount":   {2, func(c *controller.Context) (controller.Controller, error) { return serviceaccount.New(c) }},
 	"replicaset":       {5, func(c *controller.Context) (controller.Controller, error) { return replicaset.New(c) }},
 }
 
