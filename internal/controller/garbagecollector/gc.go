@@ -24,8 +24,8 @@ import (
 
 // ignored resources have no owners worth tracking and are numerous.
 var ignored = map[schema.GroupResource]bool{
-	{Group: "", Resource: "events"}:                  true,
-	{Group: "events.k8s.io", Resource: "events"}:     true,
+	{Group: "", Resource: "events"}:              true,
+	{Group: "events.k8s.io", Resource: "events"}: true,
 }
 
 type resourceInfo struct {

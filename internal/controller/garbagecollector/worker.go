@@ -45,9 +45,9 @@ func (c *Controller) live(ctx context.Context, id identity) (*metav1.PartialObje
 type ownerState int
 
 const (
-	solid   ownerState = iota // exists, not waiting on dependents
-	dangling                  // gone
-	waiting                   // being deleted in the foreground
+	solid    ownerState = iota // exists, not waiting on dependents
+	dangling                   // gone
+	waiting                    // being deleted in the foreground
 )
 
 // ownerStateOf classifies an owner reference of an object in namespace ns.
