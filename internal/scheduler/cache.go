@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/skiff-sh/skiff/internal/scheduler/framework"
 )
@@ -17,11 +18,24 @@ type nodeCache struct {
 	nodes  map[string]*framework.NodeInfo
 	placed map[string]*corev1.Pod // pod key -> pod as accounted (spec.nodeName set)
 	order  []string               // node names, sorted, rebuilt on node add/delete
+	list   []*framework.NodeInfo  // the nodes in order
 	next   int                    // round-robin start for the next cycle
+	// Placed pods (on known nodes) with pod affinity terms, and with
+	// required anti-affinity terms: while these are 0, pods without terms
+	// of their own cost the affinity plugin nothing.
+	withAffinity, withRequiredAnti int
 }
 
 func newNodeCache() *nodeCache {
 	return &nodeCache{nodes: map[string]*framework.NodeInfo{}, placed: map[string]*corev1.Pod{}}
+}
+
+// track runs change on ni and keeps the affinity counts in step.
+func (c *nodeCache) track(ni *framework.NodeInfo, change func()) {
+	a, r := len(ni.PodsWithAffinity), len(ni.PodsWithRequiredAntiAffinity)
+	change()
+	c.withAffinity += len(ni.PodsWithAffinity) - a
+	c.withRequiredAnti += len(ni.PodsWithRequiredAntiAffinity) - r
 }
 
 func (c *nodeCache) setNode(n *corev1.Node) {
@@ -32,11 +46,13 @@ func (c *nodeCache) setNode(n *corev1.Node) {
 		return
 	}
 	ni := framework.NewNodeInfo(n)
-	for _, p := range c.placed {
-		if p.Spec.NodeName == n.Name {
-			ni.AddPod(p)
+	c.track(ni, func() {
+		for _, p := range c.placed {
+			if p.Spec.NodeName == n.Name {
+				ni.AddPod(p)
+			}
 		}
-	}
+	})
 	c.nodes[n.Name] = ni
 	c.reorder()
 }
@@ -44,6 +60,10 @@ func (c *nodeCache) setNode(n *corev1.Node) {
 func (c *nodeCache) deleteNode(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if ni, ok := c.nodes[name]; ok {
+		c.withAffinity -= len(ni.PodsWithAffinity)
+		c.withRequiredAnti -= len(ni.PodsWithRequiredAntiAffinity)
+	}
 	delete(c.nodes, name)
 	c.reorder()
 }
@@ -54,24 +74,37 @@ func (c *nodeCache) reorder() {
 		c.order = append(c.order, name)
 	}
 	sort.Strings(c.order)
+	c.list = make([]*framework.NodeInfo, len(c.order))
+	for i, name := range c.order {
+		c.list[i] = c.nodes[name]
+	}
 }
 
-// place accounts for a pod on its node (informer-bound or assumed).
+// snapshot is the cluster for one cycle; the caller holds c.mu for the
+// whole cycle.
+func (c *nodeCache) snapshot(l framework.Listers) *framework.Snapshot {
+	return &framework.Snapshot{Nodes: c.list, PodsWithAffinity: c.withAffinity, PodsWithRequiredAntiAffinity: c.withRequiredAnti, Listers: l}
+}
+
+// place accounts for a pod on its node (informer-bound or assumed); a pod
+// whose labels or deletion changed is accounted afresh, as the
+// constraint plugins match on them.
 func (c *nodeCache) place(p *corev1.Pod) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := key(p)
 	if old, ok := c.placed[k]; ok {
-		if old.Spec.NodeName == p.Spec.NodeName {
+		if old.Spec.NodeName == p.Spec.NodeName && labels.Equals(old.Labels, p.Labels) &&
+			(old.DeletionTimestamp == nil) == (p.DeletionTimestamp == nil) {
 			return
 		}
 		if ni := c.nodes[old.Spec.NodeName]; ni != nil {
-			ni.RemovePod(old)
+			c.track(ni, func() { ni.RemovePod(old) })
 		}
 	}
 	c.placed[k] = p
 	if ni := c.nodes[p.Spec.NodeName]; ni != nil {
-		ni.AddPod(p)
+		c.track(ni, func() { ni.AddPod(p) })
 	}
 }
 
@@ -85,6 +118,6 @@ func (c *nodeCache) remove(k string) {
 	}
 	delete(c.placed, k)
 	if ni := c.nodes[old.Spec.NodeName]; ni != nil {
-		ni.RemovePod(old)
+		c.track(ni, func() { ni.RemovePod(old) })
 	}
 }

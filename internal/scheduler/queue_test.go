@@ -20,10 +20,11 @@ func TestQueueOrderParkAndWake(t *testing.T) {
 	if order[0] != "high" || order[1] != "low-old" || order[2] != "low-new" {
 		t.Fatalf("pop order %v", order)
 	}
-	q.Park(entry{key: "parked"})
+	q.Park(entry{key: "parked"}, nil)
 	if a, u := q.Lens(); a != 0 || u != 1 {
 		t.Fatalf("after park: active %d parked %d", a, u)
 	}
+	q.now = func() time.Time { return now.Add(time.Hour) } // past its backoff
 	q.Wake()
 	if e, _ := q.Pop(); e.key != "parked" {
 		t.Fatalf("woken pod %q", e.key)
@@ -50,4 +51,43 @@ func TestPopUntilStops(t *testing.T) {
 	if e, ok := q.PopUntil(make(chan struct{})); !ok || e.key != "a" {
 		t.Fatalf("after a stopped term: %v %v", e, ok)
 	}
+}
+
+func TestWakeForRejectorsAndBackoff(t *testing.T) {
+	q := newQueue()
+	now := time.Now()
+	q.now = func() time.Time { return now }
+	a, _ := func() (entry, bool) { q.Add(entry{key: "affinity"}); return q.Pop() }()
+	b, _ := func() (entry, bool) { q.Add(entry{key: "resources"}); return q.Pop() }()
+	q.Park(a, map[string]bool{"InterPodAffinity": true})
+	q.Park(b, map[string]bool{"NodeResourcesFit": true})
+	q.now = func() time.Time { return now.Add(time.Minute) }
+	q.WakeFor("InterPodAffinity", "PodTopologySpread")
+	if e, _ := q.Pop(); e.key != "affinity" || e.attempts != 1 {
+		t.Fatalf("woken %+v", e)
+	}
+	if act, waiting := q.Lens(); act != 0 || waiting != 1 {
+		t.Fatalf("active %d waiting %d", act, waiting)
+	}
+	// Within its backoff a woken pod waits for the timer.
+	e, _ := func() (entry, bool) { q.Wake(); return q.Pop() }()
+	if e.key != "resources" {
+		t.Fatalf("woken %+v", e)
+	}
+	q.now = time.Now
+	q.Park(e, nil)
+	q.Wake()
+	start := time.Now()
+	if e, _ := q.Pop(); e.key != "resources" || e.attempts != 2 || time.Since(start) < time.Second {
+		t.Fatalf("after backoff: %+v in %v", e, time.Since(start))
+	}
+	// A pod whose cycle saw a wake-up is retried, not parked.
+	q.Add(entry{key: "racy"})
+	e, _ = q.Pop()
+	q.WakeFor("InterPodAffinity")
+	q.Park(e, map[string]bool{"NodeResourcesFit": true})
+	if e, _ := q.Pop(); e.key != "racy" {
+		t.Fatalf("racy pod %+v", e)
+	}
+	q.Close()
 }

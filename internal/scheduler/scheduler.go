@@ -28,11 +28,13 @@ import (
 	"github.com/skiff-sh/skiff/internal/api/scheme"
 	"github.com/skiff-sh/skiff/internal/scheduler/framework"
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/imagelocality"
+	"github.com/skiff-sh/skiff/internal/scheduler/plugins/interpodaffinity"
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/nodeaffinity"
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/nodename"
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/nodeports"
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/noderesources"
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/nodeunschedulable"
+	"github.com/skiff-sh/skiff/internal/scheduler/plugins/podtopologyspread"
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/tainttoleration"
 )
 
@@ -60,30 +62,45 @@ func (c *Config) Validate() error {
 
 // Scheduler binds pending pods to nodes.
 type Scheduler struct {
-	cfg      Config
-	log      *slog.Logger
-	filters  []framework.FilterPlugin
-	scorers  []framework.ScorePlugin
-	queue    *queue
-	pods     listerscorev1.PodLister
-	nodes    listerscorev1.NodeLister
-	recorder record.EventRecorder
-	ready    chan struct{}
+	cfg        Config
+	log        *slog.Logger
+	preFilters []framework.PreFilterPlugin
+	filters    []framework.FilterPlugin
+	scorers    []framework.WeightedScorer
+	queue      *queue
+	pods       listerscorev1.PodLister
+	listers    framework.Listers
+	recorder   record.EventRecorder
+	ready      chan struct{}
 
 	cache *nodeCache
 	binds chan struct{} // bounds concurrent bind calls
 }
 
-// DefaultPlugins are the filter and score plugins enabled by default.
-func DefaultPlugins() ([]framework.FilterPlugin, []framework.ScorePlugin) {
-	return []framework.FilterPlugin{
+// DefaultPlugins are the plugins enabled by default, in upstream's filter
+// order and with upstream's default score weights.
+func DefaultPlugins() framework.Profile {
+	return framework.Profile{
+		Filters: []framework.FilterPlugin{
 			nodename.NodeName{}, nodeunschedulable.NodeUnschedulable{}, tainttoleration.TaintToleration{},
 			nodeaffinity.NodeAffinity{}, nodeports.NodePorts{}, noderesources.Fit{},
-		}, []framework.ScorePlugin{
-			tainttoleration.TaintToleration{}, nodeaffinity.NodeAffinity{}, noderesources.Fit{}, noderesources.Balanced{},
-			imagelocality.ImageLocality{},
-		}
+			podtopologyspread.New(), interpodaffinity.New(),
+		},
+		Scorers: []framework.WeightedScorer{
+			{ScorePlugin: tainttoleration.TaintToleration{}, Weight: 3},
+			{ScorePlugin: nodeaffinity.NodeAffinity{}, Weight: 2},
+			{ScorePlugin: noderesources.Fit{}, Weight: 1},
+			{ScorePlugin: noderesources.Balanced{}, Weight: 1},
+			{ScorePlugin: imagelocality.ImageLocality{}, Weight: 1},
+			{ScorePlugin: podtopologyspread.New(), Weight: 2},
+			{ScorePlugin: interpodaffinity.New(), Weight: 2},
+		},
+	}
 }
+
+// podEventPlugins are the plugins whose rejections an assigned pod's
+// arrival or label change may cure (upstream's queueing hints, coarsely).
+var podEventPlugins = []string{interpodaffinity.Name, podtopologyspread.Name}
 
 // New builds a scheduler; Run starts it.
 func New(cfg Config) (*Scheduler, error) {
@@ -97,9 +114,15 @@ func New(cfg Config) (*Scheduler, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	f, s := DefaultPlugins()
-	return &Scheduler{cfg: cfg, log: log, filters: f, scorers: s, queue: newQueue(), ready: make(chan struct{}),
-		cache: newNodeCache(), binds: make(chan struct{}, 64)}, nil
+	prof := DefaultPlugins()
+	s := &Scheduler{cfg: cfg, log: log, filters: prof.Filters, scorers: prof.Scorers, queue: newQueue(), ready: make(chan struct{}),
+		cache: newNodeCache(), binds: make(chan struct{}, 64)}
+	for _, f := range prof.Filters {
+		if pf, ok := f.(framework.PreFilterPlugin); ok {
+			s.preFilters = append(s.preFilters, pf)
+		}
+	}
+	return s, nil
 }
 
 // Ready is closed once the informers have synced.
@@ -125,22 +148,37 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactory(s.cfg.Client, 0)
 	podInf := factory.Core().V1().Pods()
 	nodeInf := factory.Core().V1().Nodes()
-	s.pods, s.nodes = podInf.Lister(), nodeInf.Lister()
+	nsInf := factory.Core().V1().Namespaces()
+	s.pods = podInf.Lister()
+	// Namespaces for namespaceSelector in pod affinity; the rest for the
+	// default topology spread selector.
+	s.listers = framework.Listers{
+		Namespaces:             nsInf.Lister(),
+		Services:               factory.Core().V1().Services().Lister(),
+		ReplicationControllers: factory.Core().V1().ReplicationControllers().Lister(),
+		ReplicaSets:            factory.Apps().V1().ReplicaSets().Lister(),
+		StatefulSets:           factory.Apps().V1().StatefulSets().Lister(),
+	}
 	_, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj interface{}) {
 			p := obj.(*corev1.Pod)
-			s.account(p)
+			if !s.account(p) && p.Spec.NodeName != "" {
+				s.queue.WakeFor(podEventPlugins...) // a new pod in its domains
+			}
 			if s.responsible(p) {
 				s.queue.Add(entryFor(p))
 			}
 		},
 		UpdateFunc: func(oldObj, newObj interface{}) {
 			p := newObj.(*corev1.Pod)
-			if s.account(p) {
+			old := oldObj.(*corev1.Pod)
+			switch {
+			case s.account(p):
 				s.queue.Wake() // a pod finished: its resources are free
+			case p.Spec.NodeName != "" && (old.Spec.NodeName == "" || !labels.Equals(old.Labels, p.Labels)):
+				s.queue.WakeFor(podEventPlugins...) // bound, or relabelled
 			}
 			if s.responsible(p) {
-				old := oldObj.(*corev1.Pod)
 				// A status write (ours included) is not a reason to retry.
 				if old.Generation != p.Generation || !labels.Equals(old.Labels, p.Labels) {
 					s.queue.Add(entryFor(p))
@@ -159,6 +197,17 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.cache.remove(key(p))
 			if p.Spec.NodeName != "" {
 				s.queue.Wake() // resources were freed
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(interface{}) { s.queue.WakeFor(interpodaffinity.Name) },
+		UpdateFunc: func(oldObj, newObj interface{}) {
+			if !labels.Equals(oldObj.(*corev1.Namespace).Labels, newObj.(*corev1.Namespace).Labels) {
+				s.queue.WakeFor(interpodaffinity.Name) // namespaceSelector matches may change
 			}
 		},
 	})
@@ -193,8 +242,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced, nodeInf.Informer().HasSynced) {
-		return ctx.Err()
+	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("scheduler: %v informer did not sync: %w", typ, ctx.Err())
+		}
 	}
 	close(s.ready)
 	go func() {
@@ -296,14 +347,14 @@ func (s *Scheduler) scheduleOne(ctx context.Context, e entry) {
 	if err != nil || !s.responsible(pod) {
 		return
 	}
-	host, diagnosis, total := s.pick(ctx, pod)
+	host, diagnosis, total, rejectors := s.pick(ctx, pod)
 	if host == "" {
 		msg := diagnosis.Message(total)
 		if total == 0 {
 			msg = "0/0 nodes are available: no nodes available to schedule pods."
 		}
 		s.markUnschedulable(ctx, pod, msg)
-		s.queue.Park(e)
+		s.queue.Park(e, rejectors)
 		return
 	}
 	// Assume the pod on the node now, so the next cycle counts it, and bind
@@ -354,24 +405,46 @@ func feasibleToFind(nodes int) int {
 	return n
 }
 
-// pick runs the filters (round-robin from where the last cycle stopped)
-// and scores, and returns the best node, why others failed, and how many
-// nodes there are.
-func (s *Scheduler) pick(ctx context.Context, pod *corev1.Pod) (string, framework.Diagnosis, int) {
+// pick runs the pre-filters over the whole snapshot, the filters
+// (round-robin from where the last cycle stopped) and the scores, and
+// returns the best node, why others failed, how many nodes there are and
+// which plugins rejected some node.
+func (s *Scheduler) pick(ctx context.Context, pod *corev1.Pod) (string, framework.Diagnosis, int, map[string]bool) {
 	c := s.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	total := len(c.order)
 	diagnosis := framework.Diagnosis{}
+	rejectors := map[string]bool{}
+	state := framework.NewCycleState()
+	snap := c.snapshot(s.listers)
+	for _, pf := range s.preFilters {
+		st := pf.PreFilter(ctx, state, pod, snap)
+		switch {
+		case st.IsSkip():
+			state.SkipFilter(pf.Name())
+		case !st.IsSuccess():
+			// Rejects the pod everywhere.
+			for _, n := range c.list {
+				diagnosis[n.Node.Name] = st
+			}
+			rejectors[pf.Name()] = true
+			return "", diagnosis, total, rejectors
+		}
+	}
 	want := feasibleToFind(total)
 	var feasible []*framework.NodeInfo
 	checked := 0
 	for ; checked < total && len(feasible) < want; checked++ {
-		n := c.nodes[c.order[(c.next+checked)%total]]
+		n := c.list[(c.next+checked)%total]
 		ok := true
 		for _, f := range s.filters {
-			if st := f.Filter(ctx, pod, n); !st.IsSuccess() {
+			if state.FilterSkipped(f.Name()) {
+				continue
+			}
+			if st := f.Filter(ctx, state, pod, n); !st.IsSuccess() {
 				diagnosis[n.Node.Name] = st
+				rejectors[f.Name()] = true
 				ok = false
 				break
 			}
@@ -384,22 +457,48 @@ func (s *Scheduler) pick(ctx context.Context, pod *corev1.Pod) (string, framewor
 		c.next = (c.next + checked) % total
 	}
 	if len(feasible) == 0 {
-		return "", diagnosis, total
+		return "", diagnosis, total, rejectors
 	}
-	best, bestScore := "", int64(-1)
-	for _, n := range feasible {
-		var sum int64
-		for _, sc := range s.scorers {
-			v, st := sc.Score(ctx, pod, n)
-			if st.IsSuccess() {
-				sum += v
+	return s.score(ctx, state, pod, snap, feasible), diagnosis, total, rejectors
+}
+
+// score sums the weighted, normalized plugin scores of the feasible nodes
+// and returns the best (the first in round-robin order on a tie).
+func (s *Scheduler) score(ctx context.Context, state *framework.CycleState, pod *corev1.Pod, snap *framework.Snapshot, feasible []*framework.NodeInfo) string {
+	if len(feasible) == 1 {
+		return feasible[0].Node.Name
+	}
+	sums := make([]int64, len(feasible))
+	scores := make([]framework.NodeScore, len(feasible))
+	for _, sc := range s.scorers {
+		if pre, ok := sc.ScorePlugin.(framework.PreScorePlugin); ok {
+			if st := pre.PreScore(ctx, state, pod, snap, feasible); !st.IsSuccess() {
+				continue // Skip, or an error: the plugin adds nothing
 			}
 		}
-		if sum > bestScore {
-			best, bestScore = n.Node.Name, sum
+		for i, n := range feasible {
+			v, st := sc.Score(ctx, state, pod, n)
+			if !st.IsSuccess() {
+				v = 0
+			}
+			scores[i] = framework.NodeScore{Name: n.Node.Name, Score: v}
+		}
+		if norm, ok := sc.ScorePlugin.(framework.ScoreNormalizer); ok {
+			if st := norm.NormalizeScore(ctx, state, pod, scores); !st.IsSuccess() {
+				continue
+			}
+		}
+		for i := range scores {
+			sums[i] += scores[i].Score * sc.Weight
 		}
 	}
-	return best, diagnosis, total
+	best := 0
+	for i := range sums {
+		if sums[i] > sums[best] {
+			best = i
+		}
+	}
+	return feasible[best].Node.Name
 }
 
 // markUnschedulable sets PodScheduled=False with the reason, once per

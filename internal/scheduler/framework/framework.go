@@ -23,6 +23,9 @@ const (
 	UnschedulableAndUnresolvable
 	// Error: the plugin failed.
 	Error
+	// Skip: from PreFilter or PreScore, the plugin has nothing to do for
+	// this pod in this cycle; its Filter or Score is not called.
+	Skip
 )
 
 // Status is a plugin's result with the reasons shown to users.
@@ -37,23 +40,70 @@ func NewStatus(code Code, reasons ...string) *Status { return &Status{Code: code
 // IsSuccess reports whether s is nil or Success.
 func (s *Status) IsSuccess() bool { return s == nil || s.Code == Success }
 
+// IsSkip reports whether s asks to skip the plugin for this cycle.
+func (s *Status) IsSkip() bool { return s != nil && s.Code == Skip }
+
 // Plugin is anything with a name.
 type Plugin interface{ Name() string }
 
-// FilterPlugin rules nodes out.
+// FilterPlugin rules nodes out. state holds what the plugin's PreFilter
+// computed for this cycle (nothing for plugins without one).
 type FilterPlugin interface {
 	Plugin
-	Filter(ctx context.Context, pod *corev1.Pod, node *NodeInfo) *Status
+	Filter(ctx context.Context, state *CycleState, pod *corev1.Pod, node *NodeInfo) *Status
+}
+
+// PreFilterPlugin runs once per scheduling cycle, before any Filter, over
+// the whole snapshot: plugins whose verdict depends on other nodes (pods by
+// topology domain) precompute it here into state. Returning Skip means the
+// plugin's Filter has nothing to check for this pod; any other non-success
+// rejects the pod on every node.
+type PreFilterPlugin interface {
+	FilterPlugin
+	PreFilter(ctx context.Context, state *CycleState, pod *corev1.Pod, snap *Snapshot) *Status
 }
 
 // ScorePlugin ranks the nodes that passed the filters, 0..MaxNodeScore.
 type ScorePlugin interface {
 	Plugin
-	Score(ctx context.Context, pod *corev1.Pod, node *NodeInfo) (int64, *Status)
+	Score(ctx context.Context, state *CycleState, pod *corev1.Pod, node *NodeInfo) (int64, *Status)
+}
+
+// PreScorePlugin runs once per cycle before its Score, with the snapshot
+// and the nodes that passed the filters. Skip means every node scores 0.
+type PreScorePlugin interface {
+	ScorePlugin
+	PreScore(ctx context.Context, state *CycleState, pod *corev1.Pod, snap *Snapshot, feasible []*NodeInfo) *Status
+}
+
+// ScoreNormalizer is a ScorePlugin whose raw scores are relative (counts,
+// weights) and are mapped to 0..MaxNodeScore once all nodes are scored.
+type ScoreNormalizer interface {
+	ScorePlugin
+	NormalizeScore(ctx context.Context, state *CycleState, pod *corev1.Pod, scores []NodeScore) *Status
+}
+
+// NodeScore is one node's score from one plugin.
+type NodeScore struct {
+	Name  string
+	Score int64
 }
 
 // MaxNodeScore is the best score a plugin gives.
 const MaxNodeScore int64 = 100
+
+// WeightedScorer is a score plugin and the weight of its score in the sum.
+type WeightedScorer struct {
+	ScorePlugin
+	Weight int64
+}
+
+// Profile is the set of plugins a scheduler runs. A filter that is also a
+// PreFilterPlugin gets its PreFilter called; likewise PreScore for scorers.
+type Profile struct {
+	Filters []FilterPlugin
+	Scorers []WeightedScorer
+}
 
 // Diagnosis collects, per node, why a pod did not fit.
 type Diagnosis map[string]*Status

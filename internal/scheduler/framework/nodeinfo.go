@@ -77,6 +77,12 @@ type NodeInfo struct {
 	Requested   Resource
 	Allocatable Resource
 	UsedPorts   map[string]bool // "TCP/0.0.0.0/80"
+	// PodsWithAffinity are the placed pods with any pod (anti-)affinity
+	// term, parsed; PodsWithRequiredAntiAffinity the subset with a required
+	// anti-affinity term. Cycles for pods without such terms look only at
+	// these.
+	PodsWithAffinity             []*PodInfo
+	PodsWithRequiredAntiAffinity []*PodInfo
 }
 
 // NewNodeInfo builds the info for node with pods.
@@ -105,6 +111,22 @@ func (n *NodeInfo) AddPod(p *corev1.Pod) {
 	for _, key := range HostPorts(p) {
 		n.UsedPorts[key] = true
 	}
+	if HasPodAffinity(p) {
+		pi := NewPodInfo(p)
+		n.PodsWithAffinity = append(n.PodsWithAffinity, pi)
+		if len(pi.RequiredAntiAffinityTerms) > 0 {
+			n.PodsWithRequiredAntiAffinity = append(n.PodsWithRequiredAntiAffinity, pi)
+		}
+	}
+}
+
+func removePodInfo(list []*PodInfo, p *corev1.Pod) []*PodInfo {
+	for i, pi := range list {
+		if pi.Pod.Namespace == p.Namespace && pi.Pod.Name == p.Name {
+			return append(list[:i], list[i+1:]...)
+		}
+	}
+	return list
 }
 
 // HostPorts lists a pod's host ports as "PROTO/IP/PORT".
@@ -136,6 +158,10 @@ func (n *NodeInfo) RemovePod(p *corev1.Pod) bool {
 			continue
 		}
 		n.Pods = append(n.Pods[:i], n.Pods[i+1:]...)
+		if HasPodAffinity(q) {
+			n.PodsWithAffinity = removePodInfo(n.PodsWithAffinity, q)
+			n.PodsWithRequiredAntiAffinity = removePodInfo(n.PodsWithRequiredAntiAffinity, q)
+		}
 		req := PodRequests(q)
 		n.Requested.MilliCPU -= req.MilliCPU
 		n.Requested.Memory -= req.Memory

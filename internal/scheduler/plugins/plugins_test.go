@@ -95,7 +95,7 @@ func TestFilters(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := tt.plugin.Filter(ctx, tt.pod, framework.NewNodeInfo(tt.node, tt.placed...))
+			st := tt.plugin.Filter(ctx, nil, tt.pod, framework.NewNodeInfo(tt.node, tt.placed...))
 			if tt.code == framework.Success {
 				if !st.IsSuccess() {
 					t.Fatalf("rejected: %+v", st)
@@ -114,30 +114,30 @@ func TestScores(t *testing.T) {
 	empty := framework.NewNodeInfo(makeNode("empty").cap("4", "8Gi", 110).n)
 	busy := framework.NewNodeInfo(makeNode("busy").cap("4", "8Gi", 110).n, makePod().req("3", "6Gi").p)
 	p := makePod().req("500m", "1Gi").p
-	se, _ := noderesources.Fit{}.Score(ctx, p, empty)
-	sb, _ := noderesources.Fit{}.Score(ctx, p, busy)
+	se, _ := noderesources.Fit{}.Score(ctx, nil, p, empty)
+	sb, _ := noderesources.Fit{}.Score(ctx, nil, p, busy)
 	if se <= sb {
 		t.Errorf("LeastAllocated: empty %d <= busy %d", se, sb)
 	}
 	balanced := framework.NewNodeInfo(makeNode("bal").cap("4", "8Gi", 110).n, makePod().req("2", "4Gi").p)
 	skewed := framework.NewNodeInfo(makeNode("skew").cap("4", "8Gi", 110).n, makePod().req("3500m", "0").p)
-	bb, _ := noderesources.Balanced{}.Score(ctx, p, balanced)
-	bs, _ := noderesources.Balanced{}.Score(ctx, p, skewed)
+	bb, _ := noderesources.Balanced{}.Score(ctx, nil, p, balanced)
+	bs, _ := noderesources.Balanced{}.Score(ctx, nil, p, skewed)
 	if bb <= bs {
 		t.Errorf("BalancedAllocation: balanced %d <= skewed %d", bb, bs)
 	}
 	soft := framework.NewNodeInfo(makeNode("soft").taint("k", "v", corev1.TaintEffectPreferNoSchedule).n)
 	clean := framework.NewNodeInfo(makeNode("clean").n)
-	ts, _ := tainttoleration.TaintToleration{}.Score(ctx, p, soft)
-	tc, _ := tainttoleration.TaintToleration{}.Score(ctx, p, clean)
+	ts, _ := tainttoleration.TaintToleration{}.Score(ctx, nil, p, soft)
+	tc, _ := tainttoleration.TaintToleration{}.Score(ctx, nil, p, clean)
 	if ts >= tc {
 		t.Errorf("TaintToleration: PreferNoSchedule node %d >= clean %d", ts, tc)
 	}
 	pref := makePod().p
 	pref.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{
 		Weight: 10, Preference: corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}}}}}}}}
-	za, _ := nodeaffinity.NodeAffinity{}.Score(ctx, pref, framework.NewNodeInfo(makeNode("a").label("zone", "a").n))
-	zb, _ := nodeaffinity.NodeAffinity{}.Score(ctx, pref, framework.NewNodeInfo(makeNode("b").label("zone", "b").n))
+	za, _ := nodeaffinity.NodeAffinity{}.Score(ctx, nil, pref, framework.NewNodeInfo(makeNode("a").label("zone", "a").n))
+	zb, _ := nodeaffinity.NodeAffinity{}.Score(ctx, nil, pref, framework.NewNodeInfo(makeNode("b").label("zone", "b").n))
 	if za != framework.MaxNodeScore || zb != 0 {
 		t.Errorf("NodeAffinity preferred: %d / %d", za, zb)
 	}

@@ -30,7 +30,7 @@ func (ImageLocality) Name() string { return Name }
 // Score sums the sizes of the pod's images present on the node and scales
 // the sum between the thresholds to 0..100. (Upstream also weighs each
 // image by how many nodes hold it; that spread factor is not applied yet.)
-func (ImageLocality) Score(_ context.Context, pod *corev1.Pod, n *framework.NodeInfo) (int64, *framework.Status) {
+func (ImageLocality) Score(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) (int64, *framework.Status) {
 	sizes := map[string]int64{}
 	for _, img := range n.Node.Status.Images {
 		for _, name := range img.Names {

@@ -33,9 +33,9 @@ func TestScore(t *testing.T) {
 	big := corev1.ContainerImage{Names: []string{"docker.io/library/nginx:1.25"}, SizeBytes: 500 * mb}
 	tiny := corev1.ContainerImage{Names: []string{"docker.io/library/nginx:1.25"}, SizeBytes: 1 * mb}
 	p := ImageLocality{}
-	withBig, _ := p.Score(context.Background(), pod, node(big))
-	withTiny, _ := p.Score(context.Background(), pod, node(tiny))
-	without, _ := p.Score(context.Background(), pod, node())
+	withBig, _ := p.Score(context.Background(), nil, pod, node(big))
+	withTiny, _ := p.Score(context.Background(), nil, pod, node(tiny))
+	without, _ := p.Score(context.Background(), nil, pod, node())
 	if withBig <= 0 || withTiny != 0 || without != 0 {
 		t.Errorf("scores: big %d tiny %d none %d", withBig, withTiny, without)
 	}

@@ -23,7 +23,7 @@ type NodeAffinity struct{}
 
 func (NodeAffinity) Name() string { return Name }
 
-func (NodeAffinity) Filter(_ context.Context, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
+func (NodeAffinity) Filter(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
 	if len(pod.Spec.NodeSelector) > 0 && !labels.SelectorFromSet(pod.Spec.NodeSelector).Matches(labels.Set(n.Node.Labels)) {
 		return framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReason)
 	}
@@ -41,7 +41,7 @@ func (NodeAffinity) Filter(_ context.Context, pod *corev1.Pod, n *framework.Node
 
 // Score sums the weights of the preferred terms the node matches, scaled
 // to 0..100.
-func (NodeAffinity) Score(_ context.Context, pod *corev1.Pod, n *framework.NodeInfo) (int64, *framework.Status) {
+func (NodeAffinity) Score(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) (int64, *framework.Status) {
 	a := pod.Spec.Affinity
 	if a == nil || a.NodeAffinity == nil || len(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution) == 0 {
 		return 0, nil

@@ -21,7 +21,7 @@ type NodeName struct{}
 
 func (NodeName) Name() string { return Name }
 
-func (NodeName) Filter(_ context.Context, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
+func (NodeName) Filter(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
 	if pod.Spec.NodeName != "" && pod.Spec.NodeName != n.Node.Name {
 		return framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReason)
 	}

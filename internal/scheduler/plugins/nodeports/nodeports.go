@@ -22,7 +22,7 @@ type NodePorts struct{}
 
 func (NodePorts) Name() string { return Name }
 
-func (NodePorts) Filter(_ context.Context, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
+func (NodePorts) Filter(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
 	for _, want := range framework.HostPorts(pod) {
 		proto, rest, _ := strings.Cut(want, "/")
 		ip, port, _ := strings.Cut(rest, "/")

@@ -24,7 +24,7 @@ type Fit struct{}
 
 func (Fit) Name() string { return FitName }
 
-func (Fit) Filter(_ context.Context, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
+func (Fit) Filter(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
 	req := framework.PodRequests(pod)
 	alloc, used := n.Allocatable, n.Requested
 	var reasons []string
@@ -53,7 +53,7 @@ func (Fit) Filter(_ context.Context, pod *corev1.Pod, n *framework.NodeInfo) *fr
 
 // Score is LeastAllocated over cpu and memory: the share left free after
 // placing the pod.
-func (Fit) Score(_ context.Context, pod *corev1.Pod, n *framework.NodeInfo) (int64, *framework.Status) {
+func (Fit) Score(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) (int64, *framework.Status) {
 	req := withDefaults(framework.PodRequests(pod))
 	free := func(used, want, capacity int64) int64 {
 		if capacity <= 0 || used+want > capacity {
@@ -83,7 +83,7 @@ type Balanced struct{}
 
 func (Balanced) Name() string { return BalancedName }
 
-func (Balanced) Score(_ context.Context, pod *corev1.Pod, n *framework.NodeInfo) (int64, *framework.Status) {
+func (Balanced) Score(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) (int64, *framework.Status) {
 	req := withDefaults(framework.PodRequests(pod))
 	if n.Allocatable.MilliCPU <= 0 || n.Allocatable.Memory <= 0 {
 		return 0, nil

@@ -21,7 +21,7 @@ type NodeUnschedulable struct{}
 
 func (NodeUnschedulable) Name() string { return Name }
 
-func (NodeUnschedulable) Filter(_ context.Context, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
+func (NodeUnschedulable) Filter(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
 	if !n.Node.Spec.Unschedulable {
 		return nil
 	}

@@ -22,7 +22,7 @@ func (TaintToleration) Name() string { return Name }
 
 func tolerated(t *corev1.Taint, tols []corev1.Toleration) bool { return framework.ToleratedBy(t, tols) }
 
-func (TaintToleration) Filter(_ context.Context, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
+func (TaintToleration) Filter(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
 	for i := range n.Node.Spec.Taints {
 		t := &n.Node.Spec.Taints[i]
 		if t.Effect != corev1.TaintEffectNoSchedule && t.Effect != corev1.TaintEffectNoExecute {
@@ -37,7 +37,7 @@ func (TaintToleration) Filter(_ context.Context, pod *corev1.Pod, n *framework.N
 }
 
 // Score gives fewer untolerated PreferNoSchedule taints a higher score.
-func (TaintToleration) Score(_ context.Context, pod *corev1.Pod, n *framework.NodeInfo) (int64, *framework.Status) {
+func (TaintToleration) Score(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) (int64, *framework.Status) {
 	bad := 0
 	for i := range n.Node.Spec.Taints {
 		t := &n.Node.Spec.Taints[i]
