@@ -6,6 +6,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/garbagecollector"
 	"github.com/skiff-sh/skiff/internal/controller/namespace"
 	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
+	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 )
@@ -24,6 +25,7 @@ var registry = map[string]descriptor{
 	"namespace":        {5, func(c *controller.Context) (controller.Controller, error) { return namespace.New(c) }},
 	"nodeipam":         {1, nodeipam.New},
 	"serviceaccount":   {2, func(c *controller.Context) (controller.Controller, error) { return serviceaccount.New(c) }},
+	"nodelifecycle":    {2, func(c *controller.Context) (controller.Controller, error) { return nodelifecycle.New(c) }},
 	"replicaset":       {5, func(c *controller.Context) (controller.Controller, error) { return replicaset.New(c) }},
 }
 
@@ -31,5 +33,6 @@ var registry = map[string]descriptor{
 var aliases = map[string]string{
 	"garbage-collector": "garbagecollector",
 	"node-ipam":         "nodeipam",
+	"node-lifecycle":    "nodelifecycle",
 	"service-account":   "serviceaccount",
 }
