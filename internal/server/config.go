@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"time"
 )
 
 // Config is the typed form of `skiff server`'s flags.
@@ -29,17 +30,20 @@ type Config struct {
 	// --controllers does ("*", "name", "-name").
 	DisableControllers bool
 	Controllers        []string
-	Logger             *slog.Logger
+	// NodeMonitorGracePeriod: a node silent this long is marked unhealthy.
+	NodeMonitorGracePeriod time.Duration
+	Logger                 *slog.Logger
 }
 
 // DefaultConfig returns the documented flag defaults.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:     "/var/lib/skiff",
-		BindAddress: "0.0.0.0",
-		HTTPSPort:   6443,
-		ServiceCIDR: "10.43.0.0/16",
-		ClusterCIDR: "10.42.0.0/16",
+		DataDir:                "/var/lib/skiff",
+		BindAddress:            "0.0.0.0",
+		HTTPSPort:              6443,
+		ServiceCIDR:            "10.43.0.0/16",
+		ClusterCIDR:            "10.42.0.0/16",
+		NodeMonitorGracePeriod: 40 * time.Second,
 	}
 }
 
@@ -70,6 +74,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.EtcdCertFile == "") != (c.EtcdKeyFile == "") {
 		return fmt.Errorf("--etcd-certfile and --etcd-keyfile must be given together")
+	}
+	if c.NodeMonitorGracePeriod < 0 {
+		return fmt.Errorf("--node-monitor-grace-period %s: must not be negative", c.NodeMonitorGracePeriod)
 	}
 	return nil
 }

@@ -261,7 +261,8 @@ func (s *Server) startScheduler(ctx context.Context, kubeconfig string) error {
 func (s *Server) startControllers(ctx context.Context, kubeconfig string) error {
 	m, err := manager.NewFromKubeconfig(kubeconfig, manager.Config{
 		Controllers: s.cfg.Controllers, LeaderElect: true, Identity: s.identity(),
-		ClusterCIDR: s.cfg.ClusterCIDR, Logger: s.log.With("component", "controller-manager"),
+		ClusterCIDR: s.cfg.ClusterCIDR, NodeMonitorGracePeriod: s.cfg.NodeMonitorGracePeriod,
+		Logger: s.log.With("component", "controller-manager"),
 	})
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)
