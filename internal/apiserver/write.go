@@ -368,8 +368,9 @@ func (s *Server) updateObject(ctx context.Context, res *resource, info requestIn
 		}
 		return nil, false, err
 	}
-	// Removing the last finalizer of an object being deleted deletes it.
-	if m, merr := meta.Accessor(out); merr == nil && m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 {
+	// Removing the last finalizer of an object being deleted deletes it (a
+	// namespace also waits for its spec finalizers: see finalize).
+	if m, merr := meta.Accessor(out); merr == nil && m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && !hasSpecFinalizers(out) {
 		if g := m.GetDeletionGracePeriodSeconds(); g == nil || *g == 0 {
 			rv := m.GetResourceVersion()
 			deleted := res.New()
@@ -598,4 +599,11 @@ func gcFinalizers(have []string, opts *metav1.DeleteOptions) []string {
 		return nil
 	}
 	return out
+}
+
+// hasSpecFinalizers reports a namespace whose content is still being
+// removed.
+func hasSpecFinalizers(obj runtime.Object) bool {
+	ns, ok := obj.(*corev1.Namespace)
+	return ok && len(ns.Spec.Finalizers) > 0
 }

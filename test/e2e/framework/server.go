@@ -258,11 +258,11 @@ func (m *mainTB) TempDir() string {
 }
 func (m *mainTB) Cleanup(f func()) { m.cleanups = append(m.cleanups, f) }
 
-// RunWithServer starts one server for a whole test package, runs the
-// tests, stops the server and returns the exit code.
-func RunWithServer(m *testing.M, s **Server) int {
+// RunWithServer starts one server (with extra flags args) for a whole test
+// package, runs the tests, stops the server and returns the exit code.
+func RunWithServer(m *testing.M, s **Server, args ...string) int {
 	tb := &mainTB{}
-	*s = StartServer(tb)
+	*s = StartServer(tb, args...)
 	code := m.Run()
 	for i := len(tb.cleanups) - 1; i >= 0; i-- {
 		tb.cleanups[i]()
