@@ -11,6 +11,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
@@ -159,10 +160,13 @@ func (n *Nodes) Run(ctx context.Context) error {
 	defer factory.Shutdown()
 
 	if err := n.registerAll(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while registering
+		}
 		return err
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced, nodeInf.Informer().HasSynced) {
-		return ctx.Err()
+		return nil
 	}
 	n.adoptPodIPs()
 	close(n.ready)
@@ -203,8 +207,12 @@ func (n *Nodes) processNext(ctx context.Context, q workqueue.TypedRateLimitingIn
 	}
 	defer q.Done(key)
 	if err := sync(ctx, key); err != nil {
-		if ctx.Err() == nil {
-			n.log.Debug("sync failed, requeued", "key", key, "err", err)
+		switch {
+		case ctx.Err() != nil:
+		case apierrors.IsConflict(err):
+			n.log.Debug("stale copy, requeued", "key", key, "err", err)
+		default:
+			n.log.Warn("sync failed, requeued", "key", key, "err", err)
 		}
 		q.AddRateLimited(key)
 		return true
