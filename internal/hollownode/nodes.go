@@ -99,16 +99,18 @@ func (n *Nodes) SetHeartbeat(name string, on bool) {
 	if nd == nil || nd.heartbeat.Swap(on) == on || !on {
 		return
 	}
-	// Coming back: report at once and catch up on the node's pods.
-	if n.hbQueue != nil {
-		n.hbQueue.Add(name)
+	// Coming back: report at once and catch up on the node's pods (once
+	// Run has started them; until then there is nothing to catch up on).
+	select {
+	case <-n.ready:
+	default:
+		return
 	}
-	if n.podLister != nil && n.podQueue != nil {
-		pods, _ := n.podLister.List(everything)
-		for _, p := range pods {
-			if p.Spec.NodeName == name {
-				n.podQueue.Add(podKey(p))
-			}
+	n.hbQueue.Add(name)
+	pods, _ := n.podLister.List(everything)
+	for _, p := range pods {
+		if p.Spec.NodeName == name {
+			n.podQueue.Add(podKey(p))
 		}
 	}
 }
