@@ -11,6 +11,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
@@ -98,16 +99,18 @@ func (n *Nodes) SetHeartbeat(name string, on bool) {
 	if nd == nil || nd.heartbeat.Swap(on) == on || !on {
 		return
 	}
-	// Coming back: report at once and catch up on the node's pods.
-	if n.hbQueue != nil {
-		n.hbQueue.Add(name)
+	// Coming back: report at once and catch up on the node's pods (once
+	// Run has started them; until then there is nothing to catch up on).
+	select {
+	case <-n.ready:
+	default:
+		return
 	}
-	if n.podLister != nil && n.podQueue != nil {
-		pods, _ := n.podLister.List(everything)
-		for _, p := range pods {
-			if p.Spec.NodeName == name {
-				n.podQueue.Add(podKey(p))
-			}
+	n.hbQueue.Add(name)
+	pods, _ := n.podLister.List(everything)
+	for _, p := range pods {
+		if p.Spec.NodeName == name {
+			n.podQueue.Add(podKey(p))
 		}
 	}
 }
@@ -159,10 +162,13 @@ func (n *Nodes) Run(ctx context.Context) error {
 	defer factory.Shutdown()
 
 	if err := n.registerAll(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while registering
+		}
 		return err
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced, nodeInf.Informer().HasSynced) {
-		return ctx.Err()
+		return nil
 	}
 	n.adoptPodIPs()
 	close(n.ready)
@@ -203,8 +209,12 @@ func (n *Nodes) processNext(ctx context.Context, q workqueue.TypedRateLimitingIn
 	}
 	defer q.Done(key)
 	if err := sync(ctx, key); err != nil {
-		if ctx.Err() == nil {
-			n.log.Debug("sync failed, requeued", "key", key, "err", err)
+		switch {
+		case ctx.Err() != nil:
+		case apierrors.IsConflict(err):
+			n.log.Debug("stale copy, requeued", "key", key, "err", err)
+		default:
+			n.log.Warn("sync failed, requeued", "key", key, "err", err)
 		}
 		q.AddRateLimited(key)
 		return true

@@ -40,6 +40,7 @@ func (n *Nodes) registerAll(ctx context.Context) error {
 			if errs[i] == nil || attempt == 4 || ctx.Err() != nil {
 				return
 			}
+			n.log.Debug("register failed, retrying", "node", nd.name, "err", errs[i])
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):

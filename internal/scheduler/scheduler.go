@@ -432,16 +432,19 @@ func (s *Scheduler) pick(ctx context.Context, pod *corev1.Pod) (string, framewor
 			return "", diagnosis, total, rejectors
 		}
 	}
+	filters := make([]framework.FilterPlugin, 0, len(s.filters))
+	for _, f := range s.filters {
+		if !state.FilterSkipped(f.Name()) {
+			filters = append(filters, f)
+		}
+	}
 	want := feasibleToFind(total)
 	var feasible []*framework.NodeInfo
 	checked := 0
 	for ; checked < total && len(feasible) < want; checked++ {
 		n := c.list[(c.next+checked)%total]
 		ok := true
-		for _, f := range s.filters {
-			if state.FilterSkipped(f.Name()) {
-				continue
-			}
+		for _, f := range filters {
 			if st := f.Filter(ctx, state, pod, n); !st.IsSuccess() {
 				diagnosis[n.Node.Name] = st
 				rejectors[f.Name()] = true

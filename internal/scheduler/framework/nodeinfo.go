@@ -70,6 +70,22 @@ func PodRequests(pod *corev1.Pod) Resource {
 	return sum
 }
 
+// CycleRequests is PodRequests(pod) computed once per cycle and kept in
+// state (state may be nil: computed every time).
+func CycleRequests(state *CycleState, pod *corev1.Pod) Resource {
+	const key = "PodRequests"
+	if state != nil {
+		if v, ok := state.Read(key); ok {
+			return v.(Resource)
+		}
+	}
+	r := PodRequests(pod)
+	if state != nil {
+		state.Write(key, r)
+	}
+	return r
+}
+
 // NodeInfo is a node and the pods placed on it.
 type NodeInfo struct {
 	Node        *corev1.Node

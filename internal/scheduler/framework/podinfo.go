@@ -15,11 +15,49 @@ type AffinityTerm struct {
 	NamespaceSelector labels.Selector
 	Selector          labels.Selector
 	TopologyKey       string
+
+	// A compiled form of the common case, set by Compile: one namespace
+	// and no namespace selector; a selector of key=value pairs only.
+	// Matching runs over every placed pod, so it is worth one map lookup
+	// per pair instead of the generic path's three per requirement.
+	onlyNS   string
+	equals   []labelPair
+	compiled bool
+}
+
+type labelPair struct{ key, value string }
+
+// Compile prepares the fast matching path; call it after changing the
+// term's fields.
+func (t *AffinityTerm) Compile() {
+	t.onlyNS, t.equals, t.compiled = "", nil, false
+	if _, selectable := t.NamespaceSelector.Requirements(); selectable || len(t.Namespaces) != 1 {
+		return
+	}
+	eq, ok := equalsOnly(t.Selector)
+	if !ok {
+		return
+	}
+	for ns := range t.Namespaces {
+		t.onlyNS = ns
+	}
+	t.equals, t.compiled = eq, true
 }
 
 // Matches reports whether pod, whose namespace carries nsLabels, matches
 // the term.
 func (t *AffinityTerm) Matches(pod *corev1.Pod, nsLabels labels.Set) bool {
+	if t.compiled {
+		if pod.Namespace != t.onlyNS {
+			return false
+		}
+		for _, p := range t.equals {
+			if v, ok := pod.Labels[p.key]; !ok || v != p.value {
+				return false
+			}
+		}
+		return true
+	}
 	if t.Namespaces[pod.Namespace] || t.NamespaceSelector.Matches(nsLabels) {
 		return t.Selector.Matches(labels.Set(pod.Labels))
 	}
@@ -121,7 +159,58 @@ func parseTerm(pod *corev1.Pod, term *corev1.PodAffinityTerm) (AffinityTerm, boo
 		return t, false
 	}
 	t.Selector = sel
+	t.Compile()
 	return t, true
+}
+
+// LabelMatcher is a label selector with a fast path for the common
+// key=value-only form, for matching against every placed pod.
+type LabelMatcher struct {
+	sel    labels.Selector
+	equals []labelPair
+	fast   bool
+}
+
+// NewLabelMatcher compiles sel.
+func NewLabelMatcher(sel labels.Selector) LabelMatcher {
+	m := LabelMatcher{sel: sel}
+	m.equals, m.fast = equalsOnly(sel)
+	return m
+}
+
+// Matches reports whether the labels match.
+func (m *LabelMatcher) Matches(ls map[string]string) bool {
+	if !m.fast {
+		return m.sel.Matches(labels.Set(ls))
+	}
+	for _, p := range m.equals {
+		if v, ok := ls[p.key]; !ok || v != p.value {
+			return false
+		}
+	}
+	return true
+}
+
+// equalsOnly returns sel's requirements as key=value pairs, if that is
+// all it has.
+func equalsOnly(sel labels.Selector) ([]labelPair, bool) {
+	reqs, selectable := sel.Requirements()
+	if !selectable {
+		return nil, false
+	}
+	var eq []labelPair
+	for _, r := range reqs {
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In:
+			if r.Values().Len() != 1 {
+				return nil, false
+			}
+			eq = append(eq, labelPair{r.Key(), r.Values().UnsortedList()[0]})
+		default:
+			return nil, false
+		}
+	}
+	return eq, true
 }
 
 // WithMatchLabelKeys narrows sel to pods that share pod's values for keys

@@ -31,6 +31,9 @@ func (ImageLocality) Name() string { return Name }
 // the sum between the thresholds to 0..100. (Upstream also weighs each
 // image by how many nodes hold it; that spread factor is not applied yet.)
 func (ImageLocality) Score(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) (int64, *framework.Status) {
+	if len(n.Node.Status.Images) == 0 {
+		return 0, nil // nothing pulled: below minThreshold
+	}
 	sizes := map[string]int64{}
 	for _, img := range n.Node.Status.Images {
 		for _, name := range img.Names {
@@ -39,9 +42,11 @@ func (ImageLocality) Score(_ context.Context, _ *framework.CycleState, pod *core
 	}
 	var sum int64
 	containers := 0
-	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
-		containers++
-		sum += sizes[Normalize(c.Image)]
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range cs {
+			containers++
+			sum += sizes[Normalize(cs[i].Image)]
+		}
 	}
 	if containers == 0 {
 		return 0, nil

@@ -75,6 +75,7 @@ func resolveTerm(snap *framework.Snapshot, t *framework.AffinityTerm) {
 		names[ns.Name] = true
 	}
 	t.Namespaces, t.NamespaceSelector = names, labels.Nothing()
+	t.Compile()
 }
 
 var (

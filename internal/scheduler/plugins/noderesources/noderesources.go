@@ -24,8 +24,8 @@ type Fit struct{}
 
 func (Fit) Name() string { return FitName }
 
-func (Fit) Filter(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
-	req := framework.PodRequests(pod)
+func (Fit) Filter(_ context.Context, state *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
+	req := framework.CycleRequests(state, pod)
 	alloc, used := n.Allocatable, n.Requested
 	var reasons []string
 	if alloc.Pods > 0 && int64(len(n.Pods))+1 > alloc.Pods {
@@ -53,8 +53,8 @@ func (Fit) Filter(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n
 
 // Score is LeastAllocated over cpu and memory: the share left free after
 // placing the pod.
-func (Fit) Score(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) (int64, *framework.Status) {
-	req := withDefaults(framework.PodRequests(pod))
+func (Fit) Score(_ context.Context, state *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) (int64, *framework.Status) {
+	req := withDefaults(framework.CycleRequests(state, pod))
 	free := func(used, want, capacity int64) int64 {
 		if capacity <= 0 || used+want > capacity {
 			return 0
@@ -83,8 +83,8 @@ type Balanced struct{}
 
 func (Balanced) Name() string { return BalancedName }
 
-func (Balanced) Score(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) (int64, *framework.Status) {
-	req := withDefaults(framework.PodRequests(pod))
+func (Balanced) Score(_ context.Context, state *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) (int64, *framework.Status) {
+	req := withDefaults(framework.CycleRequests(state, pod))
 	if n.Allocatable.MilliCPU <= 0 || n.Allocatable.Memory <= 0 {
 		return 0, nil
 	}

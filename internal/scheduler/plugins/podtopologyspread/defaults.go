@@ -17,7 +17,7 @@ func systemDefaults(pod *corev1.Pod, l framework.Listers) []constraint {
 		return nil
 	}
 	mk := func(key string, skew int32) constraint {
-		return constraint{maxSkew: skew, topologyKey: key, selector: sel, minDomains: 1,
+		return constraint{maxSkew: skew, topologyKey: key, selector: sel, matcher: framework.NewLabelMatcher(sel), minDomains: 1,
 			nodeAffinityPolicy: corev1.NodeInclusionPolicyHonor, nodeTaintsPolicy: corev1.NodeInclusionPolicyIgnore}
 	}
 	return []constraint{mk(corev1.LabelHostname, 3), mk(corev1.LabelTopologyZone, 5)}

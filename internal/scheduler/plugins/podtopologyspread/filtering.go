@@ -48,7 +48,7 @@ func (pl PodTopologySpread) PreFilter(_ context.Context, state *framework.CycleS
 			}
 			// Adding zero still records the domain: an empty domain is
 			// the global minimum.
-			s.counts[i][n.Node.Labels[c.topologyKey]] += countMatching(n.Pods, c.selector, pod.Namespace)
+			s.counts[i][n.Node.Labels[c.topologyKey]] += countMatching(n.Pods, &c.matcher, pod.Namespace)
 		}
 	}
 	for i := range cs {

@@ -45,6 +45,7 @@ type constraint struct {
 	maxSkew            int32
 	topologyKey        string
 	selector           labels.Selector
+	matcher            framework.LabelMatcher // selector, compiled
 	minDomains         int32
 	nodeAffinityPolicy corev1.NodeInclusionPolicy
 	nodeTaintsPolicy   corev1.NodeInclusionPolicy
@@ -73,6 +74,7 @@ func constraintsOf(pod *corev1.Pod, action corev1.UnsatisfiableConstraintAction)
 		if c.NodeTaintsPolicy != nil {
 			pc.nodeTaintsPolicy = *c.NodeTaintsPolicy
 		}
+		pc.matcher = framework.NewLabelMatcher(pc.selector)
 		out = append(out, pc)
 	}
 	return out, nil
@@ -110,13 +112,13 @@ func hasAllKeys(node *corev1.Node, cs []constraint) bool {
 
 // countMatching counts the pods in namespace ns matching sel, leaving out
 // terminating ones, as upstream does.
-func countMatching(pods []*corev1.Pod, sel labels.Selector, ns string) int {
+func countMatching(pods []*corev1.Pod, m *framework.LabelMatcher, ns string) int {
 	n := 0
 	for _, p := range pods {
 		if p.DeletionTimestamp != nil || p.Namespace != ns {
 			continue
 		}
-		if sel.Matches(labels.Set(p.Labels)) {
+		if m.Matches(p.Labels) {
 			n++
 		}
 	}

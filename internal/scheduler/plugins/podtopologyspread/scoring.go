@@ -87,7 +87,7 @@ func (pl PodTopologySpread) PreScore(_ context.Context, state *framework.CycleSt
 			if _, candidate := s.counts[i][v]; !candidate || !c.includes(pod, n.Node, required) {
 				continue
 			}
-			s.counts[i][v] += int64(countMatching(n.Pods, c.selector, pod.Namespace))
+			s.counts[i][v] += int64(countMatching(n.Pods, &c.matcher, pod.Namespace))
 		}
 	}
 	state.Write(preScoreKey, s)
@@ -114,7 +114,7 @@ func (pl PodTopologySpread) Score(_ context.Context, state *framework.CycleState
 		}
 		var cnt int64
 		if c.topologyKey == corev1.LabelHostname {
-			cnt = int64(countMatching(n.Pods, c.selector, s.namespace))
+			cnt = int64(countMatching(n.Pods, &c.matcher, s.namespace))
 		} else {
 			cnt = s.counts[i][value]
 		}
