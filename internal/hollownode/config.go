@@ -28,13 +28,20 @@ type Config struct {
 	CPU, Memory, Pods string
 	// Labels are added to the well-known node labels.
 	Labels map[string]string
-	Logger *slog.Logger
+	// LeaseRenewInterval is how often each node renews its Lease (default
+	// 10 s, as the kubelet); tests with a short node-monitor grace period
+	// shorten it.
+	LeaseRenewInterval time.Duration
+	Logger             *slog.Logger
 }
 
 // Validate rejects an unusable config; it does not fill defaults.
 func (c *Config) Validate() error {
 	if c.Client == nil {
 		return errors.New("hollownode: no client")
+	}
+	if c.LeaseRenewInterval < 0 {
+		return fmt.Errorf("hollownode: lease renew interval %s: must not be negative", c.LeaseRenewInterval)
 	}
 	if c.Count < 1 {
 		return fmt.Errorf("hollownode: count %d: must be at least 1", c.Count)

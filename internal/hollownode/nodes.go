@@ -73,6 +73,9 @@ func New(cfg Config) (*Nodes, error) {
 		cfg: cfg, log: cfg.Logger.With("component", "hollow-nodes"), timing: defaultTiming, now: time.Now,
 		nodes: make(map[string]*node, cfg.Count), ready: make(chan struct{}), pods: map[string]*podRun{},
 	}
+	if cfg.LeaseRenewInterval > 0 {
+		n.timing.leaseRenew = cfg.LeaseRenewInterval
+	}
 	for i := range cfg.Count {
 		name := fmt.Sprintf("%s%d", cfg.NamePrefix, i)
 		nd := &node{name: name, index: i, internalIP: internalIP(i).String(),

@@ -277,7 +277,9 @@ func wantTaints(n *corev1.Node) []corev1.Taint {
 	return nil
 }
 
-func isConditionTaint(t corev1.Taint) bool { return t.Key == TaintNotReady || t.Key == TaintUnreachable }
+func isConditionTaint(t corev1.Taint) bool {
+	return t.Key == TaintNotReady || t.Key == TaintUnreachable
+}
 
 // reconcileTaints makes the node's condition taints match its Ready
 // condition. It returns the node as written.

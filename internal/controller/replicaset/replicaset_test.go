@@ -30,7 +30,7 @@ func TestPodsToDelete(t *testing.T) {
 		{"unscheduled first", []*corev1.Pod{pod("a", "n1", corev1.PodRunning, true, 0, time.Hour), pod("b", "", corev1.PodPending, false, 0, time.Hour)}, "b"},
 		{"pending before running", []*corev1.Pod{pod("a", "n1", corev1.PodRunning, true, 0, time.Hour), pod("b", "n2", corev1.PodPending, false, 0, time.Hour)}, "b"},
 		{"not ready before ready", []*corev1.Pod{pod("a", "n1", corev1.PodRunning, true, 0, time.Hour), pod("b", "n2", corev1.PodRunning, false, 0, time.Hour)}, "b"},
-		{"doubled-up node first", []*corev1.Pod{pod("a", "n1", corev1.PodRunning, true, 0, time.Hour), pod("b", "n2", corev1.PodRunning, true, 0, time.Hour), pod("c", "n2", corev1.PodRunning, true, 0, 2 * time.Hour)}, "b"},
+		{"doubled-up node first", []*corev1.Pod{pod("a", "n1", corev1.PodRunning, true, 0, time.Hour), pod("b", "n2", corev1.PodRunning, true, 0, time.Hour), pod("c", "n2", corev1.PodRunning, true, 0, 2*time.Hour)}, "b"},
 		{"more restarts first", []*corev1.Pod{pod("a", "n1", corev1.PodRunning, false, 0, time.Hour), pod("b", "n2", corev1.PodRunning, false, 5, time.Hour)}, "b"},
 		{"newer first", []*corev1.Pod{pod("a", "n1", corev1.PodRunning, false, 0, time.Hour), pod("b", "n2", corev1.PodRunning, false, 0, time.Minute)}, "b"},
 	}

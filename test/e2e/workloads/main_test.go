@@ -41,7 +41,8 @@ func setup(t *testing.T) (context.Context, kubernetes.Interface) {
 	t.Helper()
 	if client == nil {
 		client = srv.Client()
-		n, err := hollownode.New(hollownode.Config{Client: client, Count: nodeCount, NamePrefix: "wl-node-"})
+		n, err := hollownode.New(hollownode.Config{Client: client, Count: nodeCount, NamePrefix: "wl-node-",
+			LeaseRenewInterval: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
