@@ -3,6 +3,8 @@ package manager
 import (
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
+	"github.com/skiff-sh/skiff/internal/controller/endpoints"
+	"github.com/skiff-sh/skiff/internal/controller/endpointslice"
 	"github.com/skiff-sh/skiff/internal/controller/garbagecollector"
 	"github.com/skiff-sh/skiff/internal/controller/namespace"
 	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
@@ -27,10 +29,14 @@ var registry = map[string]descriptor{
 	"serviceaccount":   {2, func(c *controller.Context) (controller.Controller, error) { return serviceaccount.New(c) }},
 	"nodelifecycle":    {2, func(c *controller.Context) (controller.Controller, error) { return nodelifecycle.New(c) }},
 	"replicaset":       {5, func(c *controller.Context) (controller.Controller, error) { return replicaset.New(c) }},
+	"endpoint":         {5, func(c *controller.Context) (controller.Controller, error) { return endpoints.New(c) }},
+	"endpointslice":    {5, func(c *controller.Context) (controller.Controller, error) { return endpointslice.New(c) }},
 }
 
 // aliases are upstream's other spellings of the same controllers.
 var aliases = map[string]string{
+	"endpoints":         "endpoint",
+	"endpoint-slice":    "endpointslice",
 	"garbage-collector": "garbagecollector",
 	"node-ipam":         "nodeipam",
 	"node-lifecycle":    "nodelifecycle",
