@@ -2,7 +2,10 @@ package manager
 
 import (
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/cronjob"
+	"github.com/skiff-sh/skiff/internal/controller/job"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
+	"github.com/skiff-sh/skiff/internal/controller/ttlafterfinished"
 )
 
 // descriptor names a controller and builds it.
@@ -14,7 +17,10 @@ type descriptor struct {
 // registry maps each controller name (as upstream's --controllers spells
 // it, without the "-controller" suffix) to its constructor.
 var registry = map[string]descriptor{
-	"replicaset":       {5, func(c *controller.Context) (controller.Controller, error) { return replicaset.New(c) }},
+	"cronjob":            {5, func(c *controller.Context) (controller.Controller, error) { return cronjob.New(c) }},
+	"job":                {5, func(c *controller.Context) (controller.Controller, error) { return job.New(c) }},
+	"replicaset":         {5, func(c *controller.Context) (controller.Controller, error) { return replicaset.New(c) }},
+	"ttl-after-finished": {5, func(c *controller.Context) (controller.Controller, error) { return ttlafterfinished.New(c) }},
 }
 
 // aliases are upstream's other spellings of the same controllers.
