@@ -2,15 +2,18 @@ package manager
 
 import (
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/cronjob"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
 	"github.com/skiff-sh/skiff/internal/controller/endpoints"
 	"github.com/skiff-sh/skiff/internal/controller/endpointslice"
 	"github.com/skiff-sh/skiff/internal/controller/garbagecollector"
+	"github.com/skiff-sh/skiff/internal/controller/job"
 	"github.com/skiff-sh/skiff/internal/controller/namespace"
 	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
+	"github.com/skiff-sh/skiff/internal/controller/ttlafterfinished"
 )
 
 // descriptor names a controller and builds it.
@@ -22,15 +25,18 @@ type descriptor struct {
 // registry maps each controller name (as upstream's --controllers spells
 // it, without the "-controller" suffix) to its constructor.
 var registry = map[string]descriptor{
-	"deployment":       {5, func(c *controller.Context) (controller.Controller, error) { return deployment.New(c) }},
-	"garbagecollector": {20, func(c *controller.Context) (controller.Controller, error) { return garbagecollector.New(c) }},
-	"namespace":        {5, func(c *controller.Context) (controller.Controller, error) { return namespace.New(c) }},
-	"nodeipam":         {1, nodeipam.New},
-	"serviceaccount":   {2, func(c *controller.Context) (controller.Controller, error) { return serviceaccount.New(c) }},
-	"nodelifecycle":    {2, func(c *controller.Context) (controller.Controller, error) { return nodelifecycle.New(c) }},
-	"replicaset":       {5, func(c *controller.Context) (controller.Controller, error) { return replicaset.New(c) }},
-	"endpoint":         {5, func(c *controller.Context) (controller.Controller, error) { return endpoints.New(c) }},
-	"endpointslice":    {5, func(c *controller.Context) (controller.Controller, error) { return endpointslice.New(c) }},
+	"deployment":         {5, func(c *controller.Context) (controller.Controller, error) { return deployment.New(c) }},
+	"garbagecollector":   {20, func(c *controller.Context) (controller.Controller, error) { return garbagecollector.New(c) }},
+	"namespace":          {5, func(c *controller.Context) (controller.Controller, error) { return namespace.New(c) }},
+	"nodeipam":           {1, nodeipam.New},
+	"serviceaccount":     {2, func(c *controller.Context) (controller.Controller, error) { return serviceaccount.New(c) }},
+	"nodelifecycle":      {2, func(c *controller.Context) (controller.Controller, error) { return nodelifecycle.New(c) }},
+	"replicaset":         {5, func(c *controller.Context) (controller.Controller, error) { return replicaset.New(c) }},
+	"endpoint":           {5, func(c *controller.Context) (controller.Controller, error) { return endpoints.New(c) }},
+	"endpointslice":      {5, func(c *controller.Context) (controller.Controller, error) { return endpointslice.New(c) }},
+	"cronjob":            {5, func(c *controller.Context) (controller.Controller, error) { return cronjob.New(c) }},
+	"job":                {5, func(c *controller.Context) (controller.Controller, error) { return job.New(c) }},
+	"ttl-after-finished": {5, func(c *controller.Context) (controller.Controller, error) { return ttlafterfinished.New(c) }},
 }
 
 // aliases are upstream's other spellings of the same controllers.

@@ -202,6 +202,12 @@ func checkSchedule(s string) string {
 		case "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly":
 			return ""
 		}
+		if d, ok := strings.CutPrefix(s, "@every "); ok {
+			if _, err := time.ParseDuration(strings.TrimSpace(d)); err != nil {
+				return "failed to parse duration " + s + ": " + err.Error()
+			}
+			return ""
+		}
 		return "unrecognized descriptor: " + s
 	}
 	f := strings.Fields(s)

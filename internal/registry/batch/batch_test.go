@@ -40,6 +40,8 @@ func TestCheckSchedule(t *testing.T) {
 		"* * * *":            false,
 		"61 * * * *":         false,
 		"@sometimes":         false,
+		"@every 90s":         true,
+		"@every soon":        false,
 		"TZ=UTC 0 * * * *":   false,
 		"*/0 * * * *":        false,
 		"0 24 * * *":         false,

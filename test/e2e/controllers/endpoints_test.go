@@ -1,12 +1,8 @@
-// Package controllers_test checks the controllers inside `skiff server`
-// against objects created through the API. There is no kubelet: the test
-// plays it, setting pod status (IP, phase, readiness) with UpdateStatus.
 package controllers_test
 
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -21,10 +17,6 @@ import (
 
 	"github.com/skiff-sh/skiff/test/e2e/framework"
 )
-
-var srv *framework.Server
-
-func TestMain(m *testing.M) { os.Exit(framework.RunWithServer(m, &srv)) }
 
 const waitFor = 10 * time.Second
 
@@ -120,6 +112,7 @@ func TestEndpointControllers(t *testing.T) {
 	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	heartbeat(t, cs, node.Name)
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
 		Spec: corev1.ServiceSpec{
@@ -241,6 +234,7 @@ func TestEndpointsSelectorlessAndHeadless(t *testing.T) {
 	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	heartbeat(t, cs, node.Name)
 	ext := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "ext", Namespace: ns},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 5432}}}}
 	if _, err := cs.CoreV1().Services(ns).Create(ctx, ext, metav1.CreateOptions{}); err != nil {
