@@ -32,17 +32,27 @@ import (
 
 func main() {
 	bin := flag.String("skiff", os.Getenv("SKIFF_BIN"), "skiff binary")
-	pods := flag.Int("pods", 10000, "pods for the LIST and memory figures")
+	pods := flag.Int("pods", 10000, "pods for the LIST and memory figures (0 skips the API figures)")
 	watchers := flag.Int("watchers", 1000, "concurrent watchers")
 	nodes := flag.Int("sched-nodes", 1000, "nodes for the scheduler figures (0 skips them)")
 	schedPods := flag.Int("sched-pods", 10000, "pods for the scheduler figures")
+	ctrlNodes := flag.Int("controller-nodes", 100, "hollow nodes for the controller figures (0 skips them)")
+	replicas := flag.Int("replicas", 3000, "Deployment replicas for the controller figures")
 	flag.Parse()
 	if *bin == "" {
 		*bin = "bin/skiff"
 	}
-	if err := run(*bin, *pods, *watchers); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+	if *pods > 0 {
+		if err := run(*bin, *pods, *watchers); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+	if *ctrlNodes > 0 {
+		if err := runControllers(*bin, *ctrlNodes, int32(*replicas)); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
 	}
 	if *nodes > 0 {
 		if err := runScheduler(*bin, *nodes, *schedPods); err != nil {
@@ -149,12 +159,12 @@ func idleWithUnschedulable(ctx context.Context, cfg *rest.Config, srv *server, n
 
 // startWithClient starts a server in a fresh data dir (removed on stop)
 // and returns an unthrottled client config for it.
-func startWithClient(bin, prefix string) (*server, *rest.Config, error) {
+func startWithClient(bin, prefix string, extra ...string) (*server, *rest.Config, error) {
 	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := start(bin, dir)
+	srv, err := start(bin, dir, extra...)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, err
@@ -326,7 +336,7 @@ type server struct {
 	startup time.Duration
 }
 
-func start(bin, dir string) (*server, error) {
+func start(bin, dir string, extra ...string) (*server, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -335,6 +345,7 @@ func start(bin, dir string) (*server, error) {
 	l.Close()
 	cmd := exec.Command(bin, "server", "--data-dir", dir, "--https-listen-port", strconv.Itoa(port),
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--disable-agent")
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -369,8 +380,11 @@ func (s *server) stop() {
 }
 
 // cpuSeconds is the server process's user+system CPU time.
-func (s *server) cpuSeconds() float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+func (s *server) cpuSeconds() float64 { return processCPU(s.cmd.Process.Pid) }
+
+// processCPU is a process's user+system CPU time in seconds.
+func processCPU(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
