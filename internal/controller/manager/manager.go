@@ -129,6 +129,7 @@ type Manager struct {
 	disc    discovery.CachedDiscoveryInterface
 	ready   chan struct{}
 	readyMu sync.Once
+	termMu  sync.Mutex // held while a leadership term's controllers run
 }
 
 // New builds a manager; Run starts it.
@@ -223,6 +224,13 @@ func (m *Manager) Run(ctx context.Context) error {
 			ReleaseOnCancel: true, Name: LeaseName,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(lctx context.Context) {
+					// A term's controllers must be gone before the next
+					// term's start: two sets at once would act twice.
+					m.termMu.Lock()
+					defer m.termMu.Unlock()
+					if lctx.Err() != nil {
+						return
+					}
 					m.log.Info("controller manager is leading", "identity", id, "controllers", strings.Join(m.names, ","))
 					if err := m.runControllers(lctx); err != nil && lctx.Err() == nil {
 						m.log.Error("controllers stopped", "err", err)
