@@ -15,5 +15,7 @@ import (
 var srv *framework.Server
 
 func TestMain(m *testing.M) {
-	os.Exit(framework.RunWithServer(m, &srv))
+	// API semantics alone: controllers writing status would race the
+	// tests' own writes (test/e2e/workloads covers them).
+	os.Exit(framework.RunWithServer(m, &srv, "--disable-controllers"))
 }
