@@ -161,8 +161,15 @@ func TestHollowNodes(t *testing.T) {
 	if nodes[p.Spec.NodeName] == nil {
 		t.Errorf("pod bound to %q, not a hollow node", p.Spec.NodeName)
 	}
-	if ip, err := netip.ParseAddr(p.Status.PodIP); err != nil || !netip.MustParsePrefix("10.244.0.0/14").Contains(ip) {
-		t.Errorf("podIP %q", p.Status.PodIP)
+	// The node IPAM controller gives each node a podCIDR; the pod's IP
+	// comes from its node's.
+	node, err := cs.CoreV1().Nodes().Get(ctx, p.Spec.NodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cidr, cerr := netip.ParsePrefix(node.Spec.PodCIDR)
+	if ip, err := netip.ParseAddr(p.Status.PodIP); err != nil || cerr != nil || !cidr.Contains(ip) {
+		t.Errorf("podIP %q not in node %s podCIDR %q", p.Status.PodIP, node.Name, node.Spec.PodCIDR)
 	}
 	if len(p.Status.ContainerStatuses) != 1 || p.Status.ContainerStatuses[0].State.Running == nil {
 		t.Errorf("container statuses %+v", p.Status.ContainerStatuses)
