@@ -54,6 +54,13 @@ func NewExpired(key string, current int64) error {
 	return &KeyError{Err: ErrExpired, Key: key, ResourceVersion: current}
 }
 
+// NewTooOldResourceVersion is ErrExpired for a watch from a revision older
+// than the oldest one still served, worded as upstream's watch cache.
+func NewTooOldResourceVersion(key string, requested, oldest, current int64) error {
+	return &KeyError{Err: ErrExpired, Key: key, ResourceVersion: current,
+		Msg: fmt.Sprintf("too old resource version: %d (%d)", requested, oldest)}
+}
+
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 func IsExists(err error) bool   { return errors.Is(err, ErrExists) }
 func IsConflict(err error) bool { return errors.Is(err, ErrConflict) }

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -102,3 +103,54 @@ func TestQOSClass(t *testing.T) {
 }
 
 func mustQuantity(s string) apiresource.Quantity { return apiresource.MustParse(s) }
+
+func TestNamespaceCreateAddsFinalizerAndNameLabel(t *testing.T) {
+	r := namespaces()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{corev1.LabelMetadataName: "spoofed"}},
+		Spec: corev1.NamespaceSpec{Finalizers: []corev1.FinalizerName{"example.com/other"}}}
+	r.Strategy.PrepareForCreate(context.Background(), ns)
+	if ns.Labels[corev1.LabelMetadataName] != "team-a" {
+		t.Fatalf("label %q, want the namespace name", ns.Labels[corev1.LabelMetadataName])
+	}
+	if len(ns.Spec.Finalizers) != 2 || ns.Spec.Finalizers[1] != corev1.FinalizerKubernetes {
+		t.Fatalf("finalizers %v, want the kubernetes finalizer added to the others", ns.Spec.Finalizers)
+	}
+	upd := ns.DeepCopy()
+	delete(upd.Labels, corev1.LabelMetadataName)
+	r.Strategy.PrepareForUpdate(context.Background(), upd, ns)
+	if upd.Labels[corev1.LabelMetadataName] != "team-a" {
+		t.Fatal("the name label cannot be removed by an update")
+	}
+}
+
+func TestValidateServicePortsAndExternalName(t *testing.T) {
+	port := func(name string, p, node int32, proto corev1.Protocol) corev1.ServicePort {
+		return corev1.ServicePort{Name: name, Port: p, NodePort: node, Protocol: proto}
+	}
+	tests := []struct {
+		name    string
+		svc     corev1.Service
+		wantErr string
+	}{
+		{"ok tcp and udp on one port", corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, SessionAffinity: corev1.ServiceAffinityNone,
+			Ports: []corev1.ServicePort{port("a", 53, 0, corev1.ProtocolTCP), port("b", 53, 0, corev1.ProtocolUDP)}}}, ""},
+		{"duplicate port/protocol", corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, SessionAffinity: corev1.ServiceAffinityNone,
+			Ports: []corev1.ServicePort{port("a", 80, 0, corev1.ProtocolTCP), port("b", 80, 0, corev1.ProtocolTCP)}}}, "spec.ports[1]: Duplicate value"},
+		{"duplicate nodePort", corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, SessionAffinity: corev1.ServiceAffinityNone,
+			Ports: []corev1.ServicePort{port("a", 80, 30080, corev1.ProtocolTCP), port("b", 81, 30080, corev1.ProtocolTCP)}}}, "spec.ports[1].nodePort: Duplicate value"},
+		{"externalName with clusterIP", corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "db.example.com",
+			ClusterIP: "10.43.0.9", SessionAffinity: corev1.ServiceAffinityNone}}, "spec.clusterIPs: Forbidden"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errs := validateService(&tt.svc)
+			got := errs.ToAggregate()
+			switch {
+			case tt.wantErr == "" && got != nil:
+				t.Fatalf("unexpected errors: %v", got)
+			case tt.wantErr != "" && (got == nil || !strings.Contains(got.Error(), tt.wantErr)):
+				t.Fatalf("errors %v, want %q", got, tt.wantErr)
+			}
+		})
+	}
+}

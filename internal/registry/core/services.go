@@ -96,6 +96,9 @@ func validateService(svc *corev1.Service) field.ErrorList {
 	headless := svc.Spec.ClusterIP == corev1.ClusterIPNone
 	external := svc.Spec.Type == corev1.ServiceTypeExternalName
 	if external {
+		if svc.Spec.ClusterIP != "" || len(svc.Spec.ClusterIPs) > 0 {
+			errs = append(errs, field.Forbidden(spec.Child("clusterIPs"), "may not be set for ExternalName services"))
+		}
 		if svc.Spec.ExternalName == "" {
 			errs = append(errs, field.Required(spec.Child("externalName"), ""))
 		} else {
@@ -111,6 +114,8 @@ func validateService(svc *corev1.Service) field.ErrorList {
 		errs = append(errs, field.Invalid(spec.Child("clusterIPs").Index(0), svc.Spec.ClusterIP, fmt.Sprintf("may not be set to 'None' for %s services", svc.Spec.Type)))
 	}
 	names := sets.New[string]()
+	portKeys := sets.New[string]()
+	nodePorts := sets.New[string]()
 	protocols := sets.New(string(corev1.ProtocolTCP), string(corev1.ProtocolUDP), string(corev1.ProtocolSCTP))
 	for i, p := range svc.Spec.Ports {
 		pp := spec.Child("ports").Index(i)
@@ -141,6 +146,18 @@ func validateService(svc *corev1.Service) field.ErrorList {
 				for _, msg := range utilvalidation.IsValidPortNum(int(p.TargetPort.IntVal)) {
 					errs = append(errs, field.Invalid(pp.Child("targetPort"), p.TargetPort.IntVal, msg))
 				}
+			}
+		}
+		if key := fmt.Sprintf("%d/%s", p.Port, p.Protocol); portKeys.Has(key) {
+			errs = append(errs, field.Duplicate(pp, key))
+		} else {
+			portKeys.Insert(key)
+		}
+		if p.NodePort != 0 {
+			if key := fmt.Sprintf("%d/%s", p.NodePort, p.Protocol); nodePorts.Has(key) {
+				errs = append(errs, field.Duplicate(pp.Child("nodePort"), p.NodePort))
+			} else {
+				nodePorts.Insert(key)
 			}
 		}
 		if p.NodePort != 0 && !needsNodePorts(svc) {

@@ -16,19 +16,36 @@ import (
 	"github.com/skiff-sh/skiff/internal/registry/defaults"
 )
 
+// setNamespaceNameLabel sets the immutable kubernetes.io/metadata.name
+// label upstream puts on every namespace (network policies select
+// namespaces by it).
+func setNamespaceNameLabel(ns *corev1.Namespace) {
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[corev1.LabelMetadataName] = ns.Name
+}
+
 func namespaces() *registry.Resource {
 	s := &registry.BaseStrategy{
 		HasStatus: true,
 		PrepareForCreateFunc: func(_ context.Context, obj runtime.Object) {
 			ns := obj.(*corev1.Namespace)
 			ns.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
-			if len(ns.Spec.Finalizers) == 0 {
-				ns.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}
+			hasKube := false
+			for _, f := range ns.Spec.Finalizers {
+				hasKube = hasKube || f == corev1.FinalizerKubernetes
 			}
+			if !hasKube {
+				ns.Spec.Finalizers = append(ns.Spec.Finalizers, corev1.FinalizerKubernetes)
+			}
+			setNamespaceNameLabel(ns)
 		},
 		PrepareForUpdateFunc: func(_ context.Context, obj, old runtime.Object) {
 			// spec.finalizers change only through the finalize subresource.
-			obj.(*corev1.Namespace).Spec.Finalizers = old.(*corev1.Namespace).Spec.Finalizers
+			ns := obj.(*corev1.Namespace)
+			ns.Spec.Finalizers = old.(*corev1.Namespace).Spec.Finalizers
+			setNamespaceNameLabel(ns)
 		},
 	}
 	r := resource("namespaces", "Namespace", false, func() runtime.Object { return &corev1.Namespace{} },

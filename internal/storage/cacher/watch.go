@@ -185,9 +185,9 @@ func (c *Cacher) Watch(ctx context.Context, key string, opts storage.ListOptions
 			initial = append(initial, watch.Event{Type: watch.Bookmark, Object: b})
 		}
 	case rev < c.oldest:
-		cur := c.rev
+		cur, oldest := c.rev, c.oldest-1
 		c.mu.Unlock()
-		return nil, storage.NewExpired(key, cur)
+		return nil, storage.NewTooOldResourceVersion(key, rev, oldest, cur)
 	default:
 		c.eachEvent(func(e event) {
 			if e.rev <= rev {
