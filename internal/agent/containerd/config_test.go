@@ -41,7 +41,7 @@ func TestValidate(t *testing.T) {
 func TestRenderConfig(t *testing.T) {
 	c := Config{DataDir: "/data/node 1", SandboxImage: "skiff.sh/pause:1"}
 	c.setDefaults()
-	b, err := renderConfig(&c)
+	b, err := renderConfig(&c, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,10 +57,19 @@ func TestRenderConfig(t *testing.T) {
 		"SystemdCgroup = false",
 		`snapshotter = "overlayfs"`,
 		`level = "warn"`,
+		"oom_score = -999",
+		"restrict_oom_score_adj = false",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("config lacks %q:\n%s", want, got)
 		}
+	}
+	b, err = renderConfig(&c, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); strings.Contains(got, "oom_score = ") || !strings.Contains(got, "restrict_oom_score_adj = true") {
+		t.Errorf("without CAP_SYS_RESOURCE the config must restrict OOM scores:\n%s", got)
 	}
 }
 
@@ -73,7 +82,7 @@ func TestConfigParses(t *testing.T) {
 	}
 	c := Config{DataDir: t.TempDir(), SandboxImage: "skiff.sh/pause:1"}
 	c.setDefaults()
-	b, err := renderConfig(&c)
+	b, err := renderConfig(&c, !canLowerOOMScore())
 	if err != nil {
 		t.Fatal(err)
 	}

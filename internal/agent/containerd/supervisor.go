@@ -128,7 +128,7 @@ func (s *Supervisor) writeFiles() error {
 			return fmt.Errorf("containerd: %w", err)
 		}
 	}
-	b, err := renderConfig(&s.cfg)
+	b, err := renderConfig(&s.cfg, !canLowerOOMScore())
 	if err != nil {
 		return fmt.Errorf("containerd: render config: %w", err)
 	}

@@ -2,8 +2,10 @@ package containerd
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/template"
 )
 
@@ -16,7 +18,13 @@ var configTemplate = template.Must(template.New("config").Funcs(template.FuncMap
 version = 2
 root = {{q .Root}}
 state = {{q .State}}
+{{- if .RestrictOOM}}
+# No CAP_SYS_RESOURCE here: containerd and its containers cannot lower an
+# oom_score_adj, so CRI clamps the sandbox's -998 (and any negative value) to
+# containerd's own score instead of failing in runc.
+{{- else}}
 oom_score = -999
+{{- end}}
 # Snapshotters that cannot work here; disabling them keeps the log quiet.
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
 
@@ -37,6 +45,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     stream_server_address = "127.0.0.1"
     stream_server_port = "0"
     enable_selinux = false
+    restrict_oom_score_adj = {{.RestrictOOM}}
     [plugins."io.containerd.grpc.v1.cri".containerd]
       snapshotter = "overlayfs"
       default_runtime_name = "runc"
@@ -51,9 +60,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 `))
 
 // renderConfig returns the config file for c (defaults filled).
-func renderConfig(c *Config) ([]byte, error) {
+// restrictOOM says the process cannot lower OOM scores.
+func renderConfig(c *Config, restrictOOM bool) ([]byte, error) {
 	var b bytes.Buffer
-	err := configTemplate.Execute(&b, map[string]string{
+	err := configTemplate.Execute(&b, map[string]any{
+		"RestrictOOM":  restrictOOM,
 		"Root":         filepath.Join(c.Dir(), "root"),
 		"State":        filepath.Join(c.Dir(), "state"),
 		"Opt":          filepath.Join(c.Dir(), "opt"),
@@ -64,4 +75,24 @@ func renderConfig(c *Config) ([]byte, error) {
 		"CNIConfDir":   c.CNIConfDir,
 	})
 	return b.Bytes(), err
+}
+
+// capSysResource is CAP_SYS_RESOURCE's bit in /proc/<pid>/status.
+const capSysResource = 24
+
+// canLowerOOMScore reports whether this process has CAP_SYS_RESOURCE,
+// which lowering an oom_score_adj takes (some VMs and containers give root
+// every capability but this one).
+func canLowerOOMScore() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && caps&(1<<capSysResource) != 0
+		}
+	}
+	return false
 }

@@ -78,6 +78,11 @@ func StartRuntime(t testing.TB, dataDir string, edit func(*containerd.Config)) *
 		}
 	}
 	t.Cleanup(stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("containerd log %s", tail(s.LogPath()))
+		}
+	})
 	select {
 	case <-s.Ready():
 	case err := <-done:
