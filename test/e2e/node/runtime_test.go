@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/skiff-sh/skiff/internal/agent/images"
@@ -46,5 +48,28 @@ func TestRuntimeStarts(t *testing.T) {
 			continue
 		}
 		t.Logf("image %s: %s, %d bytes", ref, img.Id, img.Size)
+	}
+
+	// `skiff image import` reaches the running agent's containerd.
+	const ref = "skiff.sh/test/cli-import:1"
+	script := filepath.Join(t.TempDir(), "hello")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho hello\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tarball := filepath.Join(t.TempDir(), "cli.tar")
+	f, err := os.Create(tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := images.WriteFromFile(f, images.Image{Ref: ref}, script, "/hello"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	out, err := exec.Command(framework.Binary(t), "image", "import", "--data-dir", dir, tarball).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "imported "+ref) {
+		t.Fatalf("skiff image import: %v: %s", err, out)
+	}
+	if img, err := rt.CRI.ImageStatus(ctx, ref); err != nil || img == nil {
+		t.Errorf("image %s after skiff image import: %v, %v", ref, img, err)
 	}
 }
