@@ -9,8 +9,11 @@ export GOFLAGS
 
 all: build
 
+# bin/skiff-pause is the pod sandbox binary; the agent wraps it in its pause
+# image (without it, the agent builds one from source with the Go toolchain).
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/skiff
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/skiff-pause ./test/images/pause
 
 # Install what is missing, build, run the server in the foreground.
 run: deps build

@@ -2,6 +2,10 @@
 # Installs, with apt, what skiff needs on the host and is missing:
 # containerd, runc, the CNI plugins and nftables. Does nothing when all are
 # present, so `make run` and `make test` can call it every time.
+# containerd brings ctr (image import). The node e2e tests also need
+# busybox-static, but only as a .deb: they fetch it with `apt-get download`
+# (running `apt-get update` first if apt has no lists) and unpack it with
+# dpkg-deb, installing nothing.
 set -euo pipefail
 want=(containerd runc containernetworking-plugins nftables iproute2)
 missing=()

@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -20,6 +22,9 @@ func TestRunExitCodes(t *testing.T) {
 		{[]string{"server", "--no-such-flag"}, 2, "", "flag provided but not defined"},
 		{[]string{"server", "--https-listen-port", "0", "--data-dir", "/tmp/x"}, 1, "", "--https-listen-port 0"},
 		{[]string{"server", "--service-cidr", "bogus"}, 1, "", "--service-cidr"},
+		{[]string{"image"}, 2, "", "Usage: skiff image import"},
+		{[]string{"image", "import"}, 2, "", "Usage: skiff image import"},
+		{[]string{"image", "import", "--data-dir", "/tmp/x", "/nonexistent.tar"}, 1, "", "no such file"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -45,5 +50,26 @@ func TestListFlag(t *testing.T) {
 	}
 	if len(v) != 2 || v[0] != "https://a:2379" || v[1] != "https://b:2379" {
 		t.Fatalf("got %q", v)
+	}
+}
+
+// TestImageImportQueues: with no containerd running, the tarball waits in
+// the data dir for the agent's start.
+func TestImageImportQueues(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(t.TempDir(), "app.tar")
+	if err := os.WriteFile(file, []byte("tarball"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := Run(context.Background(), []string{"image", "import", "--data-dir", dir, file}, &out, &errb); code != 0 {
+		t.Fatalf("exit code %d: %s", code, errb.String())
+	}
+	queued := filepath.Join(dir, "agent", "images", "app.tar")
+	if b, err := os.ReadFile(queued); err != nil || string(b) != "tarball" {
+		t.Errorf("queued copy: %q, %v", b, err)
+	}
+	if !strings.Contains(out.String(), "queued "+queued) {
+		t.Errorf("stdout %q does not say where the file was queued", out.String())
 	}
 }

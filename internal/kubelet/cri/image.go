@@ -1,0 +1,31 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// ImageStatus returns the image a reference names, or nil if the runtime
+// does not have it.
+func (c *Client) ImageStatus(ctx context.Context, ref string) (*runtimeapi.Image, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	r, err := c.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+	if err != nil {
+		return nil, fmt.Errorf("image status %s: %w", ref, err)
+	}
+	return r.Image, nil
+}
+
+// ListImages lists the images that match filter (all if nil).
+func (c *Client) ListImages(ctx context.Context, filter *runtimeapi.ImageFilter) ([]*runtimeapi.Image, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	r, err := c.Images.ListImages(ctx, &runtimeapi.ListImagesRequest{Filter: filter})
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	return r.Images, nil
+}
