@@ -236,6 +236,24 @@ func TestStatefulSet(t *testing.T) {
 	if err != nil || len(pvcs.Items) != 3 {
 		t.Fatalf("claims after scale-down: %v %v", len(pvcs.Items), err)
 	}
+
+	// Undo to revision 1: the template comes back and revision 1 becomes 3.
+	k.MustRun("-n", ns, "rollout", "undo", "statefulset/web", "--to-revision=1")
+	defer func() {
+		if t.Failed() {
+			dump(t, ns)
+			t.Log(k.Run("-n", ns, "get", "sts", "web", "-o", "yaml").Stdout)
+		}
+	}()
+	eventually(t, 30*time.Second, "the undo observed", func() (bool, error) {
+		s, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "web", metav1.GetOptions{})
+		return err == nil && s.Spec.Template.Spec.Containers[0].Image == "nginx:1" && s.Status.ObservedGeneration == s.Generation &&
+			s.Status.UpdateRevision == oldRev, err
+	})
+	cr, err := cs.AppsV1().ControllerRevisions(ns).Get(ctx, oldRev, metav1.GetOptions{})
+	if err != nil || cr.Revision != 3 {
+		t.Fatalf("revision %s after undo: %v %v, want number 3", oldRev, cr.Revision, err)
+	}
 }
 
 // TestReplicationController: the ReplicaSet controller runs core/v1
