@@ -3,6 +3,7 @@ package manager
 import (
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
+	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
 	"github.com/skiff-sh/skiff/internal/controller/endpoints"
 	"github.com/skiff-sh/skiff/internal/controller/endpointslice"
@@ -12,7 +13,9 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
+	"github.com/skiff-sh/skiff/internal/controller/replicationcontroller"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
+	"github.com/skiff-sh/skiff/internal/controller/statefulset"
 	"github.com/skiff-sh/skiff/internal/controller/ttlafterfinished"
 )
 
@@ -37,6 +40,11 @@ var registry = map[string]descriptor{
 	"cronjob":            {5, func(c *controller.Context) (controller.Controller, error) { return cronjob.New(c) }},
 	"job":                {5, func(c *controller.Context) (controller.Controller, error) { return job.New(c) }},
 	"ttl-after-finished": {5, func(c *controller.Context) (controller.Controller, error) { return ttlafterfinished.New(c) }},
+	"statefulset":        {5, func(c *controller.Context) (controller.Controller, error) { return statefulset.New(c) }},
+	"daemonset":          {5, func(c *controller.Context) (controller.Controller, error) { return daemonset.New(c) }},
+	"replicationcontroller": {5, func(c *controller.Context) (controller.Controller, error) {
+		return replicationcontroller.New(c)
+	}},
 }
 
 // aliases are upstream's other spellings of the same controllers.

@@ -14,11 +14,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -36,12 +36,11 @@ const controllerIndex = "controllerUID"
 
 func orphanKey(ns string) string { return "orphan/" + ns }
 
-var kind = appsv1.SchemeGroupVersion.WithKind("ReplicaSet")
-
 // Controller is the ReplicaSet controller.
 type Controller struct {
 	client   kubernetes.Interface
-	rsLister appslisters.ReplicaSetLister
+	src      Source
+	kind     schema.GroupVersionKind
 	pods     corelisters.PodLister
 	podIndex cache.Indexer
 	queue    workqueue.TypedRateLimitingInterface[string]
@@ -52,27 +51,34 @@ type Controller struct {
 	synced   []cache.InformerSynced
 }
 
-// New wires the controller to the shared informers.
+// New wires the ReplicaSet controller to the shared informers.
 func New(cc *controller.Context) (*Controller, error) {
-	rsInf := cc.Informers.Apps().V1().ReplicaSets()
+	return NewFor(cc, NewReplicaSets(cc), "replicaset")
+}
+
+// NewFor builds the controller over src (ReplicaSets, or objects seen as
+// ReplicaSets); name names its queue, logger and event source.
+func NewFor(cc *controller.Context, src Source, name string) (*Controller, error) {
+	rsInf := src.Informer()
 	podInf := cc.Informers.Core().V1().Pods()
 	c := &Controller{
-		client:   cc.Client,
-		rsLister: rsInf.Lister(),
-		pods:     podInf.Lister(),
+		client: cc.Client,
+		src:    src,
+		kind:   src.Kind(),
+		pods:   podInf.Lister(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset"}),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: name}),
 		exp:      controller.NewExpectations(),
-		recorder: cc.Recorder("replicaset-controller"),
-		log:      cc.Logger.With("controller", "replicaset"),
+		recorder: cc.Recorder(name + "-controller"),
+		log:      cc.Logger.With("controller", name),
 		now:      time.Now,
-		synced:   []cache.InformerSynced{rsInf.Informer().HasSynced, podInf.Informer().HasSynced},
+		synced:   []cache.InformerSynced{rsInf.HasSynced, podInf.Informer().HasSynced},
 	}
 	if err := AddControllerIndex(podInf.Informer()); err != nil {
 		return nil, err
 	}
 	c.podIndex = podInf.Informer().GetIndexer()
-	if _, err := rsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := rsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
 		UpdateFunc: func(_, cur any) { c.enqueue(cur) },
 		DeleteFunc: func(obj any) {
@@ -143,10 +149,10 @@ func (c *Controller) enqueue(obj any) {
 }
 
 func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) *appsv1.ReplicaSet {
-	if ref.Kind != kind.Kind {
+	if ref.Kind != c.kind.Kind {
 		return nil
 	}
-	rs, err := c.rsLister.ReplicaSets(ns).Get(ref.Name)
+	rs, err := c.src.Get(ns, ref.Name)
 	if err != nil || rs.UID != ref.UID {
 		return nil
 	}
@@ -155,7 +161,7 @@ func (c *Controller) resolve(ns string, ref *metav1.OwnerReference) *appsv1.Repl
 
 // matching returns the ReplicaSets whose selector matches an orphan pod.
 func (c *Controller) matching(pod *corev1.Pod) []*appsv1.ReplicaSet {
-	all, err := c.rsLister.ReplicaSets(pod.Namespace).List(labels.Everything())
+	all, err := c.src.List(pod.Namespace)
 	if err != nil {
 		return nil
 	}
@@ -295,7 +301,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return nil
 	}
-	rs, err := c.rsLister.ReplicaSets(ns).Get(name)
+	rs, err := c.src.Get(ns, name)
 	if apierrors.IsNotFound(err) {
 		c.exp.Delete(key)
 		return nil
@@ -319,21 +325,21 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	claimer := &controller.Claimer{
-		Owner: rs, Kind: kind, Selector: sel,
+		Owner: rs, Kind: c.kind, Selector: sel,
 		Patch: func(ctx context.Context, pod string, patch []byte) error {
 			_, err := c.client.CoreV1().Pods(ns).Patch(ctx, pod, types.MergePatchType, patch, metav1.PatchOptions{})
 			return err
 		},
 		CanAdopt: func(ctx context.Context) error {
-			fresh, err := c.client.AppsV1().ReplicaSets(ns).Get(ctx, name, metav1.GetOptions{})
+			fresh, err := c.src.GetLive(ctx, ns, name)
 			if err != nil {
 				return err
 			}
 			if fresh.UID != rs.UID {
-				return fmt.Errorf("replicaset %s was recreated", key)
+				return fmt.Errorf("%s %s was recreated", c.kind.Kind, key)
 			}
 			if fresh.DeletionTimestamp != nil {
-				return fmt.Errorf("replicaset %s is being deleted", key)
+				return fmt.Errorf("%s %s is being deleted", c.kind.Kind, key)
 			}
 			return nil
 		},
@@ -369,7 +375,7 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 	case diff < 0:
 		n := min(-diff, BurstReplicas)
 		c.exp.ExpectCreations(key, n)
-		ref := controller.NewControllerRef(rs, kind)
+		ref := controller.NewControllerRef(rs, c.kind)
 		ok, err := controller.SlowStartBatch(n, 1, func() error {
 			pod := controller.GetPodFromTemplate(&rs.Spec.Template, rs, ref)
 			out, err := controller.CreatePod(ctx, c.client, pod)
@@ -377,10 +383,10 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 				if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 					return err
 				}
-				c.recorder.Eventf(rs, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", unwrapAPI(err))
+				c.recorder.Eventf(c.src.Object(rs), corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", unwrapAPI(err))
 				return err
 			}
-			c.recorder.Eventf(rs, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", out.Name)
+			c.recorder.Eventf(c.src.Object(rs), corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", out.Name)
 			return nil
 		})
 		for i := ok; i < n; i++ {
@@ -407,11 +413,11 @@ func (c *Controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 					if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 						return
 					}
-					c.recorder.Eventf(rs, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
+					c.recorder.Eventf(c.src.Object(rs), corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
 					errs <- err
 					return
 				}
-				c.recorder.Eventf(rs, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+				c.recorder.Eventf(c.src.Object(rs), corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 			}()
 		}
 		wg.Wait()

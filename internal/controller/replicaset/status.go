@@ -80,11 +80,11 @@ func (c *Controller) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, st
 	for attempt := 0; ; attempt++ {
 		next := rs.DeepCopy()
 		next.Status = st
-		out, err := c.client.AppsV1().ReplicaSets(rs.Namespace).UpdateStatus(ctx, next, metav1.UpdateOptions{})
+		out, err := c.src.UpdateStatus(ctx, next)
 		if err == nil || attempt == 1 || !apierrors.IsConflict(err) {
 			return out, err
 		}
-		fresh, gerr := c.client.AppsV1().ReplicaSets(rs.Namespace).Get(ctx, rs.Name, metav1.GetOptions{})
+		fresh, gerr := c.src.GetLive(ctx, rs.Namespace, rs.Name)
 		if gerr != nil {
 			return nil, err
 		}

@@ -111,9 +111,8 @@ func Resources() []*registry.Resource {
 			if !apiequality.Semantic.DeepEqual(c.Data, oc.Data) {
 				errs = append(errs, field.Invalid(field.NewPath("data"), "", "field is immutable"))
 			}
-			if c.Revision != oc.Revision {
-				errs = append(errs, field.Invalid(field.NewPath("revision"), c.Revision, "field is immutable"))
-			}
+			// Revision stays mutable, as upstream: a rollback renumbers
+			// the revision it returns to.
 			return errs
 		},
 	}
