@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/skiff-sh/skiff/internal/api/scheme"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 )
 
 // Options are the tunables controllers read.
@@ -43,6 +44,8 @@ type Context struct {
 	Broadcaster       record.EventBroadcaster
 	Logger            *slog.Logger
 	Options           Options
+	// Metrics record each controller's syncs; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // Recorder returns an event recorder reporting as component.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -29,6 +30,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 )
 
 // LeaseName is the kube-system Lease the active controller manager holds.
@@ -49,7 +51,13 @@ type Config struct {
 	ClusterCIDR            string
 	NodeCIDRMaskSize       int
 	NodeMonitorGracePeriod time.Duration
-	Logger                 *slog.Logger
+	// TerminatedPodGCThreshold: pod GC deletes terminated pods beyond this
+	// many (0: the default 12500; negative: never).
+	TerminatedPodGCThreshold int
+	// MetricsBindAddress, when set, serves the controllers' sync metrics
+	// at http://<address>/metrics.
+	MetricsBindAddress string
+	Logger             *slog.Logger
 }
 
 // Names lists every known controller.
@@ -82,6 +90,11 @@ func (c *Config) Validate() error {
 	}
 	if c.NodeMonitorGracePeriod < 0 {
 		return errors.New("--node-monitor-grace-period must not be negative")
+	}
+	if c.MetricsBindAddress != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsBindAddress); err != nil {
+			return fmt.Errorf("--metrics-bind-address: %w", err)
+		}
 	}
 	return nil
 }
@@ -130,6 +143,7 @@ type Manager struct {
 	ready   chan struct{}
 	readyMu sync.Once
 	termMu  sync.Mutex // held while a leadership term's controllers run
+	metrics *metrics.Metrics
 }
 
 // New builds a manager; Run starts it.
@@ -143,6 +157,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.NodeMonitorGracePeriod == 0 {
 		cfg.NodeMonitorGracePeriod = 40 * time.Second
+	}
+	if cfg.TerminatedPodGCThreshold == 0 {
+		cfg.TerminatedPodGCThreshold = 12500
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -166,7 +183,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	return &Manager{cfg: cfg, log: log, names: names, client: cs, meta: mc, disc: memory.NewMemCacheClient(dc),
-		ready: make(chan struct{})}, nil
+		ready: make(chan struct{}), metrics: metrics.New()}, nil
 }
 
 func withProtobuf(rc *rest.Config) *rest.Config {
@@ -202,8 +219,40 @@ const (
 	retryPeriod   = 2 * time.Second
 )
 
+// Metrics are the sync metrics of this manager's controllers (across
+// leadership terms).
+func (m *Manager) Metrics() *metrics.Metrics { return m.metrics }
+
+// serveMetrics listens on MetricsBindAddress and serves /metrics until ctx
+// ends.
+func (m *Manager) serveMetrics(ctx context.Context) error {
+	ln, err := net.Listen("tcp", m.cfg.MetricsBindAddress)
+	if err != nil {
+		return fmt.Errorf("--metrics-bind-address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.metrics.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	m.log.Info("serving controller metrics", "address", ln.Addr().String())
+	return nil
+}
+
 // Run runs the controllers until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
+	if m.cfg.MetricsBindAddress != "" {
+		if err := m.serveMetrics(ctx); err != nil {
+			return err
+		}
+	}
 	if !m.cfg.LeaderElect {
 		return m.runControllers(ctx)
 	}
@@ -253,7 +302,7 @@ func (m *Manager) runControllers(ctx context.Context) error {
 	opts := controller.Options{
 		NodeCIDRMaskSize:         m.cfg.NodeCIDRMaskSize,
 		NodeMonitorGracePeriod:   m.cfg.NodeMonitorGracePeriod,
-		TerminatedPodGCThreshold: 12500,
+		TerminatedPodGCThreshold: m.cfg.TerminatedPodGCThreshold,
 	}
 	if m.cfg.ClusterCIDR != "" {
 		_, opts.ClusterCIDR, _ = net.ParseCIDR(m.cfg.ClusterCIDR)
@@ -271,6 +320,7 @@ func (m *Manager) runControllers(ctx context.Context) error {
 		Broadcaster:       broadcaster,
 		Logger:            m.log,
 		Options:           opts,
+		Metrics:           m.metrics,
 	}
 	type running struct {
 		name    string

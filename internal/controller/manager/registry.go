@@ -5,6 +5,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
 	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
+	"github.com/skiff-sh/skiff/internal/controller/disruption"
 	"github.com/skiff-sh/skiff/internal/controller/endpoints"
 	"github.com/skiff-sh/skiff/internal/controller/endpointslice"
 	"github.com/skiff-sh/skiff/internal/controller/garbagecollector"
@@ -12,8 +13,10 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/namespace"
 	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
+	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/controller/replicationcontroller"
+	"github.com/skiff-sh/skiff/internal/controller/resourcequota"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/controller/statefulset"
 	"github.com/skiff-sh/skiff/internal/controller/ttlafterfinished"
@@ -45,14 +48,18 @@ var registry = map[string]descriptor{
 	"replicationcontroller": {5, func(c *controller.Context) (controller.Controller, error) {
 		return replicationcontroller.New(c)
 	}},
+	"podgc":         {1, func(c *controller.Context) (controller.Controller, error) { return podgc.New(c) }},
+	"resourcequota": {5, func(c *controller.Context) (controller.Controller, error) { return resourcequota.New(c) }},
+	"disruption":    {5, func(c *controller.Context) (controller.Controller, error) { return disruption.New(c) }},
 }
 
 // aliases are upstream's other spellings of the same controllers.
 var aliases = map[string]string{
-	"endpoints":         "endpoint",
-	"endpoint-slice":    "endpointslice",
-	"garbage-collector": "garbagecollector",
-	"node-ipam":         "nodeipam",
-	"node-lifecycle":    "nodelifecycle",
-	"service-account":   "serviceaccount",
+	"endpoints":             "endpoint",
+	"endpoint-slice":        "endpointslice",
+	"garbage-collector":     "garbagecollector",
+	"node-ipam":             "nodeipam",
+	"node-lifecycle":        "nodelifecycle",
+	"pod-garbage-collector": "podgc",
+	"service-account":       "serviceaccount",
 }

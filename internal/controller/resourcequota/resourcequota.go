@@ -1,0 +1,493 @@
+package resourcequota
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
+)
+
+// Name is the controller's name in the registry and in metrics.
+const Name = "resourcequota"
+
+// ResyncPeriod is how often every quota is recomputed regardless of
+// events (upstream's --resource-quota-sync-period default).
+const ResyncPeriod = 5 * time.Minute
+
+// Controller is the resource quota controller.
+type Controller struct {
+	client   kubernetes.Interface
+	quotas   corelisters.ResourceQuotaLister
+	pods     corelisters.PodLister
+	services corelisters.ServiceLister
+	pvcs     corelisters.PersistentVolumeClaimLister
+	queue    workqueue.TypedRateLimitingInterface[string]
+	log      *slog.Logger
+	metrics  *metrics.Metrics
+	now      func() time.Time
+	synced   []cache.InformerSynced
+	resync   time.Duration
+
+	// Object counts of other resources come from metadata informers,
+	// started the first time a quota asks for them.
+	metaInformers metadatainformer.SharedInformerFactory
+	resolve       func(schema.GroupResource) (schema.GroupVersionResource, error)
+	mu            sync.Mutex
+	counted       map[schema.GroupVersionResource]informerLister
+	stop          <-chan struct{}
+}
+
+type informerLister struct {
+	informer cache.SharedIndexInformer
+	lister   cache.GenericLister
+}
+
+// New wires the controller to the shared informers.
+func New(cc *controller.Context) (*Controller, error) {
+	core := cc.Informers.Core().V1()
+	c := &Controller{
+		client:   cc.Client,
+		quotas:   core.ResourceQuotas().Lister(),
+		pods:     core.Pods().Lister(),
+		services: core.Services().Lister(),
+		pvcs:     core.PersistentVolumeClaims().Lister(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "resourcequota_primary"}),
+		log:     cc.Logger.With("controller", Name),
+		metrics: cc.Metrics,
+		now:     time.Now,
+		synced: []cache.InformerSynced{core.ResourceQuotas().Informer().HasSynced, core.Pods().Informer().HasSynced,
+			core.Services().Informer().HasSynced, core.PersistentVolumeClaims().Informer().HasSynced},
+		resync:        ResyncPeriod,
+		metaInformers: cc.MetadataInformers,
+		counted:       map[schema.GroupVersionResource]informerLister{},
+	}
+	if cc.Discovery != nil {
+		cached, ok := cc.Discovery.(discovery.CachedDiscoveryInterface)
+		if !ok {
+			cached = memory.NewMemCacheClient(cc.Discovery)
+		}
+		mapper := restmapper.NewDeferredDiscoveryRESTMapper(cached)
+		c.resolve = func(gr schema.GroupResource) (schema.GroupVersionResource, error) {
+			gvr, err := mapper.ResourceFor(gr.WithVersion(""))
+			if meta.IsNoMatchError(err) {
+				mapper.Reset() // a resource added since discovery was read
+				gvr, err = mapper.ResourceFor(gr.WithVersion(""))
+			}
+			return gvr, err
+		}
+	}
+	handlers := []struct {
+		inf cache.SharedIndexInformer
+		h   cache.ResourceEventHandler
+	}{
+		{core.ResourceQuotas().Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc: c.enqueue,
+			UpdateFunc: func(old, cur any) {
+				o, n := old.(*corev1.ResourceQuota), cur.(*corev1.ResourceQuota)
+				// Its own status writes come back here; only spec
+				// changes (or a status someone else wrote) need a sync.
+				if !apiequality.Semantic.DeepEqual(o.Spec, n.Spec) || !apiequality.Semantic.DeepEqual(n.Spec.Hard, n.Status.Hard) {
+					c.enqueue(cur)
+				}
+			},
+			// A quota resource counts quotas too.
+			DeleteFunc: c.enqueueNamespaceOf,
+		}},
+		{core.Pods().Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.enqueueNamespaceOf,
+			UpdateFunc: c.updatePod,
+			DeleteFunc: c.enqueueNamespaceOf,
+		}},
+		{core.Services().Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc: c.enqueueNamespaceOf,
+			UpdateFunc: func(old, cur any) {
+				o, n := old.(*corev1.Service), cur.(*corev1.Service)
+				if o.Spec.Type != n.Spec.Type || !apiequality.Semantic.DeepEqual(o.Spec.Ports, n.Spec.Ports) {
+					c.enqueueNamespaceOf(cur)
+				}
+			},
+			DeleteFunc: c.enqueueNamespaceOf,
+		}},
+		{core.PersistentVolumeClaims().Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc: c.enqueueNamespaceOf,
+			UpdateFunc: func(old, cur any) {
+				o, n := old.(*corev1.PersistentVolumeClaim), cur.(*corev1.PersistentVolumeClaim)
+				if s1, s2 := pvcStorage(o), pvcStorage(n); s1.Cmp(s2) != 0 || pvcClass(o) != pvcClass(n) {
+					c.enqueueNamespaceOf(cur)
+				}
+			},
+			DeleteFunc: c.enqueueNamespaceOf,
+		}},
+	}
+	for _, h := range handlers {
+		if _, err := h.inf.AddEventHandler(h.h); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Controller) enqueue(obj any) {
+	if k, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+		c.queue.Add(k)
+	}
+}
+
+// enqueueNamespaceOf queues every quota in the namespace of obj.
+func (c *Controller) enqueueNamespaceOf(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil || m.GetNamespace() == "" {
+		return
+	}
+	c.enqueueNamespace(m.GetNamespace(), 0)
+}
+
+func (c *Controller) enqueueNamespace(ns string, after time.Duration) {
+	qs, err := c.quotas.ResourceQuotas(ns).List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, q := range qs {
+		if after > 0 {
+			c.queue.AddAfter(q.Namespace+"/"+q.Name, after)
+		} else {
+			c.queue.Add(q.Namespace + "/" + q.Name)
+		}
+	}
+}
+
+// updatePod queues the namespace's quotas when what the pod charges may
+// have changed: it finished, began terminating, was resized or moved scope.
+func (c *Controller) updatePod(old, cur any) {
+	o, n := old.(*corev1.Pod), cur.(*corev1.Pod)
+	now := c.now()
+	oc, _ := chargesPod(o, now)
+	nc, _ := chargesPod(n, now)
+	if oc != nc || (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) ||
+		!apiequality.Semantic.DeepEqual(o.Spec.Containers, n.Spec.Containers) ||
+		!apiequality.Semantic.DeepEqual(o.Spec.InitContainers, n.Spec.InitContainers) {
+		c.enqueueNamespaceOf(cur)
+	}
+}
+
+// Run processes quotas until ctx ends, and queues every quota each
+// resync period.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	c.mu.Lock()
+	c.stop = ctx.Done()
+	c.mu.Unlock()
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wait.UntilWithContext(ctx, func(ctx context.Context) {
+				for c.next(ctx) {
+				}
+			}, time.Second)
+		}()
+	}
+	go wait.UntilWithContext(ctx, func(context.Context) {
+		qs, _ := c.quotas.List(labels.Everything())
+		for _, q := range qs {
+			c.queue.Add(q.Namespace + "/" + q.Name)
+		}
+	}, c.resync)
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+}
+
+func (c *Controller) next(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	if err := c.metrics.Timed(Name, func() error { return c.sync(ctx, key) }); err != nil {
+		c.log.Debug("sync failed, will retry", "key", key, "err", err)
+		c.queue.AddRateLimited(key)
+		return true
+	}
+	c.queue.Forget(key)
+	return true
+}
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	q, err := c.quotas.ResourceQuotas(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	used, recheck, calcErr := c.calculate(ctx, q)
+	if recheck > 0 {
+		c.queue.AddAfter(key, recheck)
+	}
+	// Keep the last observation of what could not be computed now.
+	for r, v := range q.Status.Used {
+		if _, ok := used[r]; !ok {
+			if _, hard := q.Spec.Hard[r]; hard {
+				used[r] = v.DeepCopy()
+			}
+		}
+	}
+	hard := q.Spec.Hard.DeepCopy()
+	if hard == nil {
+		hard = corev1.ResourceList{}
+	}
+	if q.Status.Hard != nil && q.Status.Used != nil && quantitiesEqual(q.Status.Hard, hard) && quantitiesEqual(q.Status.Used, used) {
+		return calcErr
+	}
+	next := q.DeepCopy()
+	next.Status = corev1.ResourceQuotaStatus{Hard: hard, Used: used}
+	if _, err := c.client.CoreV1().ResourceQuotas(ns).UpdateStatus(ctx, next, metav1.UpdateOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return calcErr
+		}
+		return errors.Join(calcErr, fmt.Errorf("update status of resourcequota %s: %w", key, err))
+	}
+	return calcErr
+}
+
+// quantitiesEqual compares by value ("1000m" equals "1").
+func quantitiesEqual(a, b corev1.ResourceList) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		w, ok := b[k]
+		if !ok || v.Cmp(w) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// calculate returns the usage of every resource in q's spec.hard that it
+// could compute, and when to look again (a terminating pod stops counting
+// at the end of its grace period).
+func (c *Controller) calculate(ctx context.Context, q *corev1.ResourceQuota) (corev1.ResourceList, time.Duration, error) {
+	ns := q.Namespace
+	now := c.now()
+	used := corev1.ResourceList{}
+	var errs []error
+	var recheck time.Duration
+
+	// Pods: what the scoped, charging pods count and ask for.
+	var pods []*corev1.Pod
+	podsListed := false
+	listPods := func() ([]*corev1.Pod, error) {
+		if podsListed {
+			return pods, nil
+		}
+		all, err := c.pods.Pods(ns).List(labels.Everything())
+		if err != nil {
+			return nil, err
+		}
+		reqs := scopeRequirements(q)
+		for _, p := range all {
+			charge, until := chargesPod(p, now)
+			if !until.IsZero() {
+				if d := until.Sub(now) + time.Second; recheck == 0 || d < recheck {
+					recheck = d
+				}
+			}
+			if charge && podInScopes(p, reqs) {
+				pods = append(pods, p)
+			}
+		}
+		podsListed = true
+		return pods, nil
+	}
+	for name := range q.Spec.Hard {
+		switch {
+		case name == corev1.ResourcePods || name == countPrefix+"pods":
+			ps, err := listPods()
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			used[name] = *resource.NewQuantity(int64(len(ps)), resource.DecimalSI)
+			continue
+		}
+		if res, limits, ok := podCompute(name); ok {
+			ps, err := listPods()
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			sum := resource.Quantity{Format: resource.DecimalSI}
+			for _, p := range ps {
+				sum.Add(podAmount(p, res, limits))
+			}
+			used[name] = sum
+			continue
+		}
+		v, err := c.other(ctx, ns, name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		used[name] = v
+	}
+	return used, recheck, errors.Join(errs...)
+}
+
+// other computes the resources that are not about pods: services,
+// claims and object counts.
+func (c *Controller) other(ctx context.Context, ns string, name corev1.ResourceName) (resource.Quantity, error) {
+	count := func(n int64) resource.Quantity { return *resource.NewQuantity(n, resource.DecimalSI) }
+	s := string(name)
+	switch {
+	case name == resServicesLB || name == resServicesNodePorts:
+		svcs, err := c.services.Services(ns).List(labels.Everything())
+		if err != nil {
+			return resource.Quantity{}, err
+		}
+		lbs, ports := serviceUsage(svcs)
+		if name == resServicesLB {
+			return count(lbs), nil
+		}
+		return count(ports), nil
+	case name == corev1.ResourceRequestsStorage || strings.Contains(s, storageClassSuffix):
+		claims, err := c.pvcs.PersistentVolumeClaims(ns).List(labels.Everything())
+		if err != nil {
+			return resource.Quantity{}, err
+		}
+		class, what := "", s
+		if i := strings.Index(s, storageClassSuffix); i >= 0 {
+			class, what = s[:i], s[i+len(storageClassSuffix):]
+		}
+		var n int64
+		sum := resource.Quantity{Format: resource.BinarySI}
+		for _, pvc := range claims {
+			if class != "" && pvcClass(pvc) != class {
+				continue
+			}
+			n++
+			sum.Add(pvcStorage(pvc))
+		}
+		switch corev1.ResourceName(what) {
+		case corev1.ResourceRequestsStorage:
+			return sum, nil
+		case corev1.ResourcePersistentVolumeClaims:
+			return count(n), nil
+		}
+		return resource.Quantity{}, fmt.Errorf("resource %s: not a storage class resource quota can track", name)
+	}
+	gr, ok := countedResource(name)
+	if !ok {
+		return resource.Quantity{}, fmt.Errorf("resource %s: quota cannot track it", name)
+	}
+	n, err := c.countObjects(ctx, ns, gr)
+	if err != nil {
+		return resource.Quantity{}, fmt.Errorf("count %s: %w", gr, err)
+	}
+	return count(n), nil
+}
+
+// countObjects counts the objects of gr in ns.
+func (c *Controller) countObjects(ctx context.Context, ns string, gr schema.GroupResource) (int64, error) {
+	switch gr {
+	case schema.GroupResource{Resource: "services"}:
+		l, err := c.services.Services(ns).List(labels.Everything())
+		return int64(len(l)), err
+	case schema.GroupResource{Resource: "persistentvolumeclaims"}:
+		l, err := c.pvcs.PersistentVolumeClaims(ns).List(labels.Everything())
+		return int64(len(l)), err
+	case schema.GroupResource{Resource: "resourcequotas"}:
+		l, err := c.quotas.ResourceQuotas(ns).List(labels.Everything())
+		return int64(len(l)), err
+	}
+	gvr := gr.WithVersion("v1")
+	if gr.Group != "" {
+		if c.resolve == nil {
+			return 0, fmt.Errorf("no discovery to find %s", gr)
+		}
+		var err error
+		if gvr, err = c.resolve(gr); err != nil {
+			return 0, err
+		}
+	}
+	il, err := c.track(ctx, gvr)
+	if err != nil {
+		return 0, err
+	}
+	l, err := il.lister.ByNamespace(ns).List(labels.Everything())
+	return int64(len(l)), err
+}
+
+// track returns the synced metadata informer for gvr, starting it (with a
+// handler that queues the namespace's quotas) the first time.
+func (c *Controller) track(ctx context.Context, gvr schema.GroupVersionResource) (informerLister, error) {
+	c.mu.Lock()
+	il, ok := c.counted[gvr]
+	if !ok {
+		if c.metaInformers == nil || c.stop == nil {
+			c.mu.Unlock()
+			return il, fmt.Errorf("no metadata informers to count %s", gvr)
+		}
+		gi := c.metaInformers.ForResource(gvr)
+		il = informerLister{informer: gi.Informer(), lister: gi.Lister()}
+		if _, err := il.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.enqueueNamespaceOf,
+			DeleteFunc: c.enqueueNamespaceOf,
+		}); err != nil {
+			c.mu.Unlock()
+			return il, err
+		}
+		c.counted[gvr] = il
+		c.metaInformers.Start(c.stop)
+	}
+	c.mu.Unlock()
+	if !il.informer.HasSynced() {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if !cache.WaitForCacheSync(wctx.Done(), il.informer.HasSynced) {
+			return il, fmt.Errorf("informer for %s did not sync", gvr)
+		}
+	}
+	return il, nil
+}
+
+var _ controller.Controller = &Controller{}
