@@ -63,10 +63,14 @@ func TestPreemptionVictims(t *testing.T) {
 		pods:      []*corev1.Pod{st.MakePod().Name("eq").Node("a").CPU("4").Priority(10).Obj()},
 		preemptor: st.MakePod().Name("hi").CPU("1").Priority(10).Obj(),
 	}, {
-		name:      "preemptionPolicy Never",
-		nodes:     []*corev1.Node{st.MakeNode("a").Obj()},
-		pods:      []*corev1.Pod{st.MakePod().Name("lo").Node("a").CPU("4").Priority(1).Obj()},
-		preemptor: func() *corev1.Pod { p := st.MakePod().Name("hi").CPU("1").Priority(10).Obj(); p.Spec.PreemptionPolicy = &never; return p }(),
+		name:  "preemptionPolicy Never",
+		nodes: []*corev1.Node{st.MakeNode("a").Obj()},
+		pods:  []*corev1.Pod{st.MakePod().Name("lo").Node("a").CPU("4").Priority(1).Obj()},
+		preemptor: func() *corev1.Pod {
+			p := st.MakePod().Name("hi").CPU("1").Priority(10).Obj()
+			p.Spec.PreemptionPolicy = &never
+			return p
+		}(),
 	}, {
 		name:      "unresolvable nodes are not candidates",
 		nodes:     []*corev1.Node{st.MakeNode("a").Label("disk", "hdd").Obj()},
