@@ -665,9 +665,9 @@ func cutKey(k string) (string, string, error) {
 	return "", k, fmt.Errorf("bad key %q", k)
 }
 
-// NewFromKubeconfig builds a leader-electing scheduler that reaches the
-// cluster with the credentials in a kubeconfig file.
-func NewFromKubeconfig(path, schedulerName, identity string, log *slog.Logger) (*Scheduler, error) {
+// NewFromKubeconfig builds a scheduler with cfg that reaches the cluster
+// with the credentials in a kubeconfig file.
+func NewFromKubeconfig(path string, cfg Config) (*Scheduler, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
 		return nil, err
@@ -679,5 +679,6 @@ func NewFromKubeconfig(path, schedulerName, identity string, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	return New(Config{Client: cs, SchedulerName: schedulerName, LeaderElect: true, Identity: identity, Logger: log})
+	cfg.Client = cs
+	return New(cfg)
 }
