@@ -3,6 +3,7 @@ package scheduler
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -28,6 +29,7 @@ type nodeCache struct {
 	// node (nominator.go).
 	nominated   map[string][]*corev1.Pod
 	nominatedTo map[string]string
+	nominations atomic.Int64 // len(nominatedTo), readable without mu
 	// preempting: pods whose preemption's API calls are under way.
 	preempting map[string]bool
 }

@@ -19,6 +19,7 @@ func (c *nodeCache) nominate(pod *corev1.Pod, node string) {
 	}
 	c.nominated[node] = append(c.nominated[node], pod)
 	c.nominatedTo[k] = node
+	c.nominations.Add(1)
 }
 
 // unnominateLocked drops pod k's nomination; it reports whether it had one.
@@ -28,6 +29,7 @@ func (c *nodeCache) unnominateLocked(k string) bool {
 		return false
 	}
 	delete(c.nominatedTo, k)
+	c.nominations.Add(-1)
 	pods := c.nominated[node]
 	for i, p := range pods {
 		if key(p) == k {
@@ -43,11 +45,29 @@ func (c *nodeCache) unnominateLocked(k string) bool {
 	return true
 }
 
-// unnominate is unnominateLocked taking the lock.
+// unnominate is unnominateLocked taking the lock (only when some pod is
+// nominated: informer handlers call it for every pod update).
 func (c *nodeCache) unnominate(k string) bool {
+	if c.nominations.Load() == 0 {
+		return false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.unnominateLocked(k)
+}
+
+// prune drops the nominations of pods that are no longer pending here
+// (a safety net for events raced by a nomination).
+func (c *nodeCache) prune(pending func(k string) bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	dropped := false
+	for k := range c.nominatedTo {
+		if !pending(k) {
+			dropped = c.unnominateLocked(k) || dropped
+		}
+	}
+	return dropped
 }
 
 // nominatedNode is where pod k is nominated ("" when nowhere).

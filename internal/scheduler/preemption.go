@@ -106,8 +106,18 @@ func (s *Scheduler) findCandidates(ctx context.Context, cy *cycle, pdbs []*polic
 // PodDisruptionBudget first, each group most important first) while it
 // still fits. It reports the victims and how many of them violate a PDB.
 func (s *Scheduler) selectVictims(ctx context.Context, cy *cycle, n *framework.NodeInfo, pdbs []*policyv1.PodDisruptionBudget) ([]*corev1.Pod, int, bool) {
-	state, ni := cy.state.Clone(), n.Clone()
 	pod := cy.pod
+	prio := podPriority(pod)
+	var potential []*corev1.Pod
+	for _, p := range n.Pods {
+		if podPriority(p) < prio {
+			potential = append(potential, p)
+		}
+	}
+	if len(potential) == 0 {
+		return nil, 0, false // nothing to preempt: spare the copies
+	}
+	state, ni := cy.state.Clone(), n.Clone()
 	remove := func(p *corev1.Pod) {
 		ni.RemovePod(p)
 		for _, ext := range cy.exts {
@@ -119,16 +129,6 @@ func (s *Scheduler) selectVictims(ctx context.Context, cy *cycle, n *framework.N
 		for _, ext := range cy.exts {
 			ext.AddPod(ctx, state, pod, p, ni)
 		}
-	}
-	prio := podPriority(pod)
-	var potential []*corev1.Pod
-	for _, p := range n.Pods {
-		if podPriority(p) < prio {
-			potential = append(potential, p)
-		}
-	}
-	if len(potential) == 0 {
-		return nil, 0, false
 	}
 	for _, p := range potential {
 		remove(p)

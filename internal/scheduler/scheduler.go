@@ -230,7 +230,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			}
 			s.queue.Delete(key(p))
 			s.cache.remove(key(p))
-			if s.cache.unnominate(key(p)) || p.Spec.NodeName != "" {
+			s.cache.mu.Lock()
+			unnominated := s.cache.unnominateLocked(key(p))
+			s.cache.mu.Unlock()
+			if unnominated || p.Spec.NodeName != "" {
 				s.queue.Wake() // resources were freed
 			}
 		},
@@ -297,6 +300,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				s.cache.prune(func(k string) bool {
+					ns, name, _ := cutKey(k)
+					p, err := s.pods.Pods(ns).Get(name)
+					return err == nil && s.responsible(p)
+				})
 				s.queue.Wake()
 			}
 		}
@@ -499,6 +507,9 @@ func (cy *cycle) runFilters(ctx context.Context, state *framework.CycleState, n 
 // way, as the nominated pods may bind elsewhere. The caller holds the
 // cache lock.
 func (s *Scheduler) filterNode(ctx context.Context, cy *cycle, state *framework.CycleState, n *framework.NodeInfo) (*framework.Status, string) {
+	if len(s.cache.nominated) == 0 {
+		return cy.runFilters(ctx, state, n) // the common case: no lookups
+	}
 	nominated := s.cache.nominatedFor(cy.pod, n.Node.Name)
 	if len(nominated) == 0 {
 		return cy.runFilters(ctx, state, n)
