@@ -24,6 +24,7 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&cfg.EtcdKeyFile, "etcd-keyfile", "", "client key for the external etcd")
 	fs.BoolVar(&cfg.DisableAgent, "disable-agent", false, "run the control plane only, without the node agent")
 	fs.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler in this server")
+	fs.StringVar(&cfg.SchedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration file for the scheduler in this server (profile, plugins, percentageOfNodesToScore)")
 	fs.BoolVar(&cfg.DisableControllers, "disable-controllers", false, "do not run the controller manager in this server")
 	fs.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", cfg.NodeMonitorGracePeriod, "time without a heartbeat before a node is marked unhealthy")
 	fs.Var(listFlag{&cfg.Controllers}, "controllers", "controllers to run: '*' all, 'name' one, '-name' all but one (comma-separated)")

@@ -63,11 +63,11 @@ func BenchmarkScheduleConstrained(b *testing.B) {
 			b.StartTimer()
 		}
 		p := benchPod(i%10000 + 1)
-		host, d, total, _ := s.pick(ctx, p)
-		if host == "" {
-			b.Fatalf("pod %d: %s", i, d.Message(total))
+		r := s.pick(ctx, p)
+		if r.host == "" {
+			b.Fatalf("pod %d: %s", i, r.diagnosis.Message(r.total))
 		}
-		p.Spec.NodeName = host
+		p.Spec.NodeName = r.host
 		s.cache.place(p)
 	}
 }

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -24,10 +25,17 @@ type nodeCache struct {
 	// required anti-affinity terms: while these are 0, pods without terms
 	// of their own cost the affinity plugin nothing.
 	withAffinity, withRequiredAnti int
+	// nominated: node -> pods nominated to it; nominatedTo: pod key ->
+	// node (nominator.go).
+	nominated   map[string][]*corev1.Pod
+	nominatedTo map[string]string
+	nominations atomic.Int64 // len(nominatedTo), readable without mu
+	// preempting: pods whose preemption's API calls are under way.
+	preempting map[string]bool
 }
 
 func newNodeCache() *nodeCache {
-	return &nodeCache{nodes: map[string]*framework.NodeInfo{}, placed: map[string]*corev1.Pod{}}
+	return &nodeCache{nodes: map[string]*framework.NodeInfo{}, placed: map[string]*corev1.Pod{}, preempting: map[string]bool{}}
 }
 
 // track runs change on ni and keeps the affinity counts in step.
@@ -120,4 +128,22 @@ func (c *nodeCache) remove(k string) {
 	if ni := c.nodes[old.Spec.NodeName]; ni != nil {
 		c.track(ni, func() { ni.RemovePod(old) })
 	}
+}
+
+// assume places a pod the scheduler chose a node for; it no longer waits
+// on a nomination.
+func (c *nodeCache) assume(p *corev1.Pod) {
+	c.unnominate(key(p))
+	c.place(p)
+}
+
+// nominateFromInformer records the nomination in a pod's status (set by
+// this or an earlier scheduler), unless the pod is already assumed.
+func (c *nodeCache) nominateFromInformer(p *corev1.Pod) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, assumed := c.placed[key(p)]; assumed {
+		return
+	}
+	c.nominate(p, p.Status.NominatedNodeName)
 }

@@ -32,14 +32,14 @@ func testScheduler(t *testing.T, nodes ...*corev1.Node) *Scheduler {
 // scheduleOne does before the bind lands.
 func schedule(t *testing.T, s *Scheduler, p *corev1.Pod) (string, string, map[string]bool) {
 	t.Helper()
-	host, d, total, rejectors := s.pick(context.Background(), p)
-	if host == "" {
-		return "", d.Message(total), rejectors
+	r := s.pick(context.Background(), p)
+	if r.host == "" {
+		return "", r.diagnosis.Message(r.total), r.rejectors
 	}
 	assumed := p.DeepCopy()
-	assumed.Spec.NodeName = host
-	s.cache.place(assumed)
-	return host, "", rejectors
+	assumed.Spec.NodeName = r.host
+	s.cache.assume(assumed)
+	return r.host, "", r.rejectors
 }
 
 func TestAssumedPodsCountForAntiAffinity(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	listerspolicyv1 "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
@@ -50,12 +51,22 @@ type Config struct {
 	// a random suffix).
 	Identity string
 	Logger   *slog.Logger
+	// Plugins replaces DefaultPlugins() (from a --config file).
+	Plugins *framework.Profile
+	// PercentageOfNodesToScore is the share of nodes a cycle filters
+	// before it scores what it found (0: upstream's adaptive default).
+	PercentageOfNodesToScore int32
+	// DisablePreemption turns the DefaultPreemption PostFilter off.
+	DisablePreemption bool
 }
 
 // Validate rejects an incomplete config.
 func (c *Config) Validate() error {
 	if c.Client == nil {
 		return errors.New("scheduler: no client")
+	}
+	if c.PercentageOfNodesToScore < 0 || c.PercentageOfNodesToScore > 100 {
+		return fmt.Errorf("scheduler: percentageOfNodesToScore %d not in 0..100", c.PercentageOfNodesToScore)
 	}
 	return nil
 }
@@ -65,13 +76,17 @@ type Scheduler struct {
 	cfg        Config
 	log        *slog.Logger
 	preFilters []framework.PreFilterPlugin
-	filters    []framework.FilterPlugin
-	scorers    []framework.WeightedScorer
-	queue      *queue
-	pods       listerscorev1.PodLister
-	listers    framework.Listers
-	recorder   record.EventRecorder
-	ready      chan struct{}
+	// exts are the pre-filters that keep their state in step with
+	// what-ifs (preemption, nominated pods).
+	exts     []framework.PreFilterExtensions
+	filters  []framework.FilterPlugin
+	scorers  []framework.WeightedScorer
+	queue    *queue
+	pods     listerscorev1.PodLister
+	pdbs     listerspolicyv1.PodDisruptionBudgetLister
+	listers  framework.Listers
+	recorder record.EventRecorder
+	ready    chan struct{}
 
 	cache *nodeCache
 	binds chan struct{} // bounds concurrent bind calls
@@ -115,11 +130,17 @@ func New(cfg Config) (*Scheduler, error) {
 		log = slog.Default()
 	}
 	prof := DefaultPlugins()
+	if cfg.Plugins != nil {
+		prof = *cfg.Plugins
+	}
 	s := &Scheduler{cfg: cfg, log: log, filters: prof.Filters, scorers: prof.Scorers, queue: newQueue(), ready: make(chan struct{}),
 		cache: newNodeCache(), binds: make(chan struct{}, 64)}
 	for _, f := range prof.Filters {
 		if pf, ok := f.(framework.PreFilterPlugin); ok {
 			s.preFilters = append(s.preFilters, pf)
+		}
+		if ext, ok := f.(framework.PreFilterExtensions); ok {
+			s.exts = append(s.exts, ext)
 		}
 	}
 	return s, nil
@@ -150,6 +171,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	nodeInf := factory.Core().V1().Nodes()
 	nsInf := factory.Core().V1().Namespaces()
 	s.pods = podInf.Lister()
+	if !s.cfg.DisablePreemption {
+		s.pdbs = factory.Policy().V1().PodDisruptionBudgets().Lister()
+	}
 	// Namespaces for namespaceSelector in pod affinity; the rest for the
 	// default topology spread selector.
 	s.listers = framework.Listers{
@@ -166,6 +190,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				s.queue.WakeFor(podEventPlugins...) // a new pod in its domains
 			}
 			if s.responsible(p) {
+				if p.Status.NominatedNodeName != "" {
+					s.cache.nominateFromInformer(p)
+				}
 				s.queue.Add(entryFor(p))
 			}
 		},
@@ -179,10 +206,18 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				s.queue.WakeFor(podEventPlugins...) // bound, or relabelled
 			}
 			if s.responsible(p) {
+				switch {
+				case p.Status.NominatedNodeName != "":
+					s.cache.nominateFromInformer(p)
+				case old.Status.NominatedNodeName != "" && s.cache.unnominate(key(p)):
+					s.queue.Wake() // its reservation is gone
+				}
 				// A status write (ours included) is not a reason to retry.
 				if old.Generation != p.Generation || !labels.Equals(old.Labels, p.Labels) {
 					s.queue.Add(entryFor(p))
 				}
+			} else if s.cache.unnominate(key(p)) {
+				s.queue.Wake() // bound, or terminating: its reservation is gone
 			}
 		},
 		DeleteFunc: func(obj interface{}) {
@@ -195,7 +230,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			}
 			s.queue.Delete(key(p))
 			s.cache.remove(key(p))
-			if p.Spec.NodeName != "" {
+			s.cache.mu.Lock()
+			unnominated := s.cache.unnominateLocked(key(p))
+			s.cache.mu.Unlock()
+			if unnominated || p.Spec.NodeName != "" {
 				s.queue.Wake() // resources were freed
 			}
 		},
@@ -262,6 +300,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				s.cache.prune(func(k string) bool {
+					ns, name, _ := cutKey(k)
+					p, err := s.pods.Pods(ns).Get(name)
+					return err == nil && s.responsible(p)
+				})
 				s.queue.Wake()
 			}
 		}
@@ -347,21 +390,31 @@ func (s *Scheduler) scheduleOne(ctx context.Context, e entry) {
 	if err != nil || !s.responsible(pod) {
 		return
 	}
-	host, diagnosis, total, rejectors := s.pick(ctx, pod)
+	r := s.pick(ctx, pod)
+	host := r.host
 	if host == "" {
-		msg := diagnosis.Message(total)
-		if total == 0 {
+		msg := r.diagnosis.Message(r.total)
+		if r.total == 0 {
 			msg = "0/0 nodes are available: no nodes available to schedule pods."
 		}
-		s.markUnschedulable(ctx, pod, msg)
-		s.queue.Park(e, rejectors)
+		nominate := ""
+		if r.preemption != nil {
+			nominate = r.preemption.node
+		}
+		// The nomination is written before any victim is deleted, so the
+		// room it frees is seen as reserved.
+		s.markUnschedulable(ctx, pod, msg, nominate)
+		if r.preemption != nil {
+			s.executePreemption(ctx, pod, r.preemption, e)
+		}
+		s.queue.Park(e, r.rejectors)
 		return
 	}
 	// Assume the pod on the node now, so the next cycle counts it, and bind
 	// in the background.
 	assumed := pod.DeepCopy()
 	assumed.Spec.NodeName = host
-	s.cache.place(assumed)
+	s.cache.assume(assumed)
 	s.binds <- struct{}{}
 	go func() {
 		defer func() { <-s.binds }()
@@ -385,18 +438,25 @@ func (s *Scheduler) bind(ctx context.Context, pod *corev1.Pod, host string, e en
 		return
 	}
 	s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, host)
+	if nn := pod.Status.NominatedNodeName; nn != "" && nn != host {
+		// Bound elsewhere than it was nominated to: the nomination is void.
+		if err := s.patchNomination(ctx, pod, ""); err != nil {
+			s.log.Warn("clear nomination", "pod", e.key, "err", err)
+		}
+	}
 }
 
 // feasibleToFind is how many fitting nodes a cycle looks for before it
-// stops filtering, as upstream's adaptive percentageOfNodesToScore: all of
-// a small cluster, a shrinking share of a big one, never fewer than 100.
-func feasibleToFind(nodes int) int {
-	if nodes <= 100 {
+// stops filtering, as upstream's percentageOfNodesToScore: all of a small
+// cluster; of a big one the configured share or, with 0, an adaptive
+// share shrinking with its size; never fewer than 100.
+func feasibleToFind(nodes int, percentage int32) int {
+	if nodes <= 100 || percentage >= 100 {
 		return nodes
 	}
-	pct := 50 - nodes/125
-	if pct < 5 {
-		pct = 5
+	pct := int(percentage)
+	if pct == 0 {
+		pct = max(50-nodes/125, 5)
 	}
 	n := nodes * pct / 100
 	if n < 100 {
@@ -405,64 +465,141 @@ func feasibleToFind(nodes int) int {
 	return n
 }
 
-// pick runs the pre-filters over the whole snapshot, the filters
-// (round-robin from where the last cycle stopped) and the scores, and
-// returns the best node, why others failed, how many nodes there are and
-// which plugins rejected some node.
-func (s *Scheduler) pick(ctx context.Context, pod *corev1.Pod) (string, framework.Diagnosis, int, map[string]bool) {
+// cycle is one scheduling attempt: the pod, the plugins' state, the
+// snapshot and why nodes were rejected.
+type cycle struct {
+	pod     *corev1.Pod
+	state   *framework.CycleState
+	snap    *framework.Snapshot
+	filters []framework.FilterPlugin        // those not skipped this cycle
+	exts    []framework.PreFilterExtensions // likewise
+	total   int
+	// diagnosis has a status per rejected node; rejectors the plugins
+	// that rejected some node.
+	diagnosis       framework.Diagnosis
+	rejectors       map[string]bool
+	preFilterFailed bool
+}
+
+// result is what a cycle decided.
+type result struct {
+	host       string
+	diagnosis  framework.Diagnosis
+	total      int
+	rejectors  map[string]bool
+	preemption *preemption // when host is "": the pod was nominated to a node
+}
+
+// runFilters runs the cycle's filters on n with state, stopping at the
+// first that rejects it; it returns that status and plugin.
+func (cy *cycle) runFilters(ctx context.Context, state *framework.CycleState, n *framework.NodeInfo) (*framework.Status, string) {
+	for _, f := range cy.filters {
+		if st := f.Filter(ctx, state, cy.pod, n); !st.IsSuccess() {
+			return st, f.Name()
+		}
+	}
+	return nil, ""
+}
+
+// filterNode runs the filters on n counting the pods nominated to it that
+// the cycle's pod must leave room for, and then (if any) without them, as
+// upstream's RunFilterPluginsWithNominatedPods: the pod must fit either
+// way, as the nominated pods may bind elsewhere. The caller holds the
+// cache lock.
+func (s *Scheduler) filterNode(ctx context.Context, cy *cycle, state *framework.CycleState, n *framework.NodeInfo) (*framework.Status, string) {
+	if len(s.cache.nominated) == 0 {
+		return cy.runFilters(ctx, state, n) // the common case: no lookups
+	}
+	nominated := s.cache.nominatedFor(cy.pod, n.Node.Name)
+	if len(nominated) == 0 {
+		return cy.runFilters(ctx, state, n)
+	}
+	withState, withNode := state.Clone(), n.Clone()
+	for _, p := range nominated {
+		withNode.AddPod(p)
+		for _, ext := range cy.exts {
+			ext.AddPod(ctx, withState, cy.pod, p, withNode)
+		}
+	}
+	if st, name := cy.runFilters(ctx, withState, withNode); !st.IsSuccess() {
+		return st, name
+	}
+	return cy.runFilters(ctx, state, n)
+}
+
+// pick runs the pre-filters over the whole snapshot, tries the node the
+// pod is nominated to (if any), then the filters (round-robin from where
+// the last cycle stopped) and the scores, and returns the best node; when
+// none fits, it tries preemption.
+func (s *Scheduler) pick(ctx context.Context, pod *corev1.Pod) result {
 	c := s.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	total := len(c.order)
-	diagnosis := framework.Diagnosis{}
-	rejectors := map[string]bool{}
-	state := framework.NewCycleState()
-	snap := c.snapshot(s.listers)
+	cy := &cycle{pod: pod, state: framework.NewCycleState(), snap: c.snapshot(s.listers), total: len(c.order),
+		diagnosis: framework.Diagnosis{}, rejectors: map[string]bool{}}
+	res := func(host string) result {
+		return result{host: host, diagnosis: cy.diagnosis, total: cy.total, rejectors: cy.rejectors}
+	}
 	for _, pf := range s.preFilters {
-		st := pf.PreFilter(ctx, state, pod, snap)
+		st := pf.PreFilter(ctx, cy.state, pod, cy.snap)
 		switch {
 		case st.IsSkip():
-			state.SkipFilter(pf.Name())
+			cy.state.SkipFilter(pf.Name())
 		case !st.IsSuccess():
 			// Rejects the pod everywhere.
 			for _, n := range c.list {
-				diagnosis[n.Node.Name] = st
+				cy.diagnosis[n.Node.Name] = st
 			}
-			rejectors[pf.Name()] = true
-			return "", diagnosis, total, rejectors
+			cy.rejectors[pf.Name()] = true
+			return res("")
 		}
 	}
-	filters := make([]framework.FilterPlugin, 0, len(s.filters))
+	cy.filters = make([]framework.FilterPlugin, 0, len(s.filters))
 	for _, f := range s.filters {
-		if !state.FilterSkipped(f.Name()) {
-			filters = append(filters, f)
+		if !cy.state.FilterSkipped(f.Name()) {
+			cy.filters = append(cy.filters, f)
 		}
 	}
-	want := feasibleToFind(total)
+	for _, ext := range s.exts {
+		if !cy.state.FilterSkipped(ext.Name()) {
+			cy.exts = append(cy.exts, ext)
+		}
+	}
+	// A nominated pod goes to its node if it fits there now.
+	if nn := c.nominatedNode(key(pod)); nn != "" || pod.Status.NominatedNodeName != "" {
+		if nn == "" {
+			nn = pod.Status.NominatedNodeName
+		}
+		if n := c.nodes[nn]; n != nil {
+			if st, _ := s.filterNode(ctx, cy, cy.state, n); st.IsSuccess() {
+				return res(nn)
+			}
+		}
+	}
+	total := cy.total
+	want := feasibleToFind(total, s.cfg.PercentageOfNodesToScore)
 	var feasible []*framework.NodeInfo
 	checked := 0
 	for ; checked < total && len(feasible) < want; checked++ {
 		n := c.list[(c.next+checked)%total]
-		ok := true
-		for _, f := range filters {
-			if st := f.Filter(ctx, state, pod, n); !st.IsSuccess() {
-				diagnosis[n.Node.Name] = st
-				rejectors[f.Name()] = true
-				ok = false
-				break
-			}
+		if st, name := s.filterNode(ctx, cy, cy.state, n); !st.IsSuccess() {
+			cy.diagnosis[n.Node.Name] = st
+			cy.rejectors[name] = true
+			continue
 		}
-		if ok {
-			feasible = append(feasible, n)
-		}
+		feasible = append(feasible, n)
 	}
 	if total > 0 {
 		c.next = (c.next + checked) % total
 	}
 	if len(feasible) == 0 {
-		return "", diagnosis, total, rejectors
+		r := res("")
+		if !s.cfg.DisablePreemption {
+			r.preemption = s.preempt(ctx, cy)
+		}
+		return r
 	}
-	return s.score(ctx, state, pod, snap, feasible), diagnosis, total, rejectors
+	return res(s.score(ctx, cy.state, pod, cy.snap, feasible))
 }
 
 // score sums the weighted, normalized plugin scores of the feasible nodes
@@ -504,19 +641,26 @@ func (s *Scheduler) score(ctx context.Context, state *framework.CycleState, pod 
 	return feasible[best].Node.Name
 }
 
-// markUnschedulable sets PodScheduled=False with the reason, once per
-// distinct message, and records a FailedScheduling event.
-func (s *Scheduler) markUnschedulable(ctx context.Context, pod *corev1.Pod, msg string) {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message == msg {
-			return
+// markUnschedulable sets PodScheduled=False with the reason (and, after a
+// preemption, status.nominatedNodeName), once per distinct message and
+// nomination, and records a FailedScheduling event.
+func (s *Scheduler) markUnschedulable(ctx context.Context, pod *corev1.Pod, msg, nominate string) {
+	if nominate == "" || nominate == pod.Status.NominatedNodeName {
+		for _, c := range pod.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message == msg {
+				return
+			}
 		}
 	}
 	s.recorder.Event(pod, corev1.EventTypeWarning, "FailedScheduling", msg)
-	patch, _ := json.Marshal(map[string]interface{}{"status": map[string]interface{}{"conditions": []interface{}{map[string]interface{}{
+	status := map[string]interface{}{"conditions": []interface{}{map[string]interface{}{
 		"type": corev1.PodScheduled, "status": corev1.ConditionFalse, "reason": corev1.PodReasonUnschedulable,
 		"message": msg, "lastTransitionTime": metav1.Now(),
-	}}}})
+	}}}
+	if nominate != "" {
+		status["nominatedNodeName"] = nominate
+	}
+	patch, _ := json.Marshal(map[string]interface{}{"status": status})
 	_, err := s.cfg.Client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	if err != nil && !apierrors.IsNotFound(err) {
 		s.log.Warn("record unschedulable", "pod", key(pod), "err", err)
@@ -532,9 +676,9 @@ func cutKey(k string) (string, string, error) {
 	return "", k, fmt.Errorf("bad key %q", k)
 }
 
-// NewFromKubeconfig builds a leader-electing scheduler that reaches the
-// cluster with the credentials in a kubeconfig file.
-func NewFromKubeconfig(path, schedulerName, identity string, log *slog.Logger) (*Scheduler, error) {
+// NewFromKubeconfig builds a scheduler with cfg that reaches the cluster
+// with the credentials in a kubeconfig file.
+func NewFromKubeconfig(path string, cfg Config) (*Scheduler, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
 		return nil, err
@@ -546,5 +690,6 @@ func NewFromKubeconfig(path, schedulerName, identity string, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	return New(Config{Client: cs, SchedulerName: schedulerName, LeaderElect: true, Identity: identity, Logger: log})
+	cfg.Client = cs
+	return New(cfg)
 }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"path/filepath"
 	"time"
+
+	"github.com/skiff-sh/skiff/internal/scheduler"
 )
 
 // Config is the typed form of `skiff server`'s flags.
@@ -25,6 +27,9 @@ type Config struct {
 	DisableAgent bool
 	// DisableScheduler turns off the scheduler that runs in the server.
 	DisableScheduler bool
+	// SchedulerConfig is a KubeSchedulerConfiguration file for the
+	// scheduler ("" for the defaults).
+	SchedulerConfig string
 	// DisableControllers turns off the controller manager that runs in
 	// the server; Controllers selects controllers as upstream's
 	// --controllers does ("*", "name", "-name").
@@ -74,6 +79,11 @@ func (c *Config) Validate() error {
 	}
 	if (c.EtcdCertFile == "") != (c.EtcdKeyFile == "") {
 		return fmt.Errorf("--etcd-certfile and --etcd-keyfile must be given together")
+	}
+	if c.SchedulerConfig != "" {
+		if _, err := scheduler.LoadConfigFile(c.SchedulerConfig); err != nil {
+			return fmt.Errorf("--scheduler-config: %w", err)
+		}
 	}
 	if c.NodeMonitorGracePeriod < 0 {
 		return fmt.Errorf("--node-monitor-grace-period %s: must not be negative", c.NodeMonitorGracePeriod)

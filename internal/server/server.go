@@ -247,7 +247,15 @@ func (s *Server) storageFactory(ctx context.Context) apiserver.StorageFactory {
 // startScheduler runs the scheduler in this process, as an API client with
 // the admin credentials, and waits until its informers have synced.
 func (s *Server) startScheduler(ctx context.Context, kubeconfig string) error {
-	sched, err := scheduler.NewFromKubeconfig(kubeconfig, "", s.identity(), s.log.With("component", "scheduler"))
+	cfg := scheduler.Config{LeaderElect: true, Identity: s.identity(), Logger: s.log.With("component", "scheduler")}
+	if s.cfg.SchedulerConfig != "" {
+		fc, err := scheduler.LoadConfigFile(s.cfg.SchedulerConfig)
+		if err != nil {
+			return err
+		}
+		fc.Apply(&cfg)
+	}
+	sched, err := scheduler.NewFromKubeconfig(kubeconfig, cfg)
 	if err != nil {
 		return err
 	}

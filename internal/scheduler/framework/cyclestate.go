@@ -47,3 +47,27 @@ func (c *CycleState) SkipScore(name string) {
 
 // ScoreSkipped reports whether plugin name skips its Score this cycle.
 func (c *CycleState) ScoreSkipped(name string) bool { return c.skipScore[name] }
+
+// StateCloner is cycle state a plugin changes after PreFilter (through
+// its PreFilterExtensions); Clone must return a copy whose changes do not
+// show in the original. State without Clone is shared by clones, so it
+// must not change after it is written.
+type StateCloner interface {
+	Clone() any
+}
+
+// Clone copies the state for a what-if (preemption's dry runs, nominated
+// pods added to a node), deep-copying the values that are StateCloners.
+func (c *CycleState) Clone() *CycleState {
+	out := &CycleState{skipFilter: c.skipFilter, skipScore: c.skipScore}
+	if c.data != nil {
+		out.data = make(map[string]any, len(c.data))
+		for k, v := range c.data {
+			if cl, ok := v.(StateCloner); ok {
+				v = cl.Clone()
+			}
+			out.data[k] = v
+		}
+	}
+	return out
+}

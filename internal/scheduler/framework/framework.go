@@ -63,6 +63,17 @@ type PreFilterPlugin interface {
 	PreFilter(ctx context.Context, state *CycleState, pod *corev1.Pod, snap *Snapshot) *Status
 }
 
+// PreFilterExtensions is a PreFilterPlugin whose state depends on the
+// pods placed on other nodes: when a what-if adds a pod to a node or
+// removes one (preemption's victims, nominated pods), AddPod and RemovePod
+// update the cycle state as a PreFilter over the changed snapshot would.
+// node is the NodeInfo the pod is added to or removed from.
+type PreFilterExtensions interface {
+	PreFilterPlugin
+	AddPod(ctx context.Context, state *CycleState, pod, add *corev1.Pod, node *NodeInfo) *Status
+	RemovePod(ctx context.Context, state *CycleState, pod, remove *corev1.Pod, node *NodeInfo) *Status
+}
+
 // ScorePlugin ranks the nodes that passed the filters, 0..MaxNodeScore.
 type ScorePlugin interface {
 	Plugin

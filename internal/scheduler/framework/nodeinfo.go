@@ -202,3 +202,27 @@ func (n *NodeInfo) SetNode(node *corev1.Node) {
 	n.Allocatable = Resource{}
 	n.Allocatable.Add(node.Status.Allocatable)
 }
+
+// Clone returns a copy that can gain and lose pods without changing n
+// (the node and the pods themselves are shared, not copied).
+func (n *NodeInfo) Clone() *NodeInfo {
+	c := &NodeInfo{
+		Node:                         n.Node,
+		Pods:                         append([]*corev1.Pod(nil), n.Pods...),
+		Requested:                    n.Requested,
+		Allocatable:                  n.Allocatable,
+		UsedPorts:                    make(map[string]bool, len(n.UsedPorts)),
+		PodsWithAffinity:             append([]*PodInfo(nil), n.PodsWithAffinity...),
+		PodsWithRequiredAntiAffinity: append([]*PodInfo(nil), n.PodsWithRequiredAntiAffinity...),
+	}
+	if n.Requested.Scalar != nil {
+		c.Requested.Scalar = make(map[corev1.ResourceName]int64, len(n.Requested.Scalar))
+		for k, v := range n.Requested.Scalar {
+			c.Requested.Scalar[k] = v
+		}
+	}
+	for k := range n.UsedPorts {
+		c.UsedPorts[k] = true
+	}
+	return c
+}

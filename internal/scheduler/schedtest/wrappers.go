@@ -6,9 +6,12 @@ package schedtest
 
 import (
 	"context"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiff-sh/skiff/internal/scheduler/framework"
 )
@@ -51,6 +54,25 @@ func (p *PodWrapper) NodeSelector(k, v string) *PodWrapper {
 	p.Spec.NodeSelector[k] = v
 	return p
 }
+
+// Priority sets spec.priority.
+func (p *PodWrapper) Priority(v int32) *PodWrapper { p.Spec.Priority = &v; return p }
+
+// CPU sets the container's cpu request, e.g. "500m".
+func (p *PodWrapper) CPU(q string) *PodWrapper {
+	p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(q)}
+	return p
+}
+
+// StartTime sets status.startTime.
+func (p *PodWrapper) StartTime(t time.Time) *PodWrapper {
+	st := metav1.NewTime(t)
+	p.Status.StartTime = &st
+	return p
+}
+
+// UID sets the UID.
+func (p *PodWrapper) UID(uid string) *PodWrapper { p.Pod.UID = types.UID(uid); return p }
 
 // Terminating marks the pod as being deleted.
 func (p *PodWrapper) Terminating() *PodWrapper {

@@ -2,6 +2,7 @@ package interpodaffinity
 
 import (
 	"context"
+	"maps"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -19,6 +20,72 @@ type preFilterState struct {
 	// affinity: existing pods matching all the pod's required affinity
 	// terms, per term's domain; anti: pods matching each anti-affinity term.
 	affinity, anti map[topologyPair]int64
+	nsLabels       map[string]string // the incoming pod's namespace's labels
+}
+
+// Clone copies the counts, which AddPod and RemovePod change.
+func (s *preFilterState) Clone() any {
+	c := *s
+	c.existingAnti, c.affinity, c.anti = maps.Clone(s.existingAnti), maps.Clone(s.affinity), maps.Clone(s.anti)
+	return &c
+}
+
+// update counts pod p on node n in (mult 1) or out (mult -1) of the
+// domains, as PreFilter counted the pods that were there.
+func (s *preFilterState) update(p *corev1.Pod, n *framework.NodeInfo, mult int64) {
+	nodeLabels := n.Node.Labels
+	if len(nodeLabels) == 0 {
+		return
+	}
+	if framework.HasPodAffinity(p) {
+		ep := framework.NewPodInfo(p)
+		for i := range ep.RequiredAntiAffinityTerms {
+			t := &ep.RequiredAntiAffinityTerms[i]
+			if v, ok := nodeLabels[t.TopologyKey]; ok && t.Matches(s.pod.Pod, s.nsLabels) {
+				s.existingAnti[topologyPair{t.TopologyKey, v}] += mult
+			}
+		}
+	}
+	terms := s.pod.RequiredAffinityTerms
+	if len(terms) > 0 && matchesAll(terms, p) {
+		for i := range terms {
+			if v, ok := nodeLabels[terms[i].TopologyKey]; ok {
+				s.affinity[topologyPair{terms[i].TopologyKey, v}] += mult
+			}
+		}
+	}
+	for i := range s.pod.RequiredAntiAffinityTerms {
+		t := &s.pod.RequiredAntiAffinityTerms[i]
+		if v, ok := nodeLabels[t.TopologyKey]; ok && t.Matches(p, nil) {
+			s.anti[topologyPair{t.TopologyKey, v}] += mult
+		}
+	}
+	for _, m := range []map[topologyPair]int64{s.existingAnti, s.affinity, s.anti} {
+		for k, v := range m {
+			if v <= 0 {
+				delete(m, k) // an emptied domain is as if never counted
+			}
+		}
+	}
+}
+
+// AddPod counts a pod a what-if places on node.
+func (pl InterPodAffinity) AddPod(_ context.Context, state *framework.CycleState, _, add *corev1.Pod, node *framework.NodeInfo) *framework.Status {
+	return updateState(state, add, node, 1)
+}
+
+// RemovePod uncounts a pod a what-if takes off node.
+func (pl InterPodAffinity) RemovePod(_ context.Context, state *framework.CycleState, _, remove *corev1.Pod, node *framework.NodeInfo) *framework.Status {
+	return updateState(state, remove, node, -1)
+}
+
+func updateState(state *framework.CycleState, p *corev1.Pod, node *framework.NodeInfo, mult int64) *framework.Status {
+	v, ok := state.Read(preFilterKey)
+	if !ok {
+		return nil // skipped this cycle
+	}
+	v.(*preFilterState).update(p, node, mult)
+	return nil
 }
 
 // PreFilter counts, over every node, the pods the incoming pod's required
@@ -31,10 +98,10 @@ func (pl InterPodAffinity) PreFilter(_ context.Context, state *framework.CycleSt
 	}
 	resolveNamespaces(snap, pi)
 	s := &preFilterState{pod: pi, existingAnti: map[topologyPair]int64{}, affinity: map[topologyPair]int64{}, anti: map[topologyPair]int64{}}
-	var nsLabels map[string]string
-	if snap.PodsWithRequiredAntiAffinity > 0 {
-		nsLabels = snap.NamespaceLabels(pod.Namespace)
-	}
+	// The namespace's labels, for existing pods' anti-affinity terms (here
+	// and when a what-if adds a pod).
+	nsLabels := snap.NamespaceLabels(pod.Namespace)
+	s.nsLabels = nsLabels
 	own := len(pi.RequiredAffinityTerms) > 0 || len(pi.RequiredAntiAffinityTerms) > 0
 	for _, n := range snap.Nodes {
 		nodeLabels := n.Node.Labels

@@ -79,7 +79,8 @@ func resolveTerm(snap *framework.Snapshot, t *framework.AffinityTerm) {
 }
 
 var (
-	_ framework.PreFilterPlugin = InterPodAffinity{}
-	_ framework.PreScorePlugin  = InterPodAffinity{}
-	_ framework.ScoreNormalizer = InterPodAffinity{}
+	_ framework.PreFilterPlugin     = InterPodAffinity{}
+	_ framework.PreFilterExtensions = InterPodAffinity{}
+	_ framework.PreScorePlugin      = InterPodAffinity{}
+	_ framework.ScoreNormalizer     = InterPodAffinity{}
 )

@@ -2,7 +2,9 @@ package podtopologyspread
 
 import (
 	"context"
+	"maps"
 	"math"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -19,6 +21,69 @@ type preFilterState struct {
 	constraints []constraint
 	counts      []map[string]int
 	minMatch    []int
+	required    nodeaffinity.RequiredNodeAffinity
+}
+
+// Clone copies the counts, which AddPod and RemovePod change.
+func (s *preFilterState) Clone() any {
+	c := *s
+	c.counts = make([]map[string]int, len(s.counts))
+	for i := range s.counts {
+		c.counts[i] = maps.Clone(s.counts[i])
+	}
+	c.minMatch = slices.Clone(s.minMatch)
+	return &c
+}
+
+// setMinimums recomputes the global minimum per constraint.
+func (s *preFilterState) setMinimums() {
+	for i := range s.constraints {
+		s.minMatch[i] = 0
+		if len(s.counts[i]) < int(s.constraints[i].minDomains) {
+			continue // fewer domains than minDomains: the minimum is 0
+		}
+		lo := math.MaxInt
+		for _, v := range s.counts[i] {
+			lo = min(lo, v)
+		}
+		s.minMatch[i] = lo
+	}
+}
+
+// update counts p on node n in (delta 1) or out (delta -1) of the
+// domains, as PreFilter counted the pods that were there.
+func (s *preFilterState) update(pod, p *corev1.Pod, n *framework.NodeInfo, delta int) {
+	if p.Namespace != pod.Namespace || p.DeletionTimestamp != nil || !hasAllKeys(n.Node, s.constraints) {
+		return
+	}
+	changed := false
+	for i := range s.constraints {
+		c := &s.constraints[i]
+		if !c.matcher.Matches(p.Labels) || !c.includes(pod, n.Node, s.required) {
+			continue
+		}
+		s.counts[i][n.Node.Labels[c.topologyKey]] += delta
+		changed = true
+	}
+	if changed {
+		s.setMinimums()
+	}
+}
+
+// AddPod counts a pod a what-if places on node.
+func (pl PodTopologySpread) AddPod(_ context.Context, state *framework.CycleState, pod, add *corev1.Pod, node *framework.NodeInfo) *framework.Status {
+	if v, ok := state.Read(preFilterKey); ok {
+		v.(*preFilterState).update(pod, add, node, 1)
+	}
+	return nil
+}
+
+// RemovePod uncounts a pod a what-if takes off node.
+func (pl PodTopologySpread) RemovePod(_ context.Context, state *framework.CycleState, pod, remove *corev1.Pod, node *framework.NodeInfo) *framework.Status {
+	if v, ok := state.Read(preFilterKey); ok {
+		v.(*preFilterState).update(pod, remove, node, -1)
+	}
+	return nil
 }
 
 // PreFilter counts matching pods per domain over every eligible node (one
@@ -51,16 +116,8 @@ func (pl PodTopologySpread) PreFilter(_ context.Context, state *framework.CycleS
 			s.counts[i][n.Node.Labels[c.topologyKey]] += countMatching(n.Pods, &c.matcher, pod.Namespace)
 		}
 	}
-	for i := range cs {
-		if len(s.counts[i]) < int(cs[i].minDomains) {
-			continue // fewer domains than minDomains: the minimum is 0
-		}
-		lo := math.MaxInt
-		for _, v := range s.counts[i] {
-			lo = min(lo, v)
-		}
-		s.minMatch[i] = lo
-	}
+	s.required = required
+	s.setMinimums()
 	state.Write(preFilterKey, s)
 	return nil
 }

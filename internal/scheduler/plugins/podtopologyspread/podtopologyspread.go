@@ -126,7 +126,8 @@ func countMatching(pods []*corev1.Pod, m *framework.LabelMatcher, ns string) int
 }
 
 var (
-	_ framework.PreFilterPlugin = PodTopologySpread{}
-	_ framework.PreScorePlugin  = PodTopologySpread{}
-	_ framework.ScoreNormalizer = PodTopologySpread{}
+	_ framework.PreFilterPlugin     = PodTopologySpread{}
+	_ framework.PreFilterExtensions = PodTopologySpread{}
+	_ framework.PreScorePlugin      = PodTopologySpread{}
+	_ framework.ScoreNormalizer     = PodTopologySpread{}
 )
