@@ -3,6 +3,10 @@ package scheduler
 import (
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestQueueOrderParkAndWake(t *testing.T) {
@@ -90,4 +94,26 @@ func TestWakeForRejectorsAndBackoff(t *testing.T) {
 		t.Fatalf("racy pod %+v", e)
 	}
 	q.Close()
+}
+
+func TestNodeFitChanged(t *testing.T) {
+	base := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"a": "b"}},
+		Status: corev1.NodeStatus{Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}}}
+	heartbeat := base.DeepCopy()
+	heartbeat.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}
+	if nodeFitChanged(base, heartbeat) {
+		t.Error("a heartbeat must not wake parked pods")
+	}
+	for name, mutate := range map[string]func(*corev1.Node){
+		"taint":         func(n *corev1.Node) { n.Spec.Taints = []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}} },
+		"label":         func(n *corev1.Node) { n.Labels["zone"] = "z" },
+		"unschedulable": func(n *corev1.Node) { n.Spec.Unschedulable = true },
+		"allocatable":   func(n *corev1.Node) { n.Status.Allocatable[corev1.ResourceCPU] = resource.MustParse("4") },
+	} {
+		n := base.DeepCopy()
+		mutate(n)
+		if !nodeFitChanged(base, n) {
+			t.Errorf("%s change must wake parked pods", name)
+		}
+	}
 }

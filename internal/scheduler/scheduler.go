@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -257,9 +258,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.cache.setNode(obj.(*corev1.Node))
 			s.queue.Wake()
 		},
-		UpdateFunc: func(_, obj interface{}) {
+		UpdateFunc: func(oldObj, obj interface{}) {
 			s.cache.setNode(obj.(*corev1.Node))
-			s.queue.Wake()
+			// A heartbeat (conditions, images) cannot make a pod fit;
+			// waking every parked pod for it would busy-loop large clusters.
+			if nodeFitChanged(oldObj.(*corev1.Node), obj.(*corev1.Node)) {
+				s.queue.Wake()
+			}
 		},
 		DeleteFunc: func(obj interface{}) {
 			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -692,4 +697,13 @@ func NewFromKubeconfig(path string, cfg Config) (*Scheduler, error) {
 	}
 	cfg.Client = cs
 	return New(cfg)
+}
+
+// nodeFitChanged reports a node change that can make a parked pod fit:
+// allocatable resources, labels, taints or schedulability.
+func nodeFitChanged(old, cur *corev1.Node) bool {
+	return old.Spec.Unschedulable != cur.Spec.Unschedulable ||
+		!apiequality.Semantic.DeepEqual(old.Spec.Taints, cur.Spec.Taints) ||
+		!labels.Equals(old.Labels, cur.Labels) ||
+		!apiequality.Semantic.DeepEqual(old.Status.Allocatable, cur.Status.Allocatable)
 }
