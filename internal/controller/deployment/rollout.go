@@ -233,7 +233,10 @@ func (c *Controller) cleanupUnhealthy(ctx context.Context, old []*appsv1.Replica
 			break
 		}
 		cur := rsReplicas(rs)
-		if cur == 0 || cur == rs.Status.AvailableReplicas {
+		// Nothing unhealthy to drop; status may also still count pods
+		// from before a scale-down (available > spec), which must never
+		// turn this into a scale-up.
+		if cur == 0 || cur <= rs.Status.AvailableReplicas {
 			continue
 		}
 		down := min(maxCleanup-total, cur-rs.Status.AvailableReplicas)

@@ -1,6 +1,8 @@
 package deployment
 
 import (
+	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -8,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
 )
 
 func deploy(replicas int32, surge, unavailable string) *appsv1.Deployment {
@@ -147,5 +151,35 @@ func TestConditionsKeepTransitionTime(t *testing.T) {
 	}
 	if len(st.Conditions) != 1 {
 		t.Fatalf("one condition per type, got %d", len(st.Conditions))
+	}
+}
+
+func TestCleanupUnhealthyNeverScalesUp(t *testing.T) {
+	d := deploy(6, "2", "1")
+	for _, tt := range []struct {
+		name                string
+		spec, available     int32
+		wantSpec, wantCount int32
+	}{
+		// Status from before a scale-down still counts 6 available pods.
+		{"stale status above spec", 5, 6, 5, 0},
+		{"all available", 5, 5, 5, 0},
+		{"two unavailable, one may go", 5, 3, 4, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			old := rs("old", tt.spec, 100, nil)
+			old.Namespace = "ns"
+			old.Status.AvailableReplicas = tt.available
+			cs := fake.NewSimpleClientset(old)
+			c := &Controller{client: cs, recorder: record.NewFakeRecorder(10), log: slog.Default(), now: time.Now}
+			_, n, err := c.cleanupUnhealthy(context.Background(), []*appsv1.ReplicaSet{old}, d, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := cs.AppsV1().ReplicaSets("ns").Get(context.Background(), "old", metav1.GetOptions{})
+			if n != tt.wantCount || *got.Spec.Replicas != tt.wantSpec {
+				t.Fatalf("cleaned %d, spec %d; want %d, %d", n, *got.Spec.Replicas, tt.wantCount, tt.wantSpec)
+			}
+		})
 	}
 }
