@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 )
 
@@ -37,6 +38,7 @@ type Controller struct {
 	queue    workqueue.TypedRateLimitingInterface[string]
 	recorder record.EventRecorder
 	log      *slog.Logger
+	metrics  *metrics.Metrics
 	now      func() time.Time
 	synced   []cache.InformerSynced
 }
@@ -54,6 +56,7 @@ func New(cc *controller.Context) (*Controller, error) {
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "deployment"}),
 		recorder: cc.Recorder("deployment-controller"),
 		log:      cc.Logger.With("controller", "deployment"),
+		metrics:  cc.Metrics,
 		now:      time.Now,
 		synced:   []cache.InformerSynced{dInf.Informer().HasSynced, rsInf.Informer().HasSynced, podInf.Informer().HasSynced},
 	}
@@ -194,7 +197,7 @@ func (c *Controller) next(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
+	if err := c.metrics.Timed("deployment", func() error { return c.sync(ctx, key) }); err != nil {
 		c.log.Debug("sync failed, will retry", "key", key, "err", err)
 		c.queue.AddRateLimited(key)
 		return true

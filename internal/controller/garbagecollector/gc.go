@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 )
 
 // ignored resources have no owners worth tracking and are numerous.
@@ -53,6 +54,7 @@ type event struct {
 type Controller struct {
 	meta    metadata.Interface
 	log     *slog.Logger
+	metrics *metrics.Metrics
 	kinds   map[schema.GroupVersionKind]resourceInfo
 	synced  []cache.InformerSynced
 	graph   *graph
@@ -67,11 +69,12 @@ type Controller struct {
 // its metadata.
 func New(cc *controller.Context) (*Controller, error) {
 	c := &Controller{
-		meta:   cc.Metadata,
-		log:    cc.Logger.With("controller", "garbagecollector"),
-		kinds:  map[schema.GroupVersionKind]resourceInfo{},
-		graph:  newGraph(),
-		events: newEventQueue(),
+		meta:    cc.Metadata,
+		log:     cc.Logger.With("controller", "garbagecollector"),
+		metrics: cc.Metrics,
+		kinds:   map[schema.GroupVersionKind]resourceInfo{},
+		graph:   newGraph(),
+		events:  newEventQueue(),
 		del: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[types.UID](),
 			workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "garbage_collector_attempt_to_delete"}),
 		orphan: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[types.UID](),
@@ -178,7 +181,10 @@ func (c *Controller) process(ctx context.Context, q workqueue.TypedRateLimitingI
 		return false
 	}
 	defer q.Done(uid)
-	if err := fn(ctx, uid); err != nil {
+	start := time.Now()
+	err := fn(ctx, uid)
+	c.metrics.ObserveSync("garbagecollector", start, err)
+	if err != nil {
 		c.log.Debug("garbage collection failed, will retry", "uid", uid, "err", err)
 		q.AddRateLimited(uid)
 		return true

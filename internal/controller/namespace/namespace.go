@@ -23,18 +23,20 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 )
 
 // Controller is the namespace controller.
 type Controller struct {
-	client kubernetes.Interface
-	meta   metadata.Interface
-	disc   discovery.DiscoveryInterface
-	lister corelisters.NamespaceLister
-	queue  workqueue.TypedRateLimitingInterface[string]
-	log    *slog.Logger
-	synced cache.InformerSynced
-	now    func() time.Time
+	client  kubernetes.Interface
+	meta    metadata.Interface
+	disc    discovery.DiscoveryInterface
+	lister  corelisters.NamespaceLister
+	queue   workqueue.TypedRateLimitingInterface[string]
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	synced  cache.InformerSynced
+	now     func() time.Time
 }
 
 // New wires the controller to the shared informers.
@@ -45,9 +47,10 @@ func New(cc *controller.Context) (*Controller, error) {
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "namespace"}),
-		log:    cc.Logger.With("controller", "namespace"),
-		synced: inf.Informer().HasSynced,
-		now:    time.Now,
+		log:     cc.Logger.With("controller", "namespace"),
+		metrics: cc.Metrics,
+		synced:  inf.Informer().HasSynced,
+		now:     time.Now,
 	}
 	enqueue := func(obj any) {
 		ns, ok := obj.(*corev1.Namespace)
@@ -91,7 +94,9 @@ func (c *Controller) next(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
+	start := time.Now()
 	remaining, err := c.sync(ctx, key)
+	c.metrics.ObserveSync("namespace", start, err)
 	switch {
 	case err != nil:
 		c.log.Debug("namespace deletion failed, will retry", "namespace", key, "err", err)

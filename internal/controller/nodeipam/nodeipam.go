@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 )
 
 // Controller is the node IPAM controller.
@@ -32,6 +33,7 @@ type Controller struct {
 	queue    workqueue.TypedRateLimitingInterface[string]
 	recorder record.EventRecorder
 	log      *slog.Logger
+	metrics  *metrics.Metrics
 	synced   cache.InformerSynced
 
 	mu    sync.Mutex
@@ -56,6 +58,7 @@ func New(cc *controller.Context) (controller.Controller, error) {
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodeipam"}),
 		recorder: cc.Recorder("node-ipam-controller"),
 		log:      cc.Logger.With("controller", "nodeipam"),
+		metrics:  cc.Metrics,
 		synced:   inf.Informer().HasSynced,
 		alloc:    alloc,
 		held:     map[string]*net.IPNet{},
@@ -104,7 +107,7 @@ func (c *Controller) next(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
+	if err := c.metrics.Timed("nodeipam", func() error { return c.sync(ctx, key) }); err != nil {
 		c.log.Debug("sync failed, will retry", "node", key, "err", err)
 		c.queue.AddRateLimited(key)
 		return true

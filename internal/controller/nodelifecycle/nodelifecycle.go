@@ -24,6 +24,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 )
 
 // Taint keys, as upstream.
@@ -50,6 +51,7 @@ type Controller struct {
 	queue    workqueue.TypedRateLimitingInterface[string] // node names, for eviction
 	recorder record.EventRecorder
 	log      *slog.Logger
+	metrics  *metrics.Metrics
 	grace    time.Duration
 	now      func() time.Time
 	synced   []cache.InformerSynced
@@ -69,6 +71,7 @@ func New(cc *controller.Context) (*Controller, error) {
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodelifecycle"}),
 		recorder: cc.Recorder("node-controller"),
 		log:      cc.Logger.With("controller", "nodelifecycle"),
+		metrics:  cc.Metrics,
 		grace:    cc.Options.NodeMonitorGracePeriod,
 		now:      time.Now,
 		synced:   []cache.InformerSynced{nodeInf.Informer().HasSynced, leaseInf.Informer().HasSynced, podInf.Informer().HasSynced},
@@ -250,7 +253,9 @@ func (c *Controller) next(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
+	start := time.Now()
 	retry, err := c.sync(ctx, key)
+	c.metrics.ObserveSync("nodelifecycle", start, err)
 	if err != nil {
 		c.log.Debug("sync failed, will retry", "node", key, "err", err)
 		c.queue.AddRateLimited(key)

@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 )
 
 // BurstReplicas caps the creates or deletes of one sync, as upstream.
@@ -49,6 +50,8 @@ type Controller struct {
 	log      *slog.Logger
 	now      func() time.Time
 	synced   []cache.InformerSynced
+	metrics  *metrics.Metrics
+	name     string
 }
 
 // New wires the ReplicaSet controller to the shared informers.
@@ -71,6 +74,8 @@ func NewFor(cc *controller.Context, src Source, name string) (*Controller, error
 		exp:      controller.NewExpectations(),
 		recorder: cc.Recorder(name + "-controller"),
 		log:      cc.Logger.With("controller", name),
+		metrics:  cc.Metrics,
+		name:     name,
 		now:      time.Now,
 		synced:   []cache.InformerSynced{rsInf.HasSynced, podInf.Informer().HasSynced},
 	}
@@ -287,7 +292,7 @@ func (c *Controller) next(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
+	if err := c.metrics.Timed(c.name, func() error { return c.sync(ctx, key) }); err != nil {
 		c.log.Debug("sync failed, will retry", "key", key, "err", err)
 		c.queue.AddRateLimited(key)
 		return true

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 )
 
 // DefaultName is the ServiceAccount every namespace gets.
@@ -24,12 +25,13 @@ const DefaultName = "default"
 
 // Controller is the ServiceAccount controller.
 type Controller struct {
-	client kubernetes.Interface
-	ns     corelisters.NamespaceLister
-	sa     corelisters.ServiceAccountLister
-	queue  workqueue.TypedRateLimitingInterface[string]
-	log    *slog.Logger
-	synced []cache.InformerSynced
+	client  kubernetes.Interface
+	ns      corelisters.NamespaceLister
+	sa      corelisters.ServiceAccountLister
+	queue   workqueue.TypedRateLimitingInterface[string]
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	synced  []cache.InformerSynced
 }
 
 // New wires the controller to the shared informers.
@@ -40,8 +42,9 @@ func New(cc *controller.Context) (*Controller, error) {
 		client: cc.Client, ns: nsInf.Lister(), sa: saInf.Lister(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "serviceaccount"}),
-		log:    cc.Logger.With("controller", "serviceaccount"),
-		synced: []cache.InformerSynced{nsInf.Informer().HasSynced, saInf.Informer().HasSynced},
+		log:     cc.Logger.With("controller", "serviceaccount"),
+		metrics: cc.Metrics,
+		synced:  []cache.InformerSynced{nsInf.Informer().HasSynced, saInf.Informer().HasSynced},
 	}
 	if _, err := nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { c.queue.Add(obj.(*corev1.Namespace).Name) },
@@ -93,7 +96,7 @@ func (c *Controller) next(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
+	if err := c.metrics.Timed("serviceaccount", func() error { return c.sync(ctx, key) }); err != nil {
 		c.log.Debug("sync failed, will retry", "namespace", key, "err", err)
 		c.queue.AddRateLimited(key)
 		return true
