@@ -211,7 +211,20 @@ func (k *Kubelet) writeStatus(ctx context.Context, p *corev1.Pod, st corev1.PodS
 	}
 	upd := p.DeepCopy()
 	upd.Status = st
-	_, err := k.cfg.Client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{})
+	pods := k.cfg.Client.CoreV1().Pods(p.Namespace)
+	_, err := pods.UpdateStatus(ctx, upd, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) {
+		// The cache's copy is stale; the status comes from the runtime, so it
+		// goes over the server's copy as is rather than waiting for a requeue.
+		var cur *corev1.Pod
+		if cur, err = pods.Get(ctx, p.Name, metav1.GetOptions{}); err == nil {
+			if cur.UID != p.UID {
+				return nil
+			}
+			cur.Status = st
+			_, err = pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		}
+	}
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
