@@ -360,6 +360,33 @@ func TestKubeletRunsPods(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("pod web deleted after %v (grace period 2s)", time.Since(start).Round(time.Millisecond))
+
+	// A container that ignores SIGTERM is killed when the grace period ends.
+	stubborn := busyboxPod("stubborn", "sh", "-c", "trap '' TERM; sleep 3600")
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, stubborn, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, cs, "stubborn", 30*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	start = time.Now()
+	if err := cs.CoreV1().Pods("default").Delete(ctx, "stubborn", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := cs.CoreV1().Pods("default").Get(ctx, "stubborn", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Since(start) > 2*time.Second+3*time.Second {
+			t.Fatalf("pod stubborn still there %v after delete (grace 2s)", time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := time.Since(start); d < 2*time.Second {
+		t.Errorf("pod ignoring SIGTERM gone after %v, before its 2s grace period", d)
+	} else {
+		t.Logf("pod ignoring SIGTERM deleted after %v (grace period 2s)", d.Round(time.Millisecond))
+	}
+
 	c, err := cri.Dial(containerd.Socket(a.dataDir), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
