@@ -110,6 +110,10 @@ var nodeConditions = []corev1.NodeCondition{
 
 // postStatus writes the node's status over cur.
 func (k *Kubelet) postStatus(ctx context.Context, cur *corev1.Node) error {
+	return k.postStatusOnce(ctx, cur, true)
+}
+
+func (k *Kubelet) postStatusOnce(ctx context.Context, cur *corev1.Node, retry bool) error {
 	now := metav1.NewTime(k.now().Truncate(time.Second))
 	upd := cur.DeepCopy()
 	capacity := k.capacity()
@@ -135,7 +139,15 @@ func (k *Kubelet) postStatus(ctx context.Context, cur *corev1.Node) error {
 		}
 		upd.Status.Conditions = append(upd.Status.Conditions, c)
 	}
-	if _, err := k.cfg.Client.CoreV1().Nodes().UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
+	_, err := k.cfg.Client.CoreV1().Nodes().UpdateStatus(ctx, upd, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) && retry {
+		// Controllers write the node too (node IPAM sets spec.podCIDR right
+		// after registration): try once more over the server's copy.
+		if cur, err = k.cfg.Client.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{}); err == nil {
+			return k.postStatusOnce(ctx, cur, false)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("update node status: %w", err)
 	}
 	return nil

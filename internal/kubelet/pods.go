@@ -330,6 +330,7 @@ func (k *Kubelet) killPod(ctx context.Context, uid string, grace int64) error {
 			return err
 		}
 	}
+	removePodCgroup(uid)
 	return nil
 }
 

@@ -3,10 +3,12 @@ package kubelet
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -119,7 +121,7 @@ func (k *Kubelet) sandboxConfig(p *corev1.Pod, attempt uint32) *runtimeapi.PodSa
 		DnsConfig:    hostDNS(),
 		Labels:       podLabels(p),
 		Annotations:  p.Annotations,
-		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+		Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: podCgroup(p.UID), SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
 			NamespaceOptions: &runtimeapi.NamespaceOption{Network: netMode, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD},
 		}},
 	}
@@ -170,4 +172,21 @@ func containerConfig(p *corev1.Pod, c *corev1.Container, attempt uint32, imageID
 
 func mkdirLogs(cfg *runtimeapi.PodSandboxConfig, c *corev1.Container) error {
 	return os.MkdirAll(cfg.LogDirectory+"/"+c.Name, 0o755)
+}
+
+// cgroupRoot is where pod cgroups go (cgroupfs driver); one directory per
+// pod under it, removed with the pod's last sandbox. QoS classes (upstream's
+// besteffort/ and burstable/ levels) and resource limits are not built yet.
+const cgroupRoot = "/kubepods"
+
+func podCgroup(uid types.UID) string { return cgroupRoot + "/pod" + string(uid) }
+
+// removePodCgroup removes the pod's (empty) cgroup directory in every
+// hierarchy; runc removes only the containers' own.
+func removePodCgroup(uid string) {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cgroupRoot, "pod"+uid))
+	for _, d := range dirs {
+		_ = os.Remove(d)
+	}
+	_ = os.Remove(filepath.Join("/sys/fs/cgroup", cgroupRoot, "pod"+uid)) // cgroup v2
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -123,8 +124,22 @@ func startAgent(t *testing.T, srv *framework.Server, node, bridge string) *agent
 		if t.Failed() || testing.Verbose() {
 			t.Logf("agent log:\n%s", a.Logs())
 		}
-		// Containers outlive the agent: with the agent stopped (so no
-		// kubelet starts them again), remove them through a bare containerd.
+		// Containers outlive the agent: delete the pods and let the kubelet
+		// remove them; then, with the agent stopped (so no kubelet starts
+		// them again), remove what is left through a bare containerd.
+		if a.cmd != nil {
+			ctx := context.Background()
+			zero := int64(0)
+			srv.Client().CoreV1().Pods("default").DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
+			if c, err := cri.Dial(containerd.Socket(dir), 10*time.Second); err == nil {
+				for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+					if sbs, err := c.ListPodSandbox(ctx, nil); err == nil && len(sbs) == 0 {
+						break
+					}
+				}
+				c.Close()
+			}
+		}
 		a.stop()
 		rt := framework.StartRuntime(t, dir, func(c *containerd.Config) { c.Prepare = nil })
 		ctx := context.Background()
@@ -135,6 +150,12 @@ func startAgent(t *testing.T, srv *framework.Server, node, bridge string) *agent
 			}
 			if err := rt.CRI.RemovePodSandbox(ctx, sb.Id); err != nil {
 				t.Errorf("cleanup: %v", err)
+			}
+			if uid := sb.Labels["io.kubernetes.pod.uid"]; uid != "" {
+				dirs, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods/pod" + uid)
+				for _, d := range dirs {
+					os.Remove(d)
+				}
 			}
 		}
 		rt.Stop()
@@ -255,6 +276,10 @@ func TestKubeletRunsPods(t *testing.T) {
 		if !slices.ContainsFunc(p.Status.Conditions, func(c corev1.PodCondition) bool { return c.Type == typ && c.Status == corev1.ConditionTrue }) {
 			t.Errorf("condition %s not True: %+v", typ, p.Status.Conditions)
 		}
+	}
+	cgroup := "/sys/fs/cgroup/memory/kubepods/pod" + string(p.UID)
+	if _, err := os.Stat(cgroup); err != nil {
+		t.Errorf("pod cgroup: %v", err)
 	}
 	var conn net.Conn
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -398,6 +423,9 @@ func TestKubeletRunsPods(t *testing.T) {
 	}
 	if len(sbs) != 0 {
 		t.Errorf("%d sandboxes of the deleted pod remain", len(sbs))
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/memory/kubepods/pod" + uid); !os.IsNotExist(err) {
+		t.Errorf("cgroup of the deleted pod: %v, want it gone", err)
 	}
 }
 
