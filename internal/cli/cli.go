@@ -21,6 +21,7 @@ type command struct {
 var commands = map[string]command{
 	"server":             {"run the control plane (API server on embedded etcd, scheduler)", runServer},
 	"controller-manager": {"run the controllers against a cluster (--kubeconfig)", runControllerManager},
+	"agent":              {"run a node: containerd and the kubelet (--kubeconfig)", runAgent},
 	"hollow-nodes":       {"simulate N nodes that run pods without containers (--kubeconfig)", runHollowNodes},
 	"image":              {"import an image tarball into the agent's containerd (image import FILE.tar)", runImage},
 	"scheduler":          {"run a scheduler against a cluster (--kubeconfig)", runScheduler},

@@ -22,6 +22,8 @@ func TestRunExitCodes(t *testing.T) {
 		{[]string{"server", "--no-such-flag"}, 2, "", "flag provided but not defined"},
 		{[]string{"server", "--https-listen-port", "0", "--data-dir", "/tmp/x"}, 1, "", "--https-listen-port 0"},
 		{[]string{"server", "--service-cidr", "bogus"}, 1, "", "--service-cidr"},
+		{[]string{"agent"}, 1, "", "--kubeconfig is required"},
+		{[]string{"agent", "--kubeconfig", "/nonexistent.kubeconfig"}, 1, "", "--kubeconfig /nonexistent.kubeconfig"},
 		{[]string{"image"}, 2, "", "Usage: skiff image import"},
 		{[]string{"image", "import"}, 2, "", "Usage: skiff image import"},
 		{[]string{"image", "import", "--data-dir", "/tmp/x", "/nonexistent.tar"}, 1, "", "no such file"},

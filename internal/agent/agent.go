@@ -1,0 +1,149 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/skiff-sh/skiff/internal/agent/containerd"
+	"github.com/skiff-sh/skiff/internal/agent/images"
+	"github.com/skiff-sh/skiff/internal/kubelet"
+)
+
+// Config configures one node agent.
+type Config struct {
+	// DataDir holds containerd, images, pod logs and CNI state.
+	DataDir string
+	// Client talks to the API server as this node.
+	Client kubernetes.Interface
+	// NodeName defaults to the host name.
+	NodeName string
+	NodeIP   string
+	// Bridge is the pod network bridge (default skiff0).
+	Bridge         string
+	KubeletVersion string
+	Logger         *slog.Logger
+}
+
+// Validate rejects an unusable config, naming the flag.
+func (c *Config) Validate() error {
+	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
+		return fmt.Errorf("--data-dir %q: must be an absolute path", c.DataDir)
+	}
+	if c.Client == nil {
+		return errors.New("--kubeconfig is required")
+	}
+	return nil
+}
+
+// Agent runs containerd and the kubelet of one node.
+type Agent struct {
+	cfg        Config
+	containerd *containerd.Supervisor
+	kubelet    *kubelet.Kubelet
+	ready      chan struct{}
+}
+
+// New validates cfg and builds the components; nothing starts until Run.
+func New(cfg Config) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("--node-name: host name: %w", err)
+		}
+		cfg.NodeName = h
+	}
+	sup, err := containerd.New(containerd.Config{
+		DataDir:      cfg.DataDir,
+		SandboxImage: images.PauseImage,
+		Prepare:      images.Preparer(cfg.DataDir, cfg.Logger),
+		Logger:       cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	kl, err := kubelet.New(kubelet.Config{
+		Client: cfg.Client, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir,
+		RuntimeEndpoint: sup.Endpoint(), CNIConfDir: sup.Config().CNIConfDir, Bridge: cfg.Bridge,
+		KubeletVersion: cfg.KubeletVersion, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{cfg: cfg, containerd: sup, kubelet: kl, ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the kubelet is ready.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// NodeName is the registered node's name.
+func (a *Agent) NodeName() string { return a.cfg.NodeName }
+
+// Run starts containerd, then the kubelet once containerd is ready, and
+// stops them in reverse order when ctx ends or either fails.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	kubeletCtx, stopKubelet := context.WithCancel(ctx)
+	defer stopKubelet()
+	ctrdCtx, stopContainerd := context.WithCancel(context.Background())
+	defer stopContainerd()
+	ctrdDone := make(chan error, 1)
+	go func() { ctrdDone <- a.containerd.Run(ctrdCtx) }()
+
+	select {
+	case <-a.containerd.Ready():
+	case err := <-ctrdDone:
+		return err
+	case <-ctx.Done():
+		stopContainerd()
+		return <-ctrdDone
+	}
+	kDone := make(chan error, 1)
+	go func() { kDone <- a.kubelet.Run(kubeletCtx) }()
+	go func() {
+		select {
+		case <-a.kubelet.Ready():
+			close(a.ready)
+		case <-ctx.Done():
+		}
+	}()
+	var err error
+	select {
+	case err = <-kDone:
+		if err != nil {
+			err = fmt.Errorf("kubelet: %w", err)
+		}
+		kDone = nil
+	case err = <-ctrdDone:
+		ctrdDone = nil
+	case <-ctx.Done():
+	}
+	stopKubelet()
+	if kDone != nil {
+		if kerr := <-kDone; kerr != nil && err == nil && ctx.Err() == nil {
+			err = kerr
+		}
+	}
+	stopContainerd()
+	if ctrdDone != nil {
+		if cerr := <-ctrdDone; cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}

@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"path/filepath"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-sh/skiff/internal/agent"
+	"github.com/skiff-sh/skiff/internal/server"
+)
+
+// runAgent runs `skiff agent`: containerd and the kubelet of one node. It
+// authenticates with a kubeconfig; joining with a token is not built yet.
+func runAgent(ctx context.Context, env *Env, args []string) error {
+	fs := flag.NewFlagSet("skiff agent", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	serverURL := fs.String("server", "", "API server URL (default: the kubeconfig's)")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig the agent authenticates with (required)")
+	dataDir := fs.String("data-dir", server.DefaultConfig().DataDir, "data directory of the agent (containerd, images, pod logs)")
+	nodeName := fs.String("node-name", "", "name of the Node (default: host name)")
+	nodeIP := fs.String("node-ip", "", "the node's InternalIP (default: the host's first IPv4 address)")
+	bridge := fs.String("cni-bridge", "", "Linux bridge of the pod network (default skiff0)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *kubeconfig == "" {
+		return errors.New("--kubeconfig is required (joining with a token is not supported yet)")
+	}
+	rc, err := clientcmd.BuildConfigFromFlags(*serverURL, *kubeconfig)
+	if err != nil {
+		return fmt.Errorf("--kubeconfig %s: %w", *kubeconfig, err)
+	}
+	rc.UserAgent = "skiff-agent"
+	rc.QPS, rc.Burst = 50, 100
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(*dataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	a, err := agent.New(agent.Config{DataDir: dir, Client: cs, NodeName: *nodeName, NodeIP: *nodeIP,
+		Bridge: *bridge, KubeletVersion: server.Version.GitVersion, Logger: env.Logger})
+	if err != nil {
+		return err
+	}
+	go func() {
+		select {
+		case <-a.Ready():
+			fmt.Fprintf(env.Stdout, "skiff agent is ready; node: %s\n", a.NodeName())
+		case <-ctx.Done():
+		}
+	}()
+	return a.Run(ctx)
+}

@@ -1,0 +1,122 @@
+package kubelet
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+)
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultLeaseRenew      = 10 * time.Second
+	DefaultStatusReport    = time.Minute
+	DefaultRelist          = time.Second
+	DefaultCrashBackoff    = 10 * time.Second
+	DefaultMaxCrashBackoff = 5 * time.Minute
+	DefaultBridge          = "skiff0"
+	DefaultMaxPods         = 110
+	leaseDurationSeconds   = 40
+)
+
+// Config configures one Kubelet.
+type Config struct {
+	// Client talks to the API server.
+	Client kubernetes.Interface
+	// NodeName is the Node's name (required).
+	NodeName string
+	// NodeIP is the node's InternalIP; empty picks the host's first
+	// non-loopback IPv4 address.
+	NodeIP string
+	// DataDir is the agent's data directory (pod logs, IPAM leases live in
+	// it; ephemeral-storage is its file system).
+	DataDir string
+	// RuntimeEndpoint is the CRI socket.
+	RuntimeEndpoint string
+	// CNIConfDir is where the pod network config is written (the runtime's
+	// conf_dir).
+	CNIConfDir string
+	// Bridge is the pod network's Linux bridge (default skiff0).
+	Bridge string
+	// KubeletVersion is reported in status.nodeInfo.
+	KubeletVersion string
+	// LeaseRenew is the Lease heartbeat period; StatusReport the longest
+	// time between node status posts; Relist the period at which container
+	// states are read from the runtime.
+	LeaseRenew, StatusReport, Relist time.Duration
+	// CrashBackoff is the first restart delay of an exited container; it
+	// doubles up to MaxCrashBackoff.
+	CrashBackoff, MaxCrashBackoff time.Duration
+	Logger                        *slog.Logger
+}
+
+// Validate rejects an unusable config; it does not fill defaults.
+func (c *Config) Validate() error {
+	switch {
+	case c.Client == nil:
+		return errors.New("kubelet: no API client (--kubeconfig)")
+	case c.NodeName == "":
+		return errors.New("kubelet: --node-name is empty")
+	case c.DataDir == "" || !filepath.IsAbs(c.DataDir):
+		return fmt.Errorf("kubelet: --data-dir %q: must be an absolute path", c.DataDir)
+	case c.RuntimeEndpoint == "":
+		return errors.New("kubelet: no container runtime endpoint")
+	case c.CNIConfDir == "":
+		return errors.New("kubelet: no CNI conf dir")
+	}
+	if c.NodeIP != "" && net.ParseIP(c.NodeIP) == nil {
+		return fmt.Errorf("kubelet: --node-ip %q: not an IP address", c.NodeIP)
+	}
+	if len(c.Bridge) > 15 {
+		return fmt.Errorf("kubelet: bridge name %q: longer than 15 bytes", c.Bridge)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"lease renew", c.LeaseRenew}, {"status report", c.StatusReport}, {"relist", c.Relist},
+		{"crash back-off", c.CrashBackoff}, {"max crash back-off", c.MaxCrashBackoff}} {
+		if d.v < 0 {
+			return fmt.Errorf("kubelet: %s %s: must not be negative", d.name, d.v)
+		}
+	}
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.Bridge == "" {
+		c.Bridge = DefaultBridge
+	}
+	if c.KubeletVersion == "" {
+		c.KubeletVersion = "v0.0.0-skiff"
+	}
+	if c.LeaseRenew == 0 {
+		c.LeaseRenew = DefaultLeaseRenew
+	}
+	if c.StatusReport == 0 {
+		c.StatusReport = DefaultStatusReport
+	}
+	if c.Relist == 0 {
+		c.Relist = DefaultRelist
+	}
+	if c.CrashBackoff == 0 {
+		c.CrashBackoff = DefaultCrashBackoff
+	}
+	if c.MaxCrashBackoff == 0 {
+		c.MaxCrashBackoff = DefaultMaxCrashBackoff
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// podLogDir is where a pod's container logs go.
+func (c *Config) podLogDir(namespace, name, uid string) string {
+	return filepath.Join(c.DataDir, "agent", "pods", "logs", namespace+"_"+name+"_"+uid)
+}
+
+// ipamDir holds host-local's address leases.
+func (c *Config) ipamDir() string { return filepath.Join(c.DataDir, "agent", "cni", "ipam") }

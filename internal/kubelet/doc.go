@@ -1,0 +1,11 @@
+// Package kubelet is skiff's node agent for pods: it registers the Node,
+// heartbeats its Lease and status, writes the node's CNI config once the
+// server assigns a podCIDR, and runs the pods bound to the node through a
+// CRI runtime (sandbox, init containers in order, containers), reporting
+// their status and finishing their deletion.
+//
+// State lives in the runtime (sandboxes and containers carry the pod UID in
+// their labels) and in the API server, never only in memory: a restarted
+// kubelet adopts what runs. It must not start or configure the runtime
+// itself (internal/agent/containerd does) nor pull images (not yet built).
+package kubelet

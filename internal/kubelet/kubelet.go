@@ -1,0 +1,207 @@
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/internal/kubelet/cri"
+)
+
+// podWorkers is how many pods sync at once.
+const podWorkers = 8
+
+// Kubelet runs the pods bound to one node. Create it with New, then Run it.
+type Kubelet struct {
+	cfg   Config
+	log   *slog.Logger
+	ready chan struct{}
+	rt    *cri.Client
+	now   func() time.Time
+
+	podLister corelisters.PodLister
+	queue     workqueue.TypedRateLimitingInterface[string]
+
+	// runtimeVersion is "<name>://<version>" from CRI Version.
+	runtimeVersion string
+	nodeIP         string
+	podCIDR        string
+
+	mu sync.Mutex
+	// keys maps a pod UID to its namespace/name key, for runtime events.
+	keys map[string]string
+	// seen is the last relisted state of each container, by container id.
+	seen map[string]string
+}
+
+// New validates cfg and returns a kubelet; nothing starts until Run.
+func New(cfg Config) (*Kubelet, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	return &Kubelet{
+		cfg: cfg, log: cfg.Logger.With("component", "kubelet", "node", cfg.NodeName),
+		ready: make(chan struct{}), now: time.Now,
+		keys: map[string]string{}, seen: map[string]string{},
+	}, nil
+}
+
+// Ready is closed once the node is registered, its pod network configured
+// and the pod informer synced.
+func (k *Kubelet) Ready() <-chan struct{} { return k.ready }
+
+// Run registers the node and runs its pods until ctx ends. Containers keep
+// running when it returns; a new Run adopts them.
+func (k *Kubelet) Run(ctx context.Context) error {
+	rt, err := cri.Dial(k.cfg.RuntimeEndpoint, 0)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	k.rt = rt
+	v, err := rt.Version(ctx)
+	if err != nil {
+		return fmt.Errorf("kubelet: runtime: %w", err)
+	}
+	k.runtimeVersion = v.RuntimeName + "://" + v.RuntimeVersion
+	if k.nodeIP, err = nodeIP(k.cfg.NodeIP); err != nil {
+		return err
+	}
+	if err := k.registerNode(ctx); err != nil {
+		return err
+	}
+	heartbeatDone := make(chan struct{})
+	go func() { defer close(heartbeatDone); k.heartbeat(ctx) }()
+	defer func() { <-heartbeatDone }()
+
+	cidr, err := k.waitPodCIDR(ctx)
+	if err != nil {
+		return err
+	}
+	k.podCIDR = cidr
+	if err := k.setupNetwork(ctx, cidr); err != nil {
+		return err
+	}
+
+	factory := informers.NewSharedInformerFactoryWithOptions(k.cfg.Client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", k.cfg.NodeName).String()
+		}))
+	podInformer := factory.Core().V1().Pods()
+	k.podLister = podInformer.Lister()
+	k.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 10*time.Second),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubelet-pods"})
+	defer k.queue.ShutDown()
+	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    k.enqueue,
+		UpdateFunc: func(_, obj interface{}) { k.enqueue(obj) },
+		DeleteFunc: k.enqueue,
+	}); err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), podInformer.Informer().HasSynced) {
+		return nil
+	}
+	var wg sync.WaitGroup
+	for range podWorkers {
+		wg.Add(1)
+		go func() { defer wg.Done(); k.worker(ctx) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); k.relist(ctx) }()
+	k.log.Info("kubelet ready", "podCIDR", cidr, "runtime", k.runtimeVersion, "nodeIP", k.nodeIP)
+	close(k.ready)
+	<-ctx.Done()
+	k.queue.ShutDown()
+	wg.Wait()
+	return nil
+}
+
+func (k *Kubelet) enqueue(obj interface{}) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	key := p.Namespace + "/" + p.Name
+	k.mu.Lock()
+	k.keys[string(p.UID)] = key
+	k.mu.Unlock()
+	k.queue.Add(key)
+}
+
+func (k *Kubelet) worker(ctx context.Context) {
+	for {
+		key, quit := k.queue.Get()
+		if quit {
+			return
+		}
+		err := k.syncPod(ctx, key)
+		switch {
+		case err == nil:
+			k.queue.Forget(key)
+		case ctx.Err() != nil:
+		default:
+			k.log.Warn("sync pod failed, retrying", "pod", key, "err", err)
+			k.queue.AddRateLimited(key)
+		}
+		k.queue.Done(key)
+	}
+}
+
+// relist is the kubelet's PLEG: it reads all container states from the
+// runtime every Relist period and queues the pods whose containers changed,
+// and removes sandboxes of pods that no longer exist.
+func (k *Kubelet) relist(ctx context.Context) {
+	t := time.NewTicker(k.cfg.Relist)
+	defer t.Stop()
+	gc := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cs, err := k.rt.ListContainers(ctx, nil)
+		if err != nil {
+			k.log.Warn("relist containers", "err", err)
+			continue
+		}
+		now := make(map[string]string, len(cs))
+		var changed []string
+		k.mu.Lock()
+		for _, c := range cs {
+			st := c.State.String()
+			now[c.Id] = st
+			if k.seen[c.Id] != st {
+				if key := k.keys[c.Labels[labelPodUID]]; key != "" {
+					changed = append(changed, key)
+				}
+			}
+		}
+		k.seen = now
+		k.mu.Unlock()
+		for _, key := range changed {
+			k.queue.Add(key)
+		}
+		if gc++; gc%10 == 0 {
+			k.removeOrphans(ctx)
+		}
+	}
+}

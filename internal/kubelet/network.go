@@ -1,0 +1,121 @@
+package kubelet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// cniConfigFile is the pod network config the kubelet owns in the conf dir.
+const cniConfigFile = "10-skiff.conflist"
+
+// cniConfig is the node's pod network: a bridge that is the pods' gateway
+// and masquerades their egress, host-local addresses from podCIDR, and
+// portmap for hostPort. The runtime adds the loopback itself.
+func (k *Kubelet) cniConfig(podCIDR string) ([]byte, error) {
+	conf := map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       "skiff",
+		"plugins": []any{
+			map[string]any{
+				"type":        "bridge",
+				"bridge":      k.cfg.Bridge,
+				"isGateway":   true,
+				"ipMasq":      true,
+				"hairpinMode": true,
+				"ipam": map[string]any{
+					"type":    "host-local",
+					"ranges":  [][]map[string]string{{{"subnet": podCIDR}}},
+					"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
+					"dataDir": k.cfg.ipamDir(),
+				},
+			},
+			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": true},
+		},
+	}
+	return json.MarshalIndent(conf, "", "  ")
+}
+
+// setupNetwork turns on IPv4 forwarding, writes the CNI config for podCIDR
+// and waits until the runtime reports its network ready.
+func (k *Kubelet) setupNetwork(ctx context.Context, podCIDR string) error {
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644); err != nil {
+		return fmt.Errorf("kubelet: enable ip_forward: %w", err)
+	}
+	b, err := k.cniConfig(podCIDR)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(k.cfg.CNIConfDir, 0o755); err != nil {
+		return fmt.Errorf("kubelet: cni conf dir: %w", err)
+	}
+	path := filepath.Join(k.cfg.CNIConfDir, cniConfigFile)
+	if old, err := os.ReadFile(path); err != nil || string(old) != string(b) {
+		tmp := path + ".tmp" // a rename, so the runtime never loads half a file
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			return fmt.Errorf("kubelet: write cni config: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("kubelet: write cni config: %w", err)
+		}
+		k.log.Info("wrote pod network config", "path", path, "podCIDR", podCIDR, "bridge", k.cfg.Bridge)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, msg := k.networkReady(ctx)
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kubelet: runtime network not ready after writing %s: %s", path, msg)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (k *Kubelet) networkReady(ctx context.Context) (bool, string) {
+	r, err := k.rt.Runtime.Status(ctx, &runtimeapi.StatusRequest{})
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, c := range r.GetStatus().GetConditions() {
+		if c.Type == runtimeapi.NetworkReady {
+			return c.Status, c.Reason + ": " + c.Message
+		}
+	}
+	return false, "no NetworkReady condition"
+}
+
+// hostDNS is the DNS config pods get for now: the host's resolv.conf.
+func hostDNS() *runtimeapi.DNSConfig {
+	b, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return nil
+	}
+	dns := &runtimeapi.DNSConfig{}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "nameserver":
+			dns.Servers = append(dns.Servers, f[1])
+		case "search":
+			dns.Searches = append(dns.Searches, f[1:]...)
+		case "options":
+			dns.Options = append(dns.Options, f[1:]...)
+		}
+	}
+	return dns
+}

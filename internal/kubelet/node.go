@@ -1,0 +1,279 @@
+package kubelet
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+const kubeletPort = 10250
+
+// registerNode creates (or adopts) the Node and posts its status; the API
+// server drops status on create, so status is a second write. A just-started
+// server may refuse for a moment, so it retries until ctx ends.
+func (k *Kubelet) registerNode(ctx context.Context) error {
+	nodes := k.cfg.Client.CoreV1().Nodes()
+	for attempt := 0; ; attempt++ {
+		got, err := nodes.Create(ctx, k.nodeObject(), metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			got, err = nodes.Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
+		}
+		if err == nil {
+			if err = k.postStatus(ctx, got); err == nil {
+				k.log.Info("node registered")
+				return k.renewLease(ctx, got.UID)
+			}
+		}
+		k.log.Warn("register node failed, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(time.Duration(attempt+1)*500*time.Millisecond, 5*time.Second)):
+		}
+	}
+}
+
+func (k *Kubelet) nodeObject() *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName, Labels: map[string]string{
+		corev1.LabelHostname:   k.cfg.NodeName,
+		corev1.LabelOSStable:   runtime.GOOS,
+		corev1.LabelArchStable: runtime.GOARCH,
+	}}}
+}
+
+// heartbeat renews the Lease every LeaseRenew and posts node status every
+// StatusReport, or sooner when the server's copy is not Ready.
+func (k *Kubelet) heartbeat(ctx context.Context) {
+	t := time.NewTicker(k.cfg.LeaseRenew)
+	defer t.Stop()
+	lastReport := k.now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		nd, err := k.cfg.Client.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			if err := k.registerNode(ctx); err != nil && ctx.Err() == nil {
+				k.log.Warn("re-register node", "err", err)
+			}
+			continue
+		}
+		if err != nil {
+			k.log.Warn("heartbeat: get node", "err", err)
+			continue
+		}
+		if err := k.renewLease(ctx, nd.UID); err != nil {
+			k.log.Warn("heartbeat", "err", err)
+		}
+		if k.now().Sub(lastReport) >= k.cfg.StatusReport || !nodeReady(nd) {
+			if err := k.postStatus(ctx, nd); err != nil {
+				k.log.Warn("heartbeat", "err", err)
+				continue
+			}
+			lastReport = k.now()
+		}
+	}
+}
+
+func nodeReady(nd *corev1.Node) bool {
+	for _, c := range nd.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// nodeConditions are what a healthy kubelet reports, with upstream reasons.
+var nodeConditions = []corev1.NodeCondition{
+	{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},
+	{Type: corev1.NodeDiskPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure"},
+	{Type: corev1.NodePIDPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "kubelet has sufficient PID available"},
+	{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status"},
+}
+
+// postStatus writes the node's status over cur.
+func (k *Kubelet) postStatus(ctx context.Context, cur *corev1.Node) error {
+	return k.postStatusOnce(ctx, cur, true)
+}
+
+func (k *Kubelet) postStatusOnce(ctx context.Context, cur *corev1.Node, retry bool) error {
+	now := metav1.NewTime(k.now().Truncate(time.Second))
+	upd := cur.DeepCopy()
+	capacity := k.capacity()
+	old := cur.Status
+	upd.Status.Capacity, upd.Status.Allocatable = capacity, capacity.DeepCopy()
+	hostname, _ := os.Hostname()
+	upd.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: k.nodeIP}, {Type: corev1.NodeHostName, Address: hostname}}
+	upd.Status.DaemonEndpoints = corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: kubeletPort}}
+	machineID := readTrim("/etc/machine-id")
+	upd.Status.NodeInfo = corev1.NodeSystemInfo{
+		MachineID: machineID, SystemUUID: readTrim("/sys/class/dmi/id/product_uuid"), BootID: readTrim("/proc/sys/kernel/random/boot_id"),
+		KernelVersion: readTrim("/proc/sys/kernel/osrelease"), OSImage: osImage(),
+		ContainerRuntimeVersion: k.runtimeVersion, KubeletVersion: k.cfg.KubeletVersion,
+		OperatingSystem: runtime.GOOS, Architecture: runtime.GOARCH,
+	}
+	upd.Status.Conditions = nil
+	for _, c := range nodeConditions {
+		c.LastHeartbeatTime, c.LastTransitionTime = now, now
+		for _, o := range old.Conditions {
+			if o.Type == c.Type && o.Status == c.Status {
+				c.LastTransitionTime = o.LastTransitionTime
+			}
+		}
+		upd.Status.Conditions = append(upd.Status.Conditions, c)
+	}
+	_, err := k.cfg.Client.CoreV1().Nodes().UpdateStatus(ctx, upd, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) && retry {
+		// Controllers write the node too (node IPAM sets spec.podCIDR right
+		// after registration): try once more over the server's copy.
+		if cur, err = k.cfg.Client.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{}); err == nil {
+			return k.postStatusOnce(ctx, cur, false)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("update node status: %w", err)
+	}
+	return nil
+}
+
+// capacity is the node's: CPUs, memory from /proc/meminfo, 110 pods, and the
+// data dir's file system as ephemeral-storage.
+func (k *Kubelet) capacity() corev1.ResourceList {
+	rl := corev1.ResourceList{
+		corev1.ResourceCPU:  *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
+		corev1.ResourcePods: *resource.NewQuantity(DefaultMaxPods, resource.DecimalSI),
+	}
+	if m := memTotal(); m > 0 {
+		rl[corev1.ResourceMemory] = *resource.NewQuantity(m, resource.BinarySI)
+	}
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(k.cfg.DataDir, &fs); err == nil {
+		rl[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(fs.Blocks)*fs.Bsize, resource.BinarySI)
+	}
+	return rl
+}
+
+func memTotal() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "MemTotal:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func osImage() string {
+	b, err := os.ReadFile("/etc/os-release")
+	if err != nil {
+		return runtime.GOOS
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return runtime.GOOS
+}
+
+func readTrim(path string) string {
+	b, _ := os.ReadFile(path)
+	return strings.TrimSpace(string(b))
+}
+
+// renewLease sets the node Lease's renewTime to now, creating it if missing.
+func (k *Kubelet) renewLease(ctx context.Context, nodeUID types.UID) error {
+	leases := k.cfg.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	l, err := leases.Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
+	create := apierrors.IsNotFound(err)
+	if create {
+		l, err = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName, Namespace: corev1.NamespaceNodeLease}}, nil
+	}
+	if err != nil {
+		return fmt.Errorf("renew lease: %w", err)
+	}
+	l = l.DeepCopy()
+	holder, dur := k.cfg.NodeName, int32(leaseDurationSeconds)
+	l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds = &holder, &dur
+	l.Spec.RenewTime = &metav1.MicroTime{Time: k.now()}
+	if nodeUID != "" {
+		l.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: k.cfg.NodeName, UID: nodeUID}}
+	}
+	if create {
+		_, err = leases.Create(ctx, l, metav1.CreateOptions{})
+	} else {
+		_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("renew lease: %w", err)
+	}
+	return nil
+}
+
+// waitPodCIDR waits for the node IPAM controller to assign spec.podCIDR.
+func (k *Kubelet) waitPodCIDR(ctx context.Context) (string, error) {
+	logged := false
+	for {
+		nd, err := k.cfg.Client.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
+		if err == nil && nd.Spec.PodCIDR != "" {
+			return nd.Spec.PodCIDR, nil
+		}
+		if !logged {
+			k.log.Info("waiting for the node's podCIDR")
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// nodeIP returns want, or the host's first global unicast IPv4 address
+// that is not on a pod bridge or veth.
+func nodeIP(want string) (string, error) {
+	if want != "" {
+		return want, nil
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return "", fmt.Errorf("node ip: %w", err)
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 ||
+			strings.HasPrefix(i.Name, "veth") || strings.HasPrefix(i.Name, "skiff") || strings.HasPrefix(i.Name, "cni") {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+				return n.IP.String(), nil
+			}
+		}
+	}
+	return "127.0.0.1", nil
+}

@@ -1,0 +1,387 @@
+package kubelet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Waiting reasons, as upstream reports them.
+const (
+	reasonContainerCreating = "ContainerCreating"
+	reasonPodInitializing   = "PodInitializing"
+	reasonCrashLoopBackOff  = "CrashLoopBackOff"
+	reasonErrImagePull      = "ErrImagePull"
+	reasonErrImageNeverPull = "ErrImageNeverPull"
+	reasonCreateError       = "CreateContainerError"
+	reasonRunError          = "RunContainerError"
+)
+
+// defaultGrace is the termination grace period of a pod that names none.
+const defaultGrace = 30
+
+// syncPod brings one pod's runtime state and status in line with its spec.
+// It is idempotent and reads the pod from the informer's cache.
+func (k *Kubelet) syncPod(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	p, err := k.podLister.Pods(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return k.forgetKey(ctx, key, "")
+	}
+	if err != nil {
+		return err
+	}
+	// A pod of the same name but a new UID: the old one's runtime goes.
+	if err := k.forgetKey(ctx, key, string(p.UID)); err != nil {
+		return err
+	}
+	if p.DeletionTimestamp != nil {
+		return k.terminatePod(ctx, p)
+	}
+	if terminal(p) {
+		return k.stopSandboxes(ctx, string(p.UID))
+	}
+	return k.runPod(ctx, p)
+}
+
+func terminal(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+}
+
+// forgetKey kills the runtime state of pods once known under key whose UID
+// is not keep: the pod object is gone (or replaced).
+func (k *Kubelet) forgetKey(ctx context.Context, key, keep string) error {
+	k.mu.Lock()
+	var gone []string
+	for uid, kk := range k.keys {
+		if kk == key && uid != keep {
+			gone = append(gone, uid)
+		}
+	}
+	k.mu.Unlock()
+	for _, uid := range gone {
+		if err := k.killPod(ctx, uid, 2); err != nil {
+			return err
+		}
+		k.mu.Lock()
+		delete(k.keys, uid)
+		k.mu.Unlock()
+	}
+	return nil
+}
+
+// runPod makes sure the pod has a sandbox, runs init containers in order
+// and then the containers, restarting exited ones as the restart policy
+// says, and posts the status that results.
+func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
+	uid := string(p.UID)
+	st, err := k.podState(ctx, uid, "")
+	if err != nil {
+		return err
+	}
+	sb := st.readySandbox()
+	var sbCfg *runtimeapi.PodSandboxConfig
+	if sb == nil {
+		// A dead sandbox takes its containers with it: start over.
+		for _, old := range st.sandboxes {
+			if err := k.removeSandbox(ctx, old.Id); err != nil {
+				return err
+			}
+		}
+		sbCfg = k.sandboxConfig(p, uint32(len(st.sandboxes)))
+		if err := os.MkdirAll(sbCfg.LogDirectory, 0o755); err != nil {
+			return err
+		}
+		start := k.now()
+		id, err := k.rt.RunPodSandbox(ctx, sbCfg, "")
+		if err != nil {
+			return err
+		}
+		k.log.Info("started pod sandbox", "pod", p.Namespace+"/"+p.Name, "sandbox", id, "took", k.now().Sub(start).Round(time.Millisecond))
+		if st, err = k.podState(ctx, uid, id); err != nil {
+			return err
+		}
+		sb = st.readySandbox()
+		if sb == nil {
+			return fmt.Errorf("sandbox %s of pod %s/%s not ready after start", id, p.Namespace, p.Name)
+		}
+	} else {
+		sbCfg = k.sandboxConfig(p, sb.GetMetadata().GetAttempt())
+	}
+
+	w := &podWork{waiting: map[string]*corev1.ContainerStateWaiting{}}
+	w.initDone, w.initFailed = true, false
+	for i := range p.Spec.InitContainers {
+		c := &p.Spec.InitContainers[i]
+		cs := st.latest(c.Name)
+		if cs != nil && cs.State == runtimeapi.ContainerState_CONTAINER_EXITED && cs.ExitCode == 0 {
+			continue
+		}
+		w.initDone = false
+		if cs != nil && cs.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			break
+		}
+		if cs != nil && cs.State == runtimeapi.ContainerState_CONTAINER_EXITED && p.Spec.RestartPolicy == corev1.RestartPolicyNever {
+			w.initFailed = true
+			break
+		}
+		k.ensureStarted(ctx, p, c, cs, sb.Id, sbCfg, w)
+		break
+	}
+	if w.initDone {
+		for i := range p.Spec.Containers {
+			c := &p.Spec.Containers[i]
+			cs := st.latest(c.Name)
+			if cs != nil && cs.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+				continue
+			}
+			if cs != nil && cs.State == runtimeapi.ContainerState_CONTAINER_EXITED && !restarts(p.Spec.RestartPolicy, cs.ExitCode) {
+				continue
+			}
+			k.ensureStarted(ctx, p, c, cs, sb.Id, sbCfg, w)
+		}
+	}
+	if w.started {
+		if st, err = k.podState(ctx, uid, sb.Id); err != nil {
+			return err
+		}
+	}
+	status, err := k.podStatus(ctx, p, st, sb, w)
+	if err != nil {
+		return err
+	}
+	if err := k.writeStatus(ctx, p, status); err != nil {
+		return err
+	}
+	if status.Phase == corev1.PodSucceeded || status.Phase == corev1.PodFailed {
+		return k.stopSandboxes(ctx, uid)
+	}
+	if w.requeue > 0 {
+		k.queue.AddAfter(p.Namespace+"/"+p.Name, w.requeue)
+	}
+	return nil
+}
+
+// podWork collects what one sync did and could not do.
+type podWork struct {
+	initDone, initFailed bool
+	started              bool
+	waiting              map[string]*corev1.ContainerStateWaiting
+	requeue              time.Duration
+}
+
+func (w *podWork) after(d time.Duration) {
+	if d > 0 && (w.requeue == 0 || d < w.requeue) {
+		w.requeue = d
+	}
+}
+
+// restarts reports whether a container that exited with code runs again.
+func restarts(policy corev1.RestartPolicy, code int32) bool {
+	switch policy {
+	case corev1.RestartPolicyNever:
+		return false
+	case corev1.RestartPolicyOnFailure:
+		return code != 0
+	}
+	return true
+}
+
+// ensureStarted starts the next attempt of c (the first if last is nil),
+// unless its crash back-off has not passed; what stands in the way is
+// recorded as a waiting reason.
+func (k *Kubelet) ensureStarted(ctx context.Context, p *corev1.Pod, c *corev1.Container, last *runtimeapi.ContainerStatus,
+	sandboxID string, sbCfg *runtimeapi.PodSandboxConfig, w *podWork) {
+	attempt := uint32(0)
+	if last != nil {
+		attempt = last.GetMetadata().GetAttempt() + 1
+		if last.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+			delay := k.cfg.CrashBackoff << min(attempt-1, 10)
+			if delay > k.cfg.MaxCrashBackoff || delay <= 0 {
+				delay = k.cfg.MaxCrashBackoff
+			}
+			if left := time.Unix(0, last.FinishedAt).Add(delay).Sub(k.now()); left > 0 {
+				w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonCrashLoopBackOff,
+					Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, c.Name, p.Name, p.Namespace, p.UID)}
+				w.after(left)
+				return
+			}
+		}
+	}
+	img, err := k.rt.ImageStatus(ctx, c.Image)
+	if err != nil {
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonErrImagePull, Message: err.Error()}
+		w.after(5 * time.Second)
+		return
+	}
+	if img == nil {
+		reason := reasonErrImagePull
+		msg := fmt.Sprintf("image %q is not present on the node and this kubelet cannot pull images yet; import it with `skiff image import`", c.Image)
+		if c.ImagePullPolicy == corev1.PullNever {
+			reason = reasonErrImageNeverPull
+			msg = fmt.Sprintf("container image %q is not present with pull policy of Never", c.Image)
+		}
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reason, Message: msg}
+		w.after(5 * time.Second)
+		return
+	}
+	if err := mkdirLogs(sbCfg, c); err != nil {
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonCreateError, Message: err.Error()}
+		return
+	}
+	id, err := k.rt.CreateContainer(ctx, sandboxID, containerConfig(p, c, attempt, img.Id), sbCfg)
+	if err != nil {
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonCreateError, Message: err.Error()}
+		w.after(5 * time.Second)
+		return
+	}
+	w.started = true
+	if err := k.rt.StartContainer(ctx, id); err != nil {
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonRunError, Message: err.Error()}
+		w.after(5 * time.Second)
+	}
+	// Keep the previous attempt (its state is lastState); older ones go.
+	k.removeOlder(ctx, string(p.UID), sandboxID, c.Name, attempt)
+}
+
+// removeOlder removes the attempts of a container older than attempt-1.
+func (k *Kubelet) removeOlder(ctx context.Context, uid, sandboxID, name string, attempt uint32) {
+	if attempt < 2 {
+		return
+	}
+	cs, err := k.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{PodSandboxId: sandboxID,
+		LabelSelector: map[string]string{labelPodUID: uid, labelContainerName: name}})
+	if err != nil {
+		return
+	}
+	for _, c := range cs {
+		if c.GetMetadata().GetAttempt()+1 < attempt {
+			_ = k.rt.RemoveContainer(ctx, c.Id)
+		}
+	}
+}
+
+// terminatePod stops the pod's containers within its grace period, removes
+// its sandboxes, and deletes the pod object for good.
+func (k *Kubelet) terminatePod(ctx context.Context, p *corev1.Pod) error {
+	grace := int64(defaultGrace)
+	if p.Spec.TerminationGracePeriodSeconds != nil {
+		grace = *p.Spec.TerminationGracePeriodSeconds
+	}
+	if p.DeletionGracePeriodSeconds != nil {
+		grace = *p.DeletionGracePeriodSeconds
+	}
+	start := k.now()
+	if err := k.killPod(ctx, string(p.UID), grace); err != nil {
+		return err
+	}
+	err := k.cfg.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: ptrTo[int64](0), Preconditions: &metav1.Preconditions{UID: &p.UID}})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("delete pod %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	k.log.Info("pod terminated", "pod", p.Namespace+"/"+p.Name, "grace", grace, "took", k.now().Sub(start).Round(time.Millisecond))
+	return nil
+}
+
+// killPod stops a pod's running containers (all at once, each with grace
+// seconds before SIGKILL) and stops and removes its sandboxes.
+func (k *Kubelet) killPod(ctx context.Context, uid string, grace int64) error {
+	cs, err := k.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: map[string]string{labelPodUID: uid}})
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(cs))
+	for i, c := range cs {
+		if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = k.rt.StopContainer(ctx, c.Id, grace)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	sbs, err := k.rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{labelPodUID: uid}})
+	if err != nil {
+		return err
+	}
+	for _, sb := range sbs {
+		if err := k.removeSandbox(ctx, sb.Id); err != nil {
+			return err
+		}
+	}
+	removePodCgroup(uid)
+	return nil
+}
+
+func (k *Kubelet) removeSandbox(ctx context.Context, id string) error {
+	if err := k.rt.StopPodSandbox(ctx, id); err != nil {
+		return err
+	}
+	return k.rt.RemovePodSandbox(ctx, id)
+}
+
+// stopSandboxes stops a finished pod's sandboxes, which frees its IP; they
+// stay (with their exited containers) until the pod is deleted.
+func (k *Kubelet) stopSandboxes(ctx context.Context, uid string) error {
+	sbs, err := k.rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{
+		LabelSelector: map[string]string{labelPodUID: uid},
+		State:         &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY}})
+	if err != nil {
+		return err
+	}
+	for _, sb := range sbs {
+		if err := k.rt.StopPodSandbox(ctx, sb.Id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeOrphans removes sandboxes whose pod is no longer bound to this node.
+func (k *Kubelet) removeOrphans(ctx context.Context) {
+	pods, err := k.podLister.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	live := make(map[types.UID]bool, len(pods))
+	for _, p := range pods {
+		live[p.UID] = true
+	}
+	sbs, err := k.rt.ListPodSandbox(ctx, nil)
+	if err != nil {
+		return
+	}
+	for _, sb := range sbs {
+		uid, ok := sb.Labels[labelPodUID]
+		if !ok || live[types.UID(uid)] {
+			continue
+		}
+		k.log.Info("removing sandbox of a pod that is gone", "sandbox", sb.Id, "pod", sb.GetMetadata().GetNamespace()+"/"+sb.GetMetadata().GetName())
+		if err := k.killPod(ctx, uid, 2); err != nil {
+			k.log.Warn("remove orphaned sandbox", "err", err)
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
