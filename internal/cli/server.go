@@ -23,6 +23,7 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&cfg.EtcdCertFile, "etcd-certfile", "", "client certificate for the external etcd")
 	fs.StringVar(&cfg.EtcdKeyFile, "etcd-keyfile", "", "client key for the external etcd")
 	fs.BoolVar(&cfg.DisableAgent, "disable-agent", false, "run the control plane only, without the node agent")
+	fs.StringVar(&cfg.PodBridge, "pod-bridge", "", "Linux bridge of the node agent's pod network (default skiff0)")
 	fs.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler in this server")
 	fs.StringVar(&cfg.SchedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration file for the scheduler in this server (profile, plugins, percentageOfNodesToScore)")
 	fs.BoolVar(&cfg.DisableControllers, "disable-controllers", false, "do not run the controller manager in this server")

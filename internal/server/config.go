@@ -25,6 +25,9 @@ type Config struct {
 	EtcdCertFile string
 	EtcdKeyFile  string
 	DisableAgent bool
+	// PodBridge is the Linux bridge of the in-process agent's pod network
+	// (default skiff0).
+	PodBridge string
 	// DisableScheduler turns off the scheduler that runs in the server.
 	DisableScheduler bool
 	// SchedulerConfig is a KubeSchedulerConfiguration file for the

@@ -9,12 +9,16 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/apiserver"
 	"github.com/skiff-sh/skiff/internal/controller/manager"
 	"github.com/skiff-sh/skiff/internal/pki"
@@ -177,6 +181,11 @@ func (s *Server) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if !s.cfg.DisableAgent {
+		if err := s.startAgent(kubeconfig); err != nil {
+			return err
+		}
+	}
 	close(s.ready)
 	s.log.Info("skiff server is ready", "kubeconfig", kubeconfig, "address", addr)
 
@@ -276,6 +285,49 @@ func (s *Server) startControllers(ctx context.Context, kubeconfig string) error 
 		return fmt.Errorf("controller manager: %w", err)
 	}
 	stop, err := startComponent(ctx, "controller manager", m.Run, m.Ready())
+	s.stoppers = append(s.stoppers, stop)
+	return err
+}
+
+// startAgent runs this machine's node agent (containerd and the kubelet)
+// in the process. The server does not wait for it: the node becomes Ready
+// once the node IPAM controller has given it a podCIDR.
+func (s *Server) startAgent(kubeconfig string) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	rc.UserAgent = "skiff-agent"
+	rc.QPS, rc.Burst = 50, 100
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	dir, err := filepath.Abs(s.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	a, err := agent.New(agent.Config{DataDir: dir, Client: cs, NodeIP: s.advertise, Bridge: s.cfg.PodBridge,
+		KubeletVersion: Version.GitVersion, Logger: s.log.With("component", "agent")})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	started := make(chan struct{})
+	close(started)
+	stop, err := startComponent(context.Background(), "agent", func(ctx context.Context) error {
+		go func() {
+			select {
+			case <-a.Ready():
+				s.log.Info("node agent is ready", "node", a.NodeName())
+			case <-ctx.Done():
+			}
+		}()
+		err := a.Run(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("node agent stopped", "err", err)
+		}
+		return err
+	}, started)
 	s.stoppers = append(s.stoppers, stop)
 	return err
 }
