@@ -20,6 +20,7 @@ type command struct {
 // commands maps each subcommand name to its implementation.
 var commands = map[string]command{
 	"server":             {"run the control plane (API server on embedded etcd, scheduler)", runServer},
+	"dns":                {"serve cluster DNS for Services and pods (--kubeconfig)", runDNS},
 	"controller-manager": {"run the controllers against a cluster (--kubeconfig)", runControllerManager},
 	"agent":              {"run a node: containerd and the kubelet (--kubeconfig)", runAgent},
 	"hollow-nodes":       {"simulate N nodes that run pods without containers (--kubeconfig)", runHollowNodes},
