@@ -42,14 +42,23 @@ type table struct {
 
 	wmu     sync.Mutex                     // serialises set
 	sources map[string]records             // source → its contribution
-	owners  map[string]map[string]struct{} // name → sources contributing to it
+	owners  map[string]map[string]struct{} // name → sources with records at it
+	// empties counts the sources that make a name exist without records
+	// (`<ns>.svc.<zone>` for every Service of the namespace): a count, not an
+	// owner set, so that the thousandth Service of a namespace costs no more
+	// than the first.
+	empties map[string]int
 }
+
+// noRecords is the published value of a name that exists without records.
+var noRecords = rrsByType{}
 
 func newTable() *table {
 	return &table{
 		names:   map[string]rrsByType{},
 		sources: map[string]records{},
 		owners:  map[string]map[string]struct{}{},
+		empties: map[string]int{},
 	}
 }
 
@@ -72,25 +81,33 @@ func (t *table) set(source string, recs records) {
 		t.sources[source] = recs
 	}
 	affected := make(map[string]struct{}, len(old)+len(recs))
-	for name := range old {
-		if _, still := recs[name]; !still {
-			if o := t.owners[name]; o != nil {
-				delete(o, source)
-				if len(o) == 0 {
-					delete(t.owners, name)
-				}
+	for name, rrs := range old {
+		affected[name] = struct{}{}
+		if len(rrs) == 0 {
+			if t.empties[name]--; t.empties[name] <= 0 {
+				delete(t.empties, name)
+			}
+			continue
+		}
+		if o := t.owners[name]; o != nil {
+			delete(o, source)
+			if len(o) == 0 {
+				delete(t.owners, name)
 			}
 		}
-		affected[name] = struct{}{}
 	}
-	for name := range recs {
+	for name, rrs := range recs {
+		affected[name] = struct{}{}
+		if len(rrs) == 0 {
+			t.empties[name]++
+			continue
+		}
 		o := t.owners[name]
 		if o == nil {
 			o = map[string]struct{}{}
 			t.owners[name] = o
 		}
 		o[source] = struct{}{}
-		affected[name] = struct{}{}
 	}
 	updates := make(map[string]rrsByType, len(affected))
 	for name := range affected {
@@ -111,6 +128,9 @@ func (t *table) set(source string, recs records) {
 func (t *table) merge(name string) rrsByType {
 	o := t.owners[name]
 	if len(o) == 0 {
+		if t.empties[name] > 0 {
+			return noRecords
+		}
 		return nil
 	}
 	if len(o) == 1 {
