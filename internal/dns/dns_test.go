@@ -192,6 +192,8 @@ func TestQueries(t *testing.T) {
 		{"db-0.db.default.svc.cluster.local.", dns.TypeA, dns.RcodeSuccess, []string{"A 10.1.0.5"}, nil, false, ""},
 		{"10-1-0-6.db.default.svc.cluster.local.", dns.TypeA, dns.RcodeSuccess, []string{"A 10.1.0.6"}, nil, false, ""},
 		{"db-2.db.default.svc.cluster.local.", dns.TypeA, dns.RcodeNameError, nil, nil, true, ""},
+		{"_PG._tcp.DB.default.svc.cluster.local.", dns.TypeSRV, dns.RcodeSuccess,
+			[]string{"SRV 0 50 5432 db-0.db.default.svc.cluster.local.", "SRV 0 50 5432 10-1-0-6.db.default.svc.cluster.local."}, nil, false, ""},
 		{"_pg._tcp.db.default.svc.cluster.local.", dns.TypeSRV, dns.RcodeSuccess,
 			[]string{"SRV 0 50 5432 db-0.db.default.svc.cluster.local.", "SRV 0 50 5432 10-1-0-6.db.default.svc.cluster.local."},
 			[]string{"A 10.1.0.5", "A 10.1.0.6"}, false, ""},
@@ -236,6 +238,9 @@ func TestQueries(t *testing.T) {
 			hasSOA := len(r.Ns) == 1 && r.Ns[0].Header().Rrtype == dns.TypeSOA
 			if hasSOA != tt.soa {
 				t.Errorf("authority %v, want SOA: %v", r.Ns, tt.soa)
+			}
+			if len(r.Answer) > 0 && r.Answer[0].Header().Name != tt.name {
+				t.Errorf("owner %q, want the query's %q", r.Answer[0].Header().Name, tt.name)
 			}
 			for _, rr := range r.Answer {
 				if dns.IsSubDomain("cluster.local.", rr.Header().Name) && rr.Header().Ttl != 5 {
@@ -287,7 +292,8 @@ func TestIncremental(t *testing.T) {
 		}
 		t.Fatalf("%s: rcode %s answer %q, want %s %q", name, dns.RcodeToString[rc], got, dns.RcodeToString[rcode], want)
 	}
-	eventually("db.default.svc.cluster.local.", dns.TypeA, dns.RcodeSuccess) // NODATA: no endpoints yet
+	eventually("db.default.svc.cluster.local.", dns.TypeA, dns.RcodeSuccess)            // NODATA: no endpoints yet
+	eventually("_pg._tcp.db.default.svc.cluster.local.", dns.TypeSRV, dns.RcodeSuccess) // NODATA too
 
 	sl := slice("default", "db", "db-1", "pg", 5432, ep{ip: "10.1.0.5", hostname: "db-0"})
 	if _, err := cs.DiscoveryV1().EndpointSlices("default").Create(ctx, sl, metav1.CreateOptions{}); err != nil {

@@ -60,6 +60,9 @@ func (s *Server) answer(req *dns.Msg, tcp bool) *dns.Msg {
 	m.SetReply(req)
 	m.Authoritative, m.RecursionAvailable = true, true
 	if cname := n[dns.TypeCNAME]; len(cname) > 0 && q.Qtype != dns.TypeCNAME {
+		if q.Name != name {
+			cname = withOwner(cname, q.Name)
+		}
 		m.Answer = append(m.Answer, cname...)
 		m.Answer = append(m.Answer, s.chase(cname[0].(*dns.CNAME).Target, q.Qtype, tcp)...)
 		return m
@@ -75,6 +78,9 @@ func (s *Server) answer(req *dns.Msg, tcp bool) *dns.Msg {
 		m.Ns = []dns.RR{s.z.soa()} // NODATA: the name exists
 		return m
 	}
+	if q.Name != name {
+		m.Answer = withOwner(m.Answer, q.Name)
+	}
 	if q.Qtype == dns.TypeSRV {
 		for _, rr := range m.Answer {
 			if t, ok := s.table.lookup(rr.(*dns.SRV).Target); ok {
@@ -84,6 +90,17 @@ func (s *Server) answer(req *dns.Msg, tcp bool) *dns.Msg {
 		}
 	}
 	return m
+}
+
+// withOwner copies rrs under the query's spelling of their name: resolvers
+// that randomise the case of queries (DNS 0x20) expect it echoed.
+func withOwner(rrs []dns.RR, name string) []dns.RR {
+	out := make([]dns.RR, len(rrs))
+	for i, rr := range rrs {
+		out[i] = dns.Copy(rr)
+		out[i].Header().Name = name
+	}
+	return out
 }
 
 // chase resolves an ExternalName target: from the table when it is in the

@@ -111,7 +111,14 @@ func (z zoneInfo) serviceRecords(svc *corev1.Service, slices []*discoveryv1.Endp
 		return r
 	}
 
-	// Headless: records come from the ready endpoints.
+	// Headless: records come from the ready endpoints. The SRV names of the
+	// Service's named ports exist even with no endpoint (NODATA).
+	for _, p := range svc.Spec.Ports {
+		if p.Name != "" {
+			r.touch(srvProtoName(p.Protocol, svcName))
+			r.touch(srvName(p.Name, p.Protocol, svcName))
+		}
+	}
 	eps, ports := readyEndpoints(svc, slices)
 	weight := uint16(100)
 	if len(eps) > 0 {
