@@ -2,7 +2,6 @@ package dns
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -213,7 +212,5 @@ func (s *Server) syncService(ns, name string) {
 	}
 	s.table.set(key, s.z.serviceRecords(svc, slices))
 }
-
-var errNoUpstream = errors.New("no upstream answered")
 
 var _ dns.Handler = (*Server)(nil)

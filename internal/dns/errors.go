@@ -1,0 +1,6 @@
+package dns
+
+import "errors"
+
+// errNoUpstream: every upstream failed or none is configured.
+var errNoUpstream = errors.New("no upstream answered")
