@@ -128,6 +128,15 @@ func TestLogsExec(t *testing.T) {
 		if r.Err == nil || !strings.Contains(r.Stderr, "container nope is not valid for pod shell") {
 			t.Errorf("logs unknown container: %v: %s", r.Err, r.Stderr)
 		}
+		pending := busyboxPod("pending", "true")
+		pending.Spec.SchedulerName = "no-such-scheduler"
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, pending, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		r = k.Run("exec", "pending", "--", "true")
+		if r.Err == nil || !strings.Contains(r.Stderr, "pod pending does not have a host assigned") {
+			t.Errorf("exec in an unscheduled pod: %v: %s", r.Err, r.Stderr)
+		}
 		r = k.Run("logs", "missing-pod")
 		if r.Err == nil || !strings.Contains(r.Stderr, `pods "missing-pod" not found`) {
 			t.Errorf("logs missing pod: %v: %s", r.Err, r.Stderr)
