@@ -3,6 +3,7 @@ package apiserver
 import (
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -81,9 +82,62 @@ func (s *Server) servePodConnect(w http.ResponseWriter, r *http.Request, res *re
 	}
 	loc := &url.URL{Scheme: "https", Host: host, RawQuery: out.Encode(),
 		Path: path + url.PathEscape(pod.Namespace) + "/" + url.PathEscape(pod.Name) + "/" + url.PathEscape(container)}
+	if !exec {
+		s.streamLogs(w, r, loc, info.Name)
+		return
+	}
 	r.URL.RawQuery = out.Encode() // the handler sends the client's query
 	h := proxy.NewUpgradeAwareHandler(loc, s.kubeletTransport, false, exec, kubeletResponder{s})
 	h.ServeHTTP(w, r)
+}
+
+// streamLogs copies the kubelet's log stream to w, flushing as it comes.
+// A kubelet error becomes a Status as kube-apiserver makes it: 400 and 404
+// keep their code, the kubelet's text is the message.
+func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, loc *url.URL, name string) {
+	gr := schema.GroupResource{Resource: "pods/log"}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, loc.String(), nil)
+	if err != nil {
+		s.writeError(w, r, apierrors.NewInternalError(err), gr, name)
+		return
+	}
+	resp, err := (&http.Client{Transport: s.kubeletTransport}).Do(req)
+	if err != nil {
+		s.writeError(w, r, apierrors.NewInternalError(fmt.Errorf("get logs from the kubelet: %w", err)), gr, name)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		msg := strings.TrimSpace(string(body))
+		var st *apierrors.StatusError
+		switch resp.StatusCode {
+		case http.StatusBadRequest:
+			st = apierrors.NewBadRequest(msg)
+		case http.StatusNotFound:
+			st = apierrors.NewNotFound(gr, name)
+		default:
+			st = apierrors.NewGenericServerResponse(resp.StatusCode, "get", gr, name, msg, 0, false)
+		}
+		s.writeStatus(w, r, &st.ErrStatus)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			rc.Flush()
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // podContainer checks name against the pod's containers; empty picks the

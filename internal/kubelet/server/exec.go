@@ -44,7 +44,7 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.findContainer(ctx, r.PathValue("ns"), r.PathValue("pod"), r.PathValue("container"), false)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
+		containerError(w, err)
 		return
 	}
 	if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {

@@ -71,7 +71,7 @@ func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.findContainer(ctx, r.PathValue("ns"), r.PathValue("pod"), r.PathValue("container"), opts.previous)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
+		containerError(w, err)
 		return
 	}
 	st, err := s.cfg.Runtime.ContainerStatus(ctx, c.Id, false)

@@ -118,8 +118,11 @@ func TestContainerLogs(t *testing.T) {
 			t.Errorf("%s: %d %q, want %q", tc.query, code, got, tc.want)
 		}
 	}
-	if code, _ := get(t, ts, "/containerLogs/default/p/other"); code != http.StatusNotFound {
-		t.Errorf("unknown container: %d, want 404", code)
+	if code, body := get(t, ts, "/containerLogs/default/p/other"); code != http.StatusBadRequest || !strings.Contains(body, "is waiting to start") {
+		t.Errorf("container not started: %d %q, want 400", code, body)
+	}
+	if code, body := get(t, ts, "/containerLogs/default/p/c?previous=true"); code != http.StatusBadRequest || !strings.Contains(body, "previous terminated container") {
+		t.Errorf("no previous container: %d %q, want 400", code, body)
 	}
 	if code, _ := get(t, ts, "/containerLogs/default/p/c?tailLines=-1"); code != http.StatusBadRequest {
 		t.Errorf("negative tailLines: %d, want 400", code)
@@ -170,7 +173,7 @@ func TestAuthorization(t *testing.T) {
 		t.Errorf("healthz: %d %q", code, body)
 	}
 	q := url.Values{"command": {"true"}, "stdout": {"1"}}
-	if code, body := get(t, ts, "/exec/default/p/missing?"+q.Encode()); code != http.StatusNotFound || !strings.Contains(body, "not found") {
+	if code, body := get(t, ts, "/exec/default/p/missing?"+q.Encode()); code != http.StatusBadRequest || !strings.Contains(body, "waiting to start") {
 		t.Errorf("exec missing container: %d %q", code, body)
 	}
 	if code, _ := get(t, ts, "/exec/default/p/c?stdout=1"); code != http.StatusBadRequest {

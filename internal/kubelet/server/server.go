@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -147,7 +148,8 @@ func (s *Server) findContainer(ctx context.Context, ns, pod, name string, previo
 	}
 	slices.SortFunc(cs, func(a, b *runtimeapi.Container) int { return cmp.Compare(b.CreatedAt, a.CreatedAt) })
 	if len(cs) == 0 {
-		return nil, fmt.Errorf("container %q in pod %s/%s not found", name, ns, pod)
+		// The API server checked the name against the pod's spec.
+		return nil, fmt.Errorf("container %q in pod %q is waiting to start: ContainerCreating: %w", name, pod, errNoContainer)
 	}
 	if !previous {
 		return cs[0], nil
@@ -157,7 +159,21 @@ func (s *Server) findContainer(ctx context.Context, ns, pod, name string, previo
 			return c, nil
 		}
 	}
-	return nil, fmt.Errorf("previous terminated container %q in pod %q not found", name, pod)
+	return nil, fmt.Errorf("previous terminated container %q in pod %q not found: %w", name, pod, errNoContainer)
+}
+
+// errNoContainer is a 400: the container has not started (or had no
+// previous run); the API server has checked the name.
+var errNoContainer = errors.New("no such container")
+
+// containerError writes err of findContainer.
+func containerError(w http.ResponseWriter, err error) {
+	if errors.Is(err, errNoContainer) {
+		msg := strings.TrimSuffix(err.Error(), ": "+errNoContainer.Error())
+		http.Error(w, msg, http.StatusBadRequest)
+		return
+	}
+	http.Error(w, err.Error(), http.StatusInternalServerError)
 }
 
 // selfSigned makes the serving certificate. The API server does not verify

@@ -137,6 +137,10 @@ func TestLogsExec(t *testing.T) {
 		if r.Err == nil || !strings.Contains(r.Stderr, "pod pending does not have a host assigned") {
 			t.Errorf("exec in an unscheduled pod: %v: %s", r.Err, r.Stderr)
 		}
+		r = k.Run("logs", "--previous", "shell")
+		if r.Err == nil || !strings.Contains(r.Stderr, `Error from server (BadRequest): previous terminated container "main" in pod "shell" not found`) {
+			t.Errorf("logs --previous without a previous run: %v: %s", r.Err, r.Stderr)
+		}
 		r = k.Run("logs", "missing-pod")
 		if r.Err == nil || !strings.Contains(r.Stderr, `pods "missing-pod" not found`) {
 			t.Errorf("logs missing pod: %v: %s", r.Err, r.Stderr)
