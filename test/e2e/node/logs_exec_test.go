@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,23 @@ func TestLogsExec(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("Copy", func(t *testing.T) {
+		k := k.With(t)
+		src := filepath.Join(t.TempDir(), "in.txt")
+		if err := os.WriteFile(src, []byte("copied through exec\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		k.MustRun("cp", src, "shell:/tmp/in.txt")
+		if got := k.MustRun("exec", "shell", "--", "cat", "/tmp/in.txt"); got != "copied through exec\n" {
+			t.Errorf("after kubectl cp into the pod: %q", got)
+		}
+		dst := filepath.Join(t.TempDir(), "out.txt")
+		k.MustRun("cp", "shell:/tmp/in.txt", dst)
+		if b, err := os.ReadFile(dst); err != nil || string(b) != "copied through exec\n" {
+			t.Errorf("kubectl cp from the pod: %q, %v", b, err)
+		}
+	})
 
 	t.Run("ExecErrors", func(t *testing.T) {
 		k := k.With(t)
