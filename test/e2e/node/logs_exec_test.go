@@ -119,6 +119,20 @@ func TestLogsExec(t *testing.T) {
 		})
 	}
 
+	t.Run("ExecTTY", func(t *testing.T) {
+		// script(1) gives kubectl a terminal, so -t allocates one in the
+		// container (resize messages flow on channel 4).
+		kubectl := filepath.Join(framework.KubectlDir, "kubectl."+framework.DefaultKubectl)
+		cmd := exec.Command("script", "-qec", kubectl+" exec -it shell -- tty", "/dev/null")
+		cmd.Env = []string{"HOME=" + t.TempDir(), "KUBECONFIG=" + srv.Kubeconfig, "PATH=" + os.Getenv("PATH")}
+		cmd.Stdin = strings.NewReader("")
+		out, err := cmd.CombinedOutput()
+		t.Logf("kubectl exec -it: %q", out)
+		if err != nil || !strings.Contains(string(out), "/dev/pts/") {
+			t.Errorf("kubectl exec -it tty: %v: %q", err, out)
+		}
+	})
+
 	t.Run("Copy", func(t *testing.T) {
 		k := k.With(t)
 		src := filepath.Join(t.TempDir(), "in.txt")
