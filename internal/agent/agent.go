@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,7 +28,12 @@ type Config struct {
 	// Bridge is the pod network bridge (default skiff0).
 	Bridge         string
 	KubeletVersion string
-	Logger         *slog.Logger
+	// ClusterCA (PEM) verifies the API server's client certificate at the
+	// kubelet API; empty leaves the kubelet API (logs, exec) off.
+	ClusterCA []byte
+	// KubeletPort is the kubelet API's port (default 10250).
+	KubeletPort int
+	Logger      *slog.Logger
 }
 
 // Validate rejects an unusable config, naming the flag.
@@ -73,10 +79,17 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	var clientCAs *x509.CertPool
+	if len(cfg.ClusterCA) > 0 {
+		clientCAs = x509.NewCertPool()
+		if !clientCAs.AppendCertsFromPEM(cfg.ClusterCA) {
+			return nil, errors.New("--kubeconfig: no certificate in the cluster CA data")
+		}
+	}
 	kl, err := kubelet.New(kubelet.Config{
 		Client: cfg.Client, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir,
 		RuntimeEndpoint: sup.Endpoint(), CNIConfDir: sup.Config().CNIConfDir, Bridge: cfg.Bridge,
-		KubeletVersion: cfg.KubeletVersion, Logger: cfg.Logger,
+		KubeletVersion: cfg.KubeletVersion, ClientCAs: clientCAs, Port: cfg.KubeletPort, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -28,7 +29,9 @@ type Config struct {
 	ServiceCIDR *net.IPNet
 	// Version is served at /version.
 	Version version.Info
-	Logger  *slog.Logger
+	// KubeletClientCert is presented to kubelets (pods/log, pods/exec).
+	KubeletClientCert *tls.Certificate
+	Logger            *slog.Logger
 }
 
 // Validate rejects an incomplete config.

@@ -1,9 +1,11 @@
 package apiserver
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"runtime/debug"
@@ -38,6 +40,8 @@ type Server struct {
 	discovery *discoveryCache
 	ready     atomic.Bool
 	now       func() time.Time
+	// kubeletTransport reaches kubelets for pods/log and pods/exec.
+	kubeletTransport *http.Transport
 }
 
 // New builds the server: one store per resource, allocators restored from
@@ -59,6 +63,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		byGV:      map[schema.GroupVersion][]*resource{},
 		metrics:   newMetrics(),
 		now:       time.Now,
+
+		kubeletTransport: newKubeletTransport(cfg.KubeletClientCert),
 	}
 	seenGroup := map[string]bool{}
 	for _, r := range cfg.Resources {
@@ -274,6 +280,12 @@ func (r *statusRecorder) Flush() {
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// Hijack lets upgrade proxies (pods/exec) take the connection.
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	r.code, r.written = http.StatusSwitchingProtocols, true
+	return http.NewResponseController(r.ResponseWriter).Hijack()
 }
 
 // Unwrap lets http.ResponseController reach the real writer.

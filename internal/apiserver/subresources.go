@@ -42,6 +42,8 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, res *r
 		s.serveEviction(w, r, res, info)
 	case "finalize":
 		s.serveFinalize(w, r, res, info)
+	case "log", "exec":
+		s.servePodConnect(w, r, res, info)
 	default:
 		s.serveNotFound(w, r)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"k8s.io/client-go/kubernetes"
@@ -25,6 +26,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	nodeName := fs.String("node-name", "", "name of the Node (default: host name)")
 	nodeIP := fs.String("node-ip", "", "the node's InternalIP (default: the host's first IPv4 address)")
 	bridge := fs.String("cni-bridge", "", "Linux bridge of the pod network (default skiff0)")
+	kubeletPort := fs.Int("kubelet-port", 10250, "port of the kubelet API (logs, exec)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -45,8 +47,15 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
 	}
+	ca := rc.CAData
+	if len(ca) == 0 && rc.CAFile != "" {
+		if ca, err = os.ReadFile(rc.CAFile); err != nil {
+			return fmt.Errorf("--kubeconfig: %w", err)
+		}
+	}
 	a, err := agent.New(agent.Config{DataDir: dir, Client: cs, NodeName: *nodeName, NodeIP: *nodeIP,
-		Bridge: *bridge, KubeletVersion: server.Version.GitVersion, Logger: env.Logger})
+		Bridge: *bridge, KubeletVersion: server.Version.GitVersion, ClusterCA: ca, KubeletPort: *kubeletPort,
+		Logger: env.Logger})
 	if err != nil {
 		return err
 	}

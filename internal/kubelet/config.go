@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,7 +52,14 @@ type Config struct {
 	// CrashBackoff is the first restart delay of an exited container; it
 	// doubles up to MaxCrashBackoff.
 	CrashBackoff, MaxCrashBackoff time.Duration
-	Logger                        *slog.Logger
+	// ClientCAs verifies the client certificates of the kubelet API (logs,
+	// exec); nil leaves the API off.
+	ClientCAs *x509.CertPool
+	// ServerAddress and Port are where the kubelet API listens (default
+	// all addresses, port 10250; tests pass a free port).
+	ServerAddress string
+	Port          int
+	Logger        *slog.Logger
 }
 
 // Validate rejects an unusable config; it does not fill defaults.
@@ -70,6 +78,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NodeIP != "" && net.ParseIP(c.NodeIP) == nil {
 		return fmt.Errorf("kubelet: --node-ip %q: not an IP address", c.NodeIP)
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("kubelet: --kubelet-port %d: out of range", c.Port)
 	}
 	if len(c.Bridge) > 15 {
 		return fmt.Errorf("kubelet: bridge name %q: longer than 15 bytes", c.Bridge)

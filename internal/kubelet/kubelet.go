@@ -36,6 +36,8 @@ type Kubelet struct {
 	runtimeVersion string
 	nodeIP         string
 	podCIDR        string
+	// port is the kubelet API's, posted in node.status.daemonEndpoints.
+	port int32
 
 	mu sync.Mutex
 	// keys maps a pod UID to its namespace/name key, for runtime events.
@@ -78,6 +80,11 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	if k.nodeIP, err = nodeIP(k.cfg.NodeIP); err != nil {
 		return err
 	}
+	waitServer, err := k.startServer(ctx)
+	if err != nil {
+		return err
+	}
+	defer waitServer()
 	if err := k.registerNode(ctx); err != nil {
 		return err
 	}

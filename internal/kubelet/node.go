@@ -121,7 +121,7 @@ func (k *Kubelet) postStatusOnce(ctx context.Context, cur *corev1.Node, retry bo
 	upd.Status.Capacity, upd.Status.Allocatable = capacity, capacity.DeepCopy()
 	hostname, _ := os.Hostname()
 	upd.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: k.nodeIP}, {Type: corev1.NodeHostName, Address: hostname}}
-	upd.Status.DaemonEndpoints = corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: kubeletPort}}
+	upd.Status.DaemonEndpoints = corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: k.port}}
 	machineID := readTrim("/etc/machine-id")
 	upd.Status.NodeInfo = corev1.NodeSystemInfo{
 		MachineID: machineID, SystemUUID: readTrim("/sys/class/dmi/id/product_uuid"), BootID: readTrim("/proc/sys/kernel/random/boot_id"),

@@ -121,13 +121,18 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	kubeletClient, err := kubeletClientCert(ca)
+	if err != nil {
+		return err
+	}
 	api, err := apiserver.New(ctx, apiserver.Config{
-		Resources:   resources,
-		Storage:     s.storageFactory(ctx),
-		ClientCAs:   ca.Pool(),
-		ServiceCIDR: serviceNet,
-		Version:     Version,
-		Logger:      s.log,
+		KubeletClientCert: kubeletClient,
+		Resources:         resources,
+		Storage:           s.storageFactory(ctx),
+		ClientCAs:         ca.Pool(),
+		ServiceCIDR:       serviceNet,
+		Version:           Version,
+		Logger:            s.log,
 	})
 	if err != nil {
 		return fmt.Errorf("api server: %w", err)
@@ -308,7 +313,7 @@ func (s *Server) startAgent(kubeconfig string) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	a, err := agent.New(agent.Config{DataDir: dir, Client: cs, NodeIP: s.advertise, Bridge: s.cfg.PodBridge,
-		KubeletVersion: Version.GitVersion, Logger: s.log.With("component", "agent")})
+		KubeletVersion: Version.GitVersion, ClusterCA: rc.CAData, Logger: s.log.With("component", "agent")})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -466,4 +471,18 @@ func loopbackFor(bind string) string {
 		return "127.0.0.1"
 	}
 	return bind
+}
+
+// kubeletClientCert is the API server's certificate at kubelets (logs,
+// exec), issued in memory at every start.
+func kubeletClientCert(ca *pki.CA) (*tls.Certificate, error) {
+	certPEM, keyPEM, err := ca.Issue(pki.LeafRequest{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}})
+	if err != nil {
+		return nil, fmt.Errorf("kubelet client certificate: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet client certificate: %w", err)
+	}
+	return &cert, nil
 }

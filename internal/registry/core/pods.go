@@ -43,6 +43,8 @@ func pods() *registry.Resource {
 		"status":   statusSub(s),
 		"binding":  {Kind: "Binding", Verbs: []string{"create"}},
 		"eviction": {Kind: "Eviction", Verbs: []string{"create"}},
+		"log":      {Kind: "Pod", Verbs: []string{"get"}},
+		"exec":     {Kind: "PodExecOptions", Verbs: []string{"get", "create"}},
 	}
 	r.GracefulDelete = podGracefulDelete
 	return r

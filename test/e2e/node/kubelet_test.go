@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -117,7 +118,7 @@ func startAgent(t *testing.T, srv *framework.Server, node, bridge string) *agent
 	t.Helper()
 	dir := t.TempDir()
 	a := &agentProc{t: t, dataDir: dir, args: []string{"agent", "--server", srv.URL(), "--kubeconfig", srv.Kubeconfig,
-		"--data-dir", dir, "--node-name", node, "--cni-bridge", bridge}}
+		"--data-dir", dir, "--node-name", node, "--cni-bridge", bridge, "--kubelet-port", strconv.Itoa(framework.FreePort(t))}}
 	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
 	t.Cleanup(a.stop)
 	t.Cleanup(func() {

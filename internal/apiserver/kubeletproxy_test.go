@@ -1,0 +1,38 @@
+package apiserver
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestPodContainer(t *testing.T) {
+	one := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: corev1.PodSpec{
+		InitContainers: []corev1.Container{{Name: "init"}}, Containers: []corev1.Container{{Name: "main"}}}}
+	two := one.DeepCopy()
+	two.Spec.Containers = append(two.Spec.Containers, corev1.Container{Name: "side"})
+	for _, tc := range []struct {
+		pod       *corev1.Pod
+		name      string
+		want, err string
+	}{
+		{one, "", "main", ""},
+		{one, "init", "init", ""},
+		{two, "side", "side", ""},
+		{one, "nope", "", "container nope is not valid for pod p"},
+		{two, "", "", "a container name must be specified for pod p, choose one of: [init main side]"},
+	} {
+		got, err := podContainer(tc.pod, tc.name)
+		if tc.err != "" {
+			if !apierrors.IsBadRequest(err) || err.Error() != tc.err {
+				t.Errorf("%q: err %v, want 400 %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+}
