@@ -182,7 +182,11 @@ func (k *Kubelet) probeLoop(ctx context.Context, cp containerProbe, id string, k
 		if !st.result && (kind == liveness || kind == startup) {
 			// The container is killed and restarts as its restart policy says.
 			k.log.Info("container failed "+strings.ToLower(kind.String())+" probe, will be restarted", "pod", cp.key, "container", cp.container.Name)
-			if err := k.rt.StopContainer(ctx, id, cp.grace); err != nil {
+			grace := cp.grace
+			if pr.TerminationGracePeriodSeconds != nil {
+				grace = *pr.TerminationGracePeriodSeconds
+			}
+			if err := k.rt.StopContainer(ctx, id, grace); err != nil {
 				k.log.Warn("kill container after failed probe", "err", err)
 			}
 		}
