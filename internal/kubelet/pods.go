@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -399,6 +400,18 @@ func (k *Kubelet) removeOrphans(ctx context.Context) {
 	sbs, err := k.rt.ListPodSandbox(ctx, nil)
 	if err != nil {
 		return
+	}
+	// Volumes of pods that are gone, their sandboxes already removed (say,
+	// while the agent was down).
+	hasSandbox := map[string]bool{}
+	for _, sb := range sbs {
+		hasSandbox[sb.Labels[labelPodUID]] = true
+	}
+	dirs, _ := os.ReadDir(filepath.Join(k.cfg.DataDir, "agent", "pods"))
+	for _, d := range dirs {
+		if uid := d.Name(); d.IsDir() && uid != "logs" && !live[types.UID(uid)] && !hasSandbox[uid] {
+			k.removePodDir(uid)
+		}
 	}
 	for _, sb := range sbs {
 		uid, ok := sb.Labels[labelPodUID]
