@@ -205,6 +205,39 @@ func TestKubeletWorkloads(t *testing.T) {
 		waitPod(t, cs, "nocfg", 30*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	})
 
+	t.Run("missing volume source, hostPath", func(t *testing.T) {
+		hostDir := filepath.Join(t.TempDir(), "made", "here")
+		dirOrCreate := corev1.HostPathDirectoryOrCreate
+		p := busyboxPod("novol", "sh", "-c", "cat /cfg/k > /host/out; sleep 3600")
+		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "cfg", MountPath: "/cfg"}, {Name: "host", MountPath: "/host"}}
+		p.Spec.Volumes = []corev1.Volume{
+			{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "vol-later"}}}},
+			{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir, Type: &dirOrCreate}}},
+		}
+		createObj(t, cs, p)
+		p = waitPod(t, cs, "novol", 30*time.Second, "waiting on its volume", func(p *corev1.Pod) bool {
+			w := p.Status.ContainerStatuses
+			return len(w) == 1 && w[0].State.Waiting != nil && strings.Contains(w[0].State.Waiting.Message, `configmap "vol-later" not found`)
+		})
+		if w := p.Status.ContainerStatuses[0].State.Waiting; w.Reason != "ContainerCreating" {
+			t.Errorf("waiting %+v", w)
+		}
+		if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "vol-later"},
+			Data: map[string]string{"k": "from-volume"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitPod(t, cs, "novol", 30*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if b, _ := os.ReadFile(filepath.Join(hostDir, "out")); string(b) == "from-volume" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("hostPath %s/out not written", hostDir)
+			}
+		}
+	})
+
 	t.Run("readiness probe", func(t *testing.T) {
 		p := busyboxPod("ready", "sleep", "3600")
 		p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
