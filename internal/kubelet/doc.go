@@ -2,7 +2,12 @@
 // heartbeats its Lease and status, writes the node's CNI config once the
 // server assigns a podCIDR, and runs the pods bound to the node through a
 // CRI runtime (sandbox, init containers in order, containers), reporting
-// their status and finishing their deletion.
+// their status and finishing their deletion. Before a container starts it
+// resolves its environment (env, envFrom, $(VAR) expansion) and sets up the
+// pod's volumes under <data-dir>/agent/pods/<uid> (config map, secret and
+// downward API files through an atomic writer, refreshed on every sync);
+// probe workers (probes.go) feed readiness into the status and kill
+// containers that fail liveness or startup probes.
 //
 // State lives in the runtime (sandboxes and containers carry the pod UID in
 // their labels) and in the API server, never only in memory: a restarted

@@ -28,6 +28,10 @@ type Kubelet struct {
 	ready chan struct{}
 	rt    *cri.Client
 	now   func() time.Time
+	// probes holds the probe workers and their results.
+	probes *probes
+	// ctx is Run's context, which outlives any one sync.
+	ctx context.Context
 
 	podLister corelisters.PodLister
 	queue     workqueue.TypedRateLimitingInterface[string]
@@ -54,9 +58,17 @@ func New(cfg Config) (*Kubelet, error) {
 	cfg.setDefaults()
 	return &Kubelet{
 		cfg: cfg, log: cfg.Logger.With("component", "kubelet", "node", cfg.NodeName),
-		ready: make(chan struct{}), now: time.Now,
+		ready: make(chan struct{}), now: time.Now, probes: newProbes(),
 		keys: map[string]string{}, seen: map[string]string{},
 	}, nil
+}
+
+// runCtx is Run's context (ctx in tests, which do not Run).
+func (k *Kubelet) runCtx(ctx context.Context) context.Context {
+	if k.ctx != nil {
+		return k.ctx
+	}
+	return ctx
 }
 
 // Ready is closed once the node is registered, its pod network configured
@@ -71,7 +83,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		return err
 	}
 	defer rt.Close()
-	k.rt = rt
+	k.rt, k.ctx = rt, ctx
 	v, err := rt.Version(ctx)
 	if err != nil {
 		return fmt.Errorf("kubelet: runtime: %w", err)

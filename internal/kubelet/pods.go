@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -53,6 +54,7 @@ func (k *Kubelet) syncPod(ctx context.Context, key string) error {
 		return k.terminatePod(ctx, p)
 	}
 	if terminal(p) {
+		k.stopProbes(string(p.UID), nil)
 		return k.stopSandboxes(ctx, string(p.UID))
 	}
 	return k.runPod(ctx, p)
@@ -125,6 +127,10 @@ func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
 
 	w := &podWork{waiting: map[string]*corev1.ContainerStateWaiting{}}
 	w.initDone, w.initFailed = true, false
+	sc, err := k.startContext(ctx, p, sb.Id)
+	if err != nil {
+		return err
+	}
 	for i := range p.Spec.InitContainers {
 		c := &p.Spec.InitContainers[i]
 		cs := st.latest(c.Name)
@@ -139,7 +145,7 @@ func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
 			w.initFailed = true
 			break
 		}
-		k.ensureStarted(ctx, p, c, cs, sb.Id, sbCfg, w)
+		k.ensureStarted(ctx, p, c, cs, sb.Id, sbCfg, sc, w)
 		break
 	}
 	if w.initDone {
@@ -152,7 +158,7 @@ func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
 			if cs != nil && cs.State == runtimeapi.ContainerState_CONTAINER_EXITED && !restarts(p.Spec.RestartPolicy, cs.ExitCode) {
 				continue
 			}
-			k.ensureStarted(ctx, p, c, cs, sb.Id, sbCfg, w)
+			k.ensureStarted(ctx, p, c, cs, sb.Id, sbCfg, sc, w)
 		}
 	}
 	if w.started {
@@ -160,6 +166,7 @@ func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
 			return err
 		}
 	}
+	k.syncProbes(ctx, p, st, sc.ec.podIPs)
 	status, err := k.podStatus(ctx, p, st, sb, w)
 	if err != nil {
 		return err
@@ -169,6 +176,9 @@ func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
 	}
 	if status.Phase == corev1.PodSucceeded || status.Phase == corev1.PodFailed {
 		return k.stopSandboxes(ctx, uid)
+	}
+	if needsResync(p) {
+		w.after(volumeResync)
 	}
 	if w.requeue > 0 {
 		k.queue.AddAfter(p.Namespace+"/"+p.Name, w.requeue)
@@ -205,7 +215,7 @@ func restarts(policy corev1.RestartPolicy, code int32) bool {
 // unless its crash back-off has not passed; what stands in the way is
 // recorded as a waiting reason.
 func (k *Kubelet) ensureStarted(ctx context.Context, p *corev1.Pod, c *corev1.Container, last *runtimeapi.ContainerStatus,
-	sandboxID string, sbCfg *runtimeapi.PodSandboxConfig, w *podWork) {
+	sandboxID string, sbCfg *runtimeapi.PodSandboxConfig, sc *startContext, w *podWork) {
 	attempt := uint32(0)
 	if last != nil {
 		attempt = last.GetMetadata().GetAttempt() + 1
@@ -239,11 +249,28 @@ func (k *Kubelet) ensureStarted(ctx context.Context, p *corev1.Pod, c *corev1.Co
 		w.after(5 * time.Second)
 		return
 	}
+	if sc.volErr != nil {
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonContainerCreating, Message: sc.volErr.Error()}
+		w.after(5 * time.Second)
+		return
+	}
+	env, err := makeEnv(ctx, sc.objects, sc.ec, c)
+	if err != nil {
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonConfigError, Message: err.Error()}
+		w.after(5 * time.Second)
+		return
+	}
+	mounts, err := containerMounts(c, sc.vols, env)
+	if err != nil {
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonConfigError, Message: err.Error()}
+		w.after(5 * time.Second)
+		return
+	}
 	if err := mkdirLogs(sbCfg, c); err != nil {
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonCreateError, Message: err.Error()}
 		return
 	}
-	id, err := k.rt.CreateContainer(ctx, sandboxID, containerConfig(p, c, attempt, img.Id), sbCfg)
+	id, err := k.rt.CreateContainer(ctx, sandboxID, containerConfig(p, c, attempt, img.Id, env, mounts), sbCfg)
 	if err != nil {
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonCreateError, Message: err.Error()}
 		w.after(5 * time.Second)
@@ -331,6 +358,8 @@ func (k *Kubelet) killPod(ctx context.Context, uid string, grace int64) error {
 		}
 	}
 	removePodCgroup(uid)
+	k.stopProbes(uid, nil)
+	k.removePodDir(uid)
 	return nil
 }
 
@@ -372,6 +401,18 @@ func (k *Kubelet) removeOrphans(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	// Volumes of pods that are gone, their sandboxes already removed (say,
+	// while the agent was down).
+	hasSandbox := map[string]bool{}
+	for _, sb := range sbs {
+		hasSandbox[sb.Labels[labelPodUID]] = true
+	}
+	dirs, _ := os.ReadDir(filepath.Join(k.cfg.DataDir, "agent", "pods"))
+	for _, d := range dirs {
+		if uid := d.Name(); d.IsDir() && uid != "logs" && !live[types.UID(uid)] && !hasSandbox[uid] {
+			k.removePodDir(uid)
+		}
+	}
 	for _, sb := range sbs {
 		uid, ok := sb.Labels[labelPodUID]
 		if !ok || live[types.UID(uid)] {
@@ -385,3 +426,66 @@ func (k *Kubelet) removeOrphans(ctx context.Context) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// startContext is what starting a pod's containers needs beyond the spec:
+// the API objects they refer to, the downward API's values, the volumes.
+type startContext struct {
+	objects *objects
+	ec      *envContext
+	vols    map[string]volume
+	// volErr is why the volumes are not set up; no container starts then.
+	volErr error
+}
+
+// startContext reads the pod's IPs from its sandbox and sets its volumes up.
+func (k *Kubelet) startContext(ctx context.Context, p *corev1.Pod, sandboxID string) (*startContext, error) {
+	ec := &envContext{pod: p, hostIP: k.nodeIP, nodeName: k.cfg.NodeName, allocatable: k.capacity()}
+	if p.Spec.HostNetwork {
+		ec.podIPs = []string{k.nodeIP}
+	} else {
+		r, err := k.rt.PodSandboxStatus(ctx, sandboxID, false)
+		if err != nil {
+			return nil, err
+		}
+		if n := r.GetStatus().GetNetwork(); n != nil && n.Ip != "" {
+			ec.podIPs = append(ec.podIPs, n.Ip)
+			for _, a := range n.AdditionalIps {
+				ec.podIPs = append(ec.podIPs, a.Ip)
+			}
+		}
+	}
+	sc := &startContext{objects: newObjects(k.cfg.Client, p.Namespace), ec: ec}
+	sc.vols, sc.volErr = k.setupVolumes(ctx, p, sc.objects, ec)
+	return sc, nil
+}
+
+// syncProbes runs the probes of the pod's running containers and stops
+// those of containers that are gone.
+func (k *Kubelet) syncProbes(ctx context.Context, p *corev1.Pod, st *podState, podIPs []string) {
+	uid := string(p.UID)
+	keep := map[string]bool{}
+	podIP := ""
+	if len(podIPs) > 0 {
+		podIP = podIPs[0]
+	}
+	grace := int64(defaultGrace)
+	if p.Spec.TerminationGracePeriodSeconds != nil {
+		grace = *p.Spec.TerminationGracePeriodSeconds
+	}
+	for i := range p.Spec.Containers {
+		c := &p.Spec.Containers[i]
+		cs := st.latest(c.Name)
+		if cs == nil || cs.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			continue
+		}
+		keep[cs.Id] = true
+		if c.LivenessProbe == nil && c.ReadinessProbe == nil && c.StartupProbe == nil {
+			continue
+		}
+		// The workers outlive this sync: they get the kubelet's context.
+		k.ensureProbes(k.runCtx(ctx), containerProbe{key: p.Namespace + "/" + p.Name, uid: uid, podIP: podIP,
+			container: *c.DeepCopy(), hostNetwork: p.Spec.HostNetwork, grace: grace,
+			startedAt: time.Unix(0, cs.StartedAt)}, cs.Id)
+	}
+	k.stopProbes(uid, keep)
+}

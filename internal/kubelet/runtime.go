@@ -144,15 +144,16 @@ func (k *Kubelet) sandboxConfig(p *corev1.Pod, attempt uint32) *runtimeapi.PodSa
 	return cfg
 }
 
-// containerConfig is the CRI container of one attempt of c. Only env values
-// are supported so far (no valueFrom, no $(VAR) expansion).
-func containerConfig(p *corev1.Pod, c *corev1.Container, attempt uint32, imageID string) *runtimeapi.ContainerConfig {
+// containerConfig is the CRI container of one attempt of c, with its
+// resolved environment and mounts; $(VAR) in command and args expands
+// through env.
+func containerConfig(p *corev1.Pod, c *corev1.Container, attempt uint32, imageID string, env *envList, mounts []*runtimeapi.Mount) *runtimeapi.ContainerConfig {
 	labels := map[string]string{labelPodName: p.Name, labelPodNamespace: p.Namespace, labelPodUID: string(p.UID), labelContainerName: c.Name}
 	cfg := &runtimeapi.ContainerConfig{
 		Metadata:    &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: attempt},
 		Image:       &runtimeapi.ImageSpec{Image: imageID, UserSpecifiedImage: c.Image},
-		Command:     c.Command,
-		Args:        c.Args,
+		Command:     expandAll(c.Command, env),
+		Args:        expandAll(c.Args, env),
 		WorkingDir:  c.WorkingDir,
 		Labels:      labels,
 		Annotations: map[string]string{"io.kubernetes.container.restartCount": strconv.Itoa(int(attempt))},
@@ -160,14 +161,24 @@ func containerConfig(p *corev1.Pod, c *corev1.Container, attempt uint32, imageID
 		Stdin:       c.Stdin,
 		StdinOnce:   c.StdinOnce,
 		Tty:         c.TTY,
+		Mounts:      mounts,
 		Linux:       &runtimeapi.LinuxContainerConfig{},
 	}
-	for _, e := range c.Env {
-		if e.ValueFrom == nil {
-			cfg.Envs = append(cfg.Envs, &runtimeapi.KeyValue{Key: e.Name, Value: []byte(e.Value)})
-		}
+	for _, name := range env.names {
+		cfg.Envs = append(cfg.Envs, &runtimeapi.KeyValue{Key: name, Value: []byte(env.vals[name])})
 	}
 	return cfg
+}
+
+func expandAll(in []string, env *envList) []string {
+	if in == nil {
+		return nil
+	}
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = expand(s, env.mapping())
+	}
+	return out
 }
 
 func mkdirLogs(cfg *runtimeapi.PodSandboxConfig, c *corev1.Container) error {

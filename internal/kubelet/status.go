@@ -143,7 +143,14 @@ func (k *Kubelet) containerStatus(c *corev1.Container, st *podState, waiting *co
 	switch latest.State {
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: nanoTime(latest.StartedAt)}
-		cs.Started, cs.Ready = ptrTo(true), true
+		started, ready := true, true
+		if c.StartupProbe != nil {
+			started, _ = k.probes.result(latest.Id, startup)
+		}
+		if c.ReadinessProbe != nil {
+			ready, _ = k.probes.result(latest.Id, readiness)
+		}
+		cs.Started, cs.Ready = ptrTo(started), started && ready
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
 		t := k.terminated(latest)
 		if waiting != nil {

@@ -220,10 +220,12 @@ func TestContainerConfig(t *testing.T) {
 	p := makePod(corev1.RestartPolicyAlways, "a")
 	c := &p.Spec.Containers[0]
 	c.Command, c.Args, c.WorkingDir = []string{"sh"}, []string{"-c", "true"}, "/tmp"
-	c.Env = []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "B", ValueFrom: &corev1.EnvVarSource{}}}
-	cfg := containerConfig(p, c, 2, "sha256:abc")
+	c.Args = append(c.Args, "$(A)")
+	env := &envList{}
+	env.set("A", "1")
+	cfg := containerConfig(p, c, 2, "sha256:abc", env, nil)
 	if cfg.Metadata.Attempt != 2 || cfg.Image.Image != "sha256:abc" || cfg.LogPath != "a/2.log" || cfg.WorkingDir != "/tmp" ||
-		len(cfg.Envs) != 1 || cfg.Labels[labelPodUID] != "u1" || cfg.Labels[labelContainerName] != "a" {
+		len(cfg.Envs) != 1 || cfg.Args[2] != "1" || cfg.Labels[labelPodUID] != "u1" || cfg.Labels[labelContainerName] != "a" {
 		t.Errorf("config %+v", cfg)
 	}
 	sb := testKubelet().sandboxConfig(p, 0)

@@ -140,3 +140,17 @@ func containerName(cfg *runtimeapi.ContainerConfig) string {
 	}
 	return "(no metadata)"
 }
+
+// ExecSync runs cmd in a running container and waits for it, at most
+// timeout (the call's deadline is extended by it); it returns the
+// command's output and exit code.
+func (c *Client) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*runtimeapi.ExecSyncResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout+timeout)
+	defer cancel()
+	secs := int64((timeout + time.Second - 1) / time.Second)
+	r, err := c.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: cmd, Timeout: secs})
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	return r, nil
+}
