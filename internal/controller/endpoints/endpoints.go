@@ -12,9 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -113,23 +111,13 @@ func (c *Controller) enqueuePodServices(keys sets.Set[string]) {
 
 // Run processes Services until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
+	// Leftovers of deleted Services are checked once the caches are full.
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		c.queue.ShutDown()
 		return
 	}
 	c.checkLeftovers()
-	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			wait.UntilWithContext(ctx, c.worker, time.Second)
-		}()
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
+	controller.RunWorkers(ctx, c.queue, workers, c.synced, c.next)
 }
 
 // checkLeftovers queues every Endpoints object once at start-up, so those
@@ -144,11 +132,6 @@ func (c *Controller) checkLeftovers() {
 			continue
 		}
 		c.queue.Add(ep.Namespace + "/" + ep.Name)
-	}
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.next(ctx) {
 	}
 }
 
