@@ -24,8 +24,8 @@ func TestLogsExec(t *testing.T) {
 	cs := srv.Client()
 	ctx := framework.Context(t, 5*time.Minute)
 	const node = "logs-exec-e2e"
-	a := startAgent(t, srv, node, fmt.Sprintf("skl%d", n%100000))
-	out, err := exec.Command(framework.Binary(t), "image", "import", "--data-dir", a.dataDir, framework.BusyboxTarball(t)).CombinedOutput()
+	a := framework.StartAgent(t, srv, node, fmt.Sprintf("skl%d", n%100000))
+	out, err := exec.Command(framework.Binary(t), "image", "import", "--data-dir", a.DataDir, framework.BusyboxTarball(t)).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "imported "+framework.BusyboxImage) {
 		t.Fatalf("skiff image import: %v: %s", err, out)
 	}
@@ -38,18 +38,18 @@ func TestLogsExec(t *testing.T) {
 	}
 
 	// logger prints two lines, a third once /tmp/more exists, then exits.
-	logger := busyboxPod("logger", "sh", "-c",
+	logger := framework.BusyboxPod("logger", "sh", "-c",
 		"echo first; echo second; while [ ! -f /tmp/more ]; do sleep 0.1; done; echo third; sleep 0.5")
 	logger.Spec.RestartPolicy = corev1.RestartPolicyNever
-	shell := busyboxPod("shell", "sleep", "3600")
+	shell := framework.BusyboxPod("shell", "sleep", "3600")
 	for _, p := range []*corev1.Pod{logger, shell} {
 		p.Spec.NodeName = node
 		if _, err := cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitPod(t, cs, "logger", 2*time.Minute, "ready", podReady)
-	waitPod(t, cs, "shell", 2*time.Minute, "ready", podReady)
+	framework.WaitPod(t, cs, "logger", 2*time.Minute, "ready", framework.PodReady)
+	framework.WaitPod(t, cs, "shell", 2*time.Minute, "ready", framework.PodReady)
 	k := srv.NewKubectl(t, framework.DefaultKubectl)
 
 	t.Run("Logs", func(t *testing.T) {
@@ -160,7 +160,7 @@ func TestLogsExec(t *testing.T) {
 		if r.Err == nil || !strings.Contains(r.Stderr, "container nope is not valid for pod shell") {
 			t.Errorf("logs unknown container: %v: %s", r.Err, r.Stderr)
 		}
-		pending := busyboxPod("pending", "true")
+		pending := framework.BusyboxPod("pending", "true")
 		pending.Spec.SchedulerName = "no-such-scheduler"
 		if _, err := cs.CoreV1().Pods("default").Create(ctx, pending, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)

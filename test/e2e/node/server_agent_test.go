@@ -46,11 +46,11 @@ func TestServerRunsItsOwnAgent(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "imported "+framework.BusyboxImage) {
 		t.Fatalf("skiff image import: %v: %s", err, out)
 	}
-	if _, err := cs.CoreV1().Pods("default").Create(ctx, busyboxPod("hello", "sh", "-c", "echo hi; sleep 3600"), metav1.CreateOptions{}); err != nil {
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, framework.BusyboxPod("hello", "sh", "-c", "echo hi; sleep 3600"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	p := waitPod(t, cs, "hello", 60*time.Second, "Running and Ready", func(p *corev1.Pod) bool {
-		return p.Status.Phase == corev1.PodRunning && podReady(p)
+	p := framework.WaitPod(t, cs, "hello", 60*time.Second, "Running and Ready", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodRunning && framework.PodReady(p)
 	})
 	if ip, err := netip.ParseAddr(p.Status.PodIP); err != nil || !netip.MustParsePrefix(node.Spec.PodCIDR).Contains(ip) || p.Spec.NodeName != host {
 		t.Fatalf("pod on %q with IP %q, want node %s and an IP in %s", p.Spec.NodeName, p.Status.PodIP, host, node.Spec.PodCIDR)

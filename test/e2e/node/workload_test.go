@@ -23,8 +23,8 @@ import (
 
 // podLog reads a container's CRI log file (attempt 0) from the agent's data
 // dir: there is no `kubectl logs` yet.
-func podLog(a *agentProc, p *corev1.Pod, container string) string {
-	b, _ := os.ReadFile(filepath.Join(a.dataDir, "agent", "pods", "logs",
+func podLog(a *framework.Agent, p *corev1.Pod, container string) string {
+	b, _ := os.ReadFile(filepath.Join(a.DataDir, "agent", "pods", "logs",
 		p.Namespace+"_"+p.Name+"_"+string(p.UID), container, "0.log"))
 	var out []string
 	for _, l := range strings.Split(string(b), "\n") {
@@ -60,12 +60,12 @@ func TestKubeletWorkloads(t *testing.T) {
 	srv := framework.StartServer(t, "--cluster-cidr", fmt.Sprintf("10.%d.0.0/16", 50+n%50))
 	cs := srv.Client()
 	ctx := framework.Context(t, 5*time.Minute)
-	a := startAgent(t, srv, "workload-e2e", fmt.Sprintf("skw%d", n%100000))
-	out, err := exec.Command(framework.Binary(t), "image", "import", "--data-dir", a.dataDir, framework.BusyboxTarball(t)).CombinedOutput()
+	a := framework.StartAgent(t, srv, "workload-e2e", fmt.Sprintf("skw%d", n%100000))
+	out, err := exec.Command(framework.Binary(t), "image", "import", "--data-dir", a.DataDir, framework.BusyboxTarball(t)).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "imported "+framework.BusyboxImage) {
 		t.Fatalf("skiff image import: %v: %s", err, out)
 	}
-	rt, err := cri.Dial(containerd.Socket(a.dataDir), 10*time.Second)
+	rt, err := cri.Dial(containerd.Socket(a.DataDir), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestKubeletWorkloads(t *testing.T) {
 	}
 
 	t.Run("env and volumes", func(t *testing.T) {
-		p := busyboxPod("envvol", "sh", "-c", strings.Join([]string{
+		p := framework.BusyboxPod("envvol", "sh", "-c", strings.Join([]string{
 			"echo COLOR=$COLOR PW=$PW NAME=$MY_NAME NS=$MY_NS IP=$MY_IP NODE=$MY_NODE MEM=$MEM CM_greeting=$CM_greeting",
 			"echo 'ARG=$(COLOR)/$$(COLOR)'",
 			"echo FILE_COLOR=$(cat /etc/cfg/color) FILE_PW=$(cat /etc/sec/password) FILE_ONE=$(cat /etc/k1)",
@@ -124,7 +124,7 @@ func TestKubeletWorkloads(t *testing.T) {
 			{Name: "mem", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
 		}
 		createObj(t, cs, p)
-		p = waitPod(t, cs, "envvol", 60*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		p = framework.WaitPod(t, cs, "envvol", 60*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 		want := []string{
 			fmt.Sprintf("COLOR=blue PW=s3cr3t NAME=envvol NS=default IP=%s NODE=workload-e2e MEM=64 CM_greeting=hello", p.Status.PodIP),
 			"ARG=blue/$(COLOR)",
@@ -145,7 +145,7 @@ func TestKubeletWorkloads(t *testing.T) {
 			}
 		}
 		// The emptyDir is on the host under the pod's dir.
-		if b, err := os.ReadFile(filepath.Join(a.dataDir, "agent", "pods", string(p.UID), "volumes", "kubernetes.io~empty-dir", "scratch", "f")); err != nil || string(b) != "shared\n" {
+		if b, err := os.ReadFile(filepath.Join(a.DataDir, "agent", "pods", string(p.UID), "volumes", "kubernetes.io~empty-dir", "scratch", "f")); err != nil || string(b) != "shared\n" {
 			t.Errorf("emptyDir file on the host: %q %v", b, err)
 		}
 
@@ -174,7 +174,7 @@ func TestKubeletWorkloads(t *testing.T) {
 		if err := cs.CoreV1().Pods("default").Delete(ctx, "envvol", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		podDir := filepath.Join(a.dataDir, "agent", "pods", string(p.UID))
+		podDir := filepath.Join(a.DataDir, "agent", "pods", string(p.UID))
 		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 			if _, err := os.Stat(podDir); os.IsNotExist(err) {
 				break
@@ -186,11 +186,11 @@ func TestKubeletWorkloads(t *testing.T) {
 	})
 
 	t.Run("missing config map", func(t *testing.T) {
-		p := busyboxPod("nocfg", "sleep", "3600")
+		p := framework.BusyboxPod("nocfg", "sleep", "3600")
 		p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
 			LocalObjectReference: corev1.LocalObjectReference{Name: "later"}, Key: "k"}}}}
 		createObj(t, cs, p)
-		p = waitPod(t, cs, "nocfg", 30*time.Second, "CreateContainerConfigError", func(p *corev1.Pod) bool {
+		p = framework.WaitPod(t, cs, "nocfg", 30*time.Second, "CreateContainerConfigError", func(p *corev1.Pod) bool {
 			return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Waiting != nil &&
 				p.Status.ContainerStatuses[0].State.Waiting.Reason == "CreateContainerConfigError"
 		})
@@ -202,13 +202,13 @@ func TestKubeletWorkloads(t *testing.T) {
 			Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		waitPod(t, cs, "nocfg", 30*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		framework.WaitPod(t, cs, "nocfg", 30*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	})
 
 	t.Run("missing volume source, hostPath", func(t *testing.T) {
 		hostDir := filepath.Join(t.TempDir(), "made", "here")
 		dirOrCreate := corev1.HostPathDirectoryOrCreate
-		p := busyboxPod("novol", "sh", "-c", "cat /cfg/k > /host/out; sleep 3600")
+		p := framework.BusyboxPod("novol", "sh", "-c", "cat /cfg/k > /host/out; sleep 3600")
 		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "cfg", MountPath: "/cfg"}, {Name: "host", MountPath: "/host"}}
 		p.Spec.Volumes = []corev1.Volume{
 			{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
@@ -216,7 +216,7 @@ func TestKubeletWorkloads(t *testing.T) {
 			{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir, Type: &dirOrCreate}}},
 		}
 		createObj(t, cs, p)
-		p = waitPod(t, cs, "novol", 30*time.Second, "waiting on its volume", func(p *corev1.Pod) bool {
+		p = framework.WaitPod(t, cs, "novol", 30*time.Second, "waiting on its volume", func(p *corev1.Pod) bool {
 			w := p.Status.ContainerStatuses
 			return len(w) == 1 && w[0].State.Waiting != nil && strings.Contains(w[0].State.Waiting.Message, `configmap "vol-later" not found`)
 		})
@@ -227,7 +227,7 @@ func TestKubeletWorkloads(t *testing.T) {
 			Data: map[string]string{"k": "from-volume"}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		waitPod(t, cs, "novol", 30*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		framework.WaitPod(t, cs, "novol", 30*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 			if b, _ := os.ReadFile(filepath.Join(hostDir, "out")); string(b) == "from-volume" {
 				break
@@ -239,29 +239,29 @@ func TestKubeletWorkloads(t *testing.T) {
 	})
 
 	t.Run("readiness probe", func(t *testing.T) {
-		p := busyboxPod("ready", "sleep", "3600")
+		p := framework.BusyboxPod("ready", "sleep", "3600")
 		p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
 			Exec: &corev1.ExecAction{Command: []string{"cat", "/tmp/ready"}}}, PeriodSeconds: 1}
 		createObj(t, cs, p)
-		p = waitPod(t, cs, "ready", 30*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		p = framework.WaitPod(t, cs, "ready", 30*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 		time.Sleep(2 * time.Second)
-		if p, _ = cs.CoreV1().Pods("default").Get(ctx, "ready", metav1.GetOptions{}); podReady(p) || p.Status.ContainerStatuses[0].Ready {
+		if p, _ = cs.CoreV1().Pods("default").Get(ctx, "ready", metav1.GetOptions{}); framework.PodReady(p) || p.Status.ContainerStatuses[0].Ready {
 			t.Fatalf("pod Ready before its probe passes: %+v", p.Status)
 		}
 		id := p.Status.ContainerStatuses[0].ContainerID
 		execIn(t, rt, id, "touch", "/tmp/ready")
-		p = waitPod(t, cs, "ready", 10*time.Second, "Ready", func(p *corev1.Pod) bool {
-			return podReady(p) && p.Status.ContainerStatuses[0].Ready && condition(p, corev1.ContainersReady)
+		p = framework.WaitPod(t, cs, "ready", 10*time.Second, "Ready", func(p *corev1.Pod) bool {
+			return framework.PodReady(p) && p.Status.ContainerStatuses[0].Ready && condition(p, corev1.ContainersReady)
 		})
 		execIn(t, rt, id, "rm", "/tmp/ready")
-		waitPod(t, cs, "ready", 10*time.Second, "not Ready", func(p *corev1.Pod) bool {
-			return !podReady(p) && !p.Status.ContainerStatuses[0].Ready && !condition(p, corev1.ContainersReady) &&
+		framework.WaitPod(t, cs, "ready", 10*time.Second, "not Ready", func(p *corev1.Pod) bool {
+			return !framework.PodReady(p) && !p.Status.ContainerStatuses[0].Ready && !condition(p, corev1.ContainersReady) &&
 				p.Status.ContainerStatuses[0].RestartCount == 0
 		})
 	})
 
 	t.Run("http and tcp probes", func(t *testing.T) {
-		p := busyboxPod("web", "sh", "-c", "mkdir /www; echo ok > /www/index.html; exec httpd -f -p 8080 -h /www")
+		p := framework.BusyboxPod("web", "sh", "-c", "mkdir /www; echo ok > /www/index.html; exec httpd -f -p 8080 -h /www")
 		c := &p.Spec.Containers[0]
 		c.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}
 		c.StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}},
@@ -271,22 +271,22 @@ func TestKubeletWorkloads(t *testing.T) {
 		c.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(8080)}},
 			PeriodSeconds: 1}
 		createObj(t, cs, p)
-		p = waitPod(t, cs, "web", 30*time.Second, "Ready", func(p *corev1.Pod) bool {
-			return podReady(p) && p.Status.ContainerStatuses[0].Started != nil && *p.Status.ContainerStatuses[0].Started
+		p = framework.WaitPod(t, cs, "web", 30*time.Second, "Ready", func(p *corev1.Pod) bool {
+			return framework.PodReady(p) && p.Status.ContainerStatuses[0].Started != nil && *p.Status.ContainerStatuses[0].Started
 		})
 		time.Sleep(3 * time.Second)
-		if p, _ = cs.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{}); !podReady(p) || p.Status.ContainerStatuses[0].RestartCount != 0 {
+		if p, _ = cs.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{}); !framework.PodReady(p) || p.Status.ContainerStatuses[0].RestartCount != 0 {
 			t.Errorf("web pod after 3s: %+v", p.Status)
 		}
 	})
 
 	t.Run("liveness probe restarts", func(t *testing.T) {
-		p := busyboxPod("live", "sleep", "3600")
+		p := framework.BusyboxPod("live", "sleep", "3600")
 		p.Spec.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
 			Exec: &corev1.ExecAction{Command: []string{"cat", "/tmp/alive"}}}, InitialDelaySeconds: 1, PeriodSeconds: 1, FailureThreshold: 2}
 		createObj(t, cs, p)
 		start := time.Now()
-		p = waitPod(t, cs, "live", 60*time.Second, "restarted", func(p *corev1.Pod) bool {
+		p = framework.WaitPod(t, cs, "live", 60*time.Second, "restarted", func(p *corev1.Pod) bool {
 			return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
 		})
 		t.Logf("restarted after %v; last state %+v", time.Since(start).Round(time.Millisecond), p.Status.ContainerStatuses[0].LastTerminationState.Terminated)
