@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -92,6 +93,8 @@ type Scheduler struct {
 
 	cache *nodeCache
 	binds chan struct{} // bounds concurrent bind calls
+
+	termMu sync.Mutex // held while a leadership term schedules
 }
 
 // DefaultPlugins are the plugins enabled by default, in upstream's filter
@@ -361,6 +364,14 @@ func (s *Scheduler) runElected(ctx context.Context) error {
 			ReleaseOnCancel: true, Name: s.cfg.SchedulerName,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(lctx context.Context) {
+					// client-go runs this in a goroutine and does not wait
+					// for it: the previous term's loop must end first, or
+					// two loops would pop and bind at once.
+					s.termMu.Lock()
+					defer s.termMu.Unlock()
+					if lctx.Err() != nil {
+						return
+					}
 					s.log.Info("scheduler is leading", "identity", id)
 					s.queue.Wake()
 					s.loop(lctx)
