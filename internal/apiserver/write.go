@@ -142,6 +142,10 @@ func (s *Server) createObject(ctx context.Context, res *resource, ns string, obj
 			return nil, err
 		}
 	}
+	if err := s.admitQuota(ctx, res, obj, dryRun); err != nil {
+		release()
+		return nil, err
+	}
 	m, _ := meta.Accessor(obj)
 	if dryRun {
 		release()

@@ -2,12 +2,15 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 )
 
 func TestRunWorkersProcessesUntilCancelled(t *testing.T) {
@@ -46,5 +49,55 @@ func TestRunWorkersProcessesUntilCancelled(t *testing.T) {
 	}
 	if !q.ShuttingDown() {
 		t.Fatal("the queue must be shut down")
+	}
+}
+
+// recordingQueue records what ProcessNext does with the key it hands out.
+type recordingQueue struct {
+	key                   string
+	quit                  bool
+	done, forgot, limited int
+	after                 time.Duration
+}
+
+func (q *recordingQueue) Get() (string, bool)                { return q.key, q.quit }
+func (q *recordingQueue) Done(string)                        { q.done++ }
+func (q *recordingQueue) Forget(string)                      { q.forgot++ }
+func (q *recordingQueue) AddRateLimited(string)              { q.limited++ }
+func (q *recordingQueue) AddAfter(_ string, d time.Duration) { q.after = d }
+
+func TestProcessNext(t *testing.T) {
+	m := metrics.New()
+	for _, tc := range []struct {
+		name            string
+		res             Result
+		err             error
+		forgot, limited int
+		after           time.Duration
+	}{
+		{name: "success", forgot: 1},
+		{name: "failure retries with back-off", err: errors.New("boom"), limited: 1},
+		{name: "in progress keeps back-off", res: Result{Requeue: true}, limited: 1},
+		{name: "deadline", res: Result{RequeueAfter: 3 * time.Second}, forgot: 1, after: 3 * time.Second},
+		{name: "failure wins over deadline", res: Result{RequeueAfter: time.Second}, err: errors.New("boom"), limited: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := &recordingQueue{key: "ns/a"}
+			var got string
+			more := ProcessNext(context.Background(), q, "test", m, nil, func(_ context.Context, k string) (Result, error) {
+				got = k
+				return tc.res, tc.err
+			})
+			if !more || got != "ns/a" || q.done != 1 {
+				t.Fatalf("more=%v key=%q done=%d, want true ns/a 1", more, got, q.done)
+			}
+			if q.forgot != tc.forgot || q.limited != tc.limited || q.after != tc.after {
+				t.Fatalf("forgot=%d limited=%d after=%v, want %d %d %v", q.forgot, q.limited, q.after, tc.forgot, tc.limited, tc.after)
+			}
+		})
+	}
+	q := &recordingQueue{quit: true}
+	if ProcessNext(context.Background(), q, "test", m, nil, NoResult(func(context.Context, string) error { t.Fatal("synced after shutdown"); return nil })) {
+		t.Fatal("ProcessNext must report false once the queue is shut down")
 	}
 }

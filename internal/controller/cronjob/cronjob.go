@@ -17,12 +17,14 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 )
 
 var kind = batchv1.SchemeGroupVersion.WithKind("CronJob")
 
 // Controller is the CronJob controller.
 type Controller struct {
+	metrics  *metrics.Metrics
 	client   kubernetes.Interface
 	cronJobs batchlisters.CronJobLister
 	jobs     batchlisters.JobLister
@@ -41,6 +43,7 @@ func New(cc *controller.Context) (*Controller, error) {
 	cjInf := cc.Informers.Batch().V1().CronJobs()
 	jobInf := cc.Informers.Batch().V1().Jobs()
 	c := &Controller{
+		metrics:  cc.Metrics,
 		client:   cc.Client,
 		cronJobs: cjInf.Lister(),
 		jobs:     jobInf.Lister(),
@@ -95,22 +98,14 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 }
 
 func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	requeue, err := c.sync(ctx, key)
-	if err != nil {
-		c.log.Debug("sync failed, will retry", "key", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	if requeue != nil {
-		c.queue.AddAfter(key, *requeue)
-	}
-	return true
+	return controller.ProcessNext(ctx, c.queue, "cronjob", c.metrics, c.log, func(ctx context.Context, key string) (controller.Result, error) {
+		var res controller.Result
+		requeue, err := c.sync(ctx, key)
+		if requeue != nil {
+			res.RequeueAfter = *requeue
+		}
+		return res, err
+	})
 }
 
 // sync reconciles one CronJob and returns when to look at it again (nil:

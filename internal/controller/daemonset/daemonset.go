@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 )
 
@@ -28,6 +29,7 @@ const BurstReplicas = 250
 
 // Controller is the DaemonSet controller.
 type Controller struct {
+	metrics    *metrics.Metrics
 	client     kubernetes.Interface
 	dsLister   appslisters.DaemonSetLister
 	nodeLister corelisters.NodeLister
@@ -48,6 +50,7 @@ func New(cc *controller.Context) (*Controller, error) {
 	revInf := cc.Informers.Apps().V1().ControllerRevisions()
 	nodeInf := cc.Informers.Core().V1().Nodes()
 	c := &Controller{
+		metrics:    cc.Metrics,
 		client:     cc.Client,
 		dsLister:   dsInf.Lister(),
 		nodeLister: nodeInf.Lister(),
@@ -220,16 +223,5 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 }
 
 func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		c.log.Debug("sync failed, will retry", "key", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	return controller.ProcessNext(ctx, c.queue, "daemonset", c.metrics, c.log, controller.NoResult(c.sync))
 }

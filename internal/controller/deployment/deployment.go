@@ -171,18 +171,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 }
 
 func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.metrics.Timed("deployment", func() error { return c.sync(ctx, key) }); err != nil {
-		c.log.Debug("sync failed, will retry", "key", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	return controller.ProcessNext(ctx, c.queue, "deployment", c.metrics, c.log, controller.NoResult(c.sync))
 }
 
 // replicaSetsFor claims the ReplicaSets a Deployment controls.

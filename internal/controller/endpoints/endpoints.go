@@ -21,6 +21,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/endpointutil"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 )
 
 // Annotation values and names the controller writes.
@@ -37,6 +38,7 @@ const DefaultBatchPeriod = 100 * time.Millisecond
 
 // Controller is the endpoints controller.
 type Controller struct {
+	metrics     *metrics.Metrics
 	client      kubernetes.Interface
 	services    corelisters.ServiceLister
 	pods        corelisters.PodLister
@@ -56,6 +58,7 @@ func New(cc *controller.Context) (*Controller, error) {
 	podInf := cc.Informers.Core().V1().Pods()
 	epInf := cc.Informers.Core().V1().Endpoints()
 	c := &Controller{
+		metrics:   cc.Metrics,
 		client:    cc.Client,
 		services:  svcInf.Lister(),
 		pods:      podInf.Lister(),
@@ -136,18 +139,7 @@ func (c *Controller) checkLeftovers() {
 }
 
 func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		c.log.Debug("sync failed, will retry", "key", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	return controller.ProcessNext(ctx, c.queue, "endpoint", c.metrics, c.log, controller.NoResult(c.sync))
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

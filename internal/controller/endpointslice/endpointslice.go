@@ -22,6 +22,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/endpointutil"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 )
 
 // DefaultBatchPeriod delays the sync a pod change triggers, so a burst of
@@ -33,6 +34,7 @@ var errStaleCache = errors.New("endpointslice cache is out of date")
 
 // Controller is the endpointslice controller.
 type Controller struct {
+	metrics     *metrics.Metrics
 	client      kubernetes.Interface
 	services    corelisters.ServiceLister
 	pods        corelisters.PodLister
@@ -55,6 +57,7 @@ func New(cc *controller.Context) (*Controller, error) {
 	nodeInf := cc.Informers.Core().V1().Nodes()
 	sliceInf := cc.Informers.Discovery().V1().EndpointSlices()
 	c := &Controller{
+		metrics:  cc.Metrics,
 		client:   cc.Client,
 		services: svcInf.Lister(),
 		pods:     podInf.Lister(),
@@ -196,18 +199,7 @@ func (c *Controller) checkLeftovers() {
 }
 
 func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		c.log.Debug("sync failed, will retry", "key", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	return controller.ProcessNext(ctx, c.queue, "endpointslice", c.metrics, c.log, controller.NoResult(c.sync))
 }
 
 func sliceSelector(svc string) labels.Selector {

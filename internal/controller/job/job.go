@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 )
 
@@ -35,6 +36,7 @@ var kind = batchv1.SchemeGroupVersion.WithKind("Job")
 
 // Controller is the Job controller.
 type Controller struct {
+	metrics  *metrics.Metrics
 	client   kubernetes.Interface
 	jobs     batchlisters.JobLister
 	pods     corelisters.PodLister
@@ -57,9 +59,10 @@ func New(cc *controller.Context) (*Controller, error) {
 	jobInf := cc.Informers.Batch().V1().Jobs()
 	podInf := cc.Informers.Core().V1().Pods()
 	c := &Controller{
-		client: cc.Client,
-		jobs:   jobInf.Lister(),
-		pods:   podInf.Lister(),
+		metrics: cc.Metrics,
+		client:  cc.Client,
+		jobs:    jobInf.Lister(),
+		pods:    podInf.Lister(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "job"}),
 		orphans: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
@@ -265,7 +268,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		go func() {
 			defer wg.Done()
 			wait.UntilWithContext(ctx, func(ctx context.Context) {
-				for processNext(ctx, c.queue, c.sync, c.log) {
+				for controller.ProcessNext(ctx, c.queue, "job", c.metrics, c.log, controller.NoResult(c.sync)) {
 				}
 			}, time.Second)
 		}()
@@ -274,7 +277,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	go func() {
 		defer wg.Done()
 		wait.UntilWithContext(ctx, func(ctx context.Context) {
-			for processNext(ctx, c.orphans, c.syncOrphanPod, c.log) {
+			for controller.ProcessNext(ctx, c.orphans, "job-orphans", c.metrics, c.log, controller.NoResult(c.syncOrphanPod)) {
 			}
 		}, time.Second)
 	}()
@@ -282,21 +285,6 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	c.queue.ShutDown()
 	c.orphans.ShutDown()
 	wg.Wait()
-}
-
-func processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string], sync func(context.Context, string) error, log *slog.Logger) bool {
-	key, quit := q.Get()
-	if quit {
-		return false
-	}
-	defer q.Done(key)
-	if err := sync(ctx, key); err != nil {
-		log.Debug("sync failed, will retry", "key", key, "err", err)
-		q.AddRateLimited(key)
-		return true
-	}
-	q.Forget(key)
-	return true
 }
 
 // syncOrphanPod drops the tracking finalizer from a pod no unfinished Job

@@ -68,26 +68,12 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 }
 
 func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	start := time.Now()
-	remaining, err := c.sync(ctx, key)
-	c.metrics.ObserveSync("namespace", start, err)
-	switch {
-	case err != nil:
-		c.log.Debug("namespace deletion failed, will retry", "namespace", key, "err", err)
-		c.queue.AddRateLimited(key)
-	case remaining:
-		// Content is going away (pods finish their grace period); look
-		// again soon, backing off while it takes long.
-		c.queue.AddRateLimited(key)
-	default:
-		c.queue.Forget(key)
-	}
-	return true
+	return controller.ProcessNext(ctx, c.queue, "namespace", c.metrics, c.log, func(ctx context.Context, key string) (controller.Result, error) {
+		// While content is going away (pods finish their grace period),
+		// look again soon, backing off while it takes long.
+		remaining, err := c.sync(ctx, key)
+		return controller.Result{Requeue: remaining}, err
+	})
 }
 
 // sync deletes a terminating namespace's content; remaining reports that

@@ -102,18 +102,7 @@ func (c *Controller) Run(ctx context.Context, _ int) {
 }
 
 func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.metrics.Timed("nodeipam", func() error { return c.sync(ctx, key) }); err != nil {
-		c.log.Debug("sync failed, will retry", "node", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	return controller.ProcessNext(ctx, c.queue, "nodeipam", c.metrics, c.log, controller.NoResult(c.sync))
 }
 
 func (c *Controller) sync(ctx context.Context, name string) error {

@@ -248,24 +248,10 @@ func (c *Controller) markUnknown(ctx context.Context, n *corev1.Node) error {
 }
 
 func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	start := time.Now()
-	retry, err := c.sync(ctx, key)
-	c.metrics.ObserveSync("nodelifecycle", start, err)
-	if err != nil {
-		c.log.Debug("sync failed, will retry", "node", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	if retry > 0 {
-		c.queue.AddAfter(key, retry)
-	}
-	return true
+	return controller.ProcessNext(ctx, c.queue, "nodelifecycle", c.metrics, c.log, func(ctx context.Context, key string) (controller.Result, error) {
+		retry, err := c.sync(ctx, key)
+		return controller.Result{RequeueAfter: retry}, err
+	})
 }
 
 // wantTaints returns the condition taints a node should carry.

@@ -270,18 +270,7 @@ func (c *Controller) worker(ctx context.Context) {
 }
 
 func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.metrics.Timed(c.name, func() error { return c.sync(ctx, key) }); err != nil {
-		c.log.Debug("sync failed, will retry", "key", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	return controller.ProcessNext(ctx, c.queue, c.name, c.metrics, c.log, controller.NoResult(c.sync))
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/quota"
 	"github.com/skiff-sh/skiff/internal/controller/metrics"
 )
 
@@ -138,7 +139,7 @@ func New(cc *controller.Context) (*Controller, error) {
 			AddFunc: c.enqueueNamespaceOf,
 			UpdateFunc: func(old, cur any) {
 				o, n := old.(*corev1.PersistentVolumeClaim), cur.(*corev1.PersistentVolumeClaim)
-				if s1, s2 := pvcStorage(o), pvcStorage(n); s1.Cmp(s2) != 0 || pvcClass(o) != pvcClass(n) {
+				if s1, s2 := quota.PVCStorage(o), quota.PVCStorage(n); s1.Cmp(s2) != 0 || quota.PVCClass(o) != quota.PVCClass(n) {
 					c.enqueueNamespaceOf(cur)
 				}
 			},
@@ -190,8 +191,8 @@ func (c *Controller) enqueueNamespace(ns string, after time.Duration) {
 func (c *Controller) updatePod(old, cur any) {
 	o, n := old.(*corev1.Pod), cur.(*corev1.Pod)
 	now := c.now()
-	oc, _ := chargesPod(o, now)
-	nc, _ := chargesPod(n, now)
+	oc, _ := quota.ChargesPod(o, now)
+	nc, _ := quota.ChargesPod(n, now)
 	if oc != nc || (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) ||
 		!apiequality.Semantic.DeepEqual(o.Spec.Containers, n.Spec.Containers) ||
 		!apiequality.Semantic.DeepEqual(o.Spec.InitContainers, n.Spec.InitContainers) {
@@ -233,18 +234,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 }
 
 func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.metrics.Timed(Name, func() error { return c.sync(ctx, key) }); err != nil {
-		c.log.Debug("sync failed, will retry", "key", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	return controller.ProcessNext(ctx, c.queue, Name, c.metrics, c.log, controller.NoResult(c.sync))
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {
@@ -324,15 +314,15 @@ func (c *Controller) calculate(ctx context.Context, q *corev1.ResourceQuota) (co
 		if err != nil {
 			return nil, err
 		}
-		reqs := scopeRequirements(q)
+		reqs := quota.ScopeRequirements(q)
 		for _, p := range all {
-			charge, until := chargesPod(p, now)
+			charge, until := quota.ChargesPod(p, now)
 			if !until.IsZero() {
 				if d := until.Sub(now) + time.Second; recheck == 0 || d < recheck {
 					recheck = d
 				}
 			}
-			if charge && podInScopes(p, reqs) {
+			if charge && quota.PodInScopes(p, reqs) {
 				pods = append(pods, p)
 			}
 		}
@@ -341,7 +331,7 @@ func (c *Controller) calculate(ctx context.Context, q *corev1.ResourceQuota) (co
 	}
 	for name := range q.Spec.Hard {
 		switch {
-		case name == corev1.ResourcePods || name == countPrefix+"pods":
+		case name == corev1.ResourcePods || name == quota.CountPrefix+"pods":
 			ps, err := listPods()
 			if err != nil {
 				errs = append(errs, err)
@@ -350,7 +340,7 @@ func (c *Controller) calculate(ctx context.Context, q *corev1.ResourceQuota) (co
 			used[name] = *resource.NewQuantity(int64(len(ps)), resource.DecimalSI)
 			continue
 		}
-		if res, limits, ok := podCompute(name); ok {
+		if res, limits, ok := quota.PodCompute(name); ok {
 			ps, err := listPods()
 			if err != nil {
 				errs = append(errs, err)
@@ -358,7 +348,7 @@ func (c *Controller) calculate(ctx context.Context, q *corev1.ResourceQuota) (co
 			}
 			sum := resource.Quantity{Format: resource.DecimalSI}
 			for _, p := range ps {
-				sum.Add(podAmount(p, res, limits))
+				sum.Add(quota.PodAmount(p, res, limits))
 			}
 			used[name] = sum
 			continue
@@ -379,33 +369,33 @@ func (c *Controller) other(ctx context.Context, ns string, name corev1.ResourceN
 	count := func(n int64) resource.Quantity { return *resource.NewQuantity(n, resource.DecimalSI) }
 	s := string(name)
 	switch {
-	case name == resServicesLB || name == resServicesNodePorts:
+	case name == quota.ServicesLoadBalancers || name == quota.ServicesNodePorts:
 		svcs, err := c.services.Services(ns).List(labels.Everything())
 		if err != nil {
 			return resource.Quantity{}, err
 		}
-		lbs, ports := serviceUsage(svcs)
-		if name == resServicesLB {
+		lbs, ports := quota.ServiceUsage(svcs)
+		if name == quota.ServicesLoadBalancers {
 			return count(lbs), nil
 		}
 		return count(ports), nil
-	case name == corev1.ResourceRequestsStorage || strings.Contains(s, storageClassSuffix):
+	case name == corev1.ResourceRequestsStorage || strings.Contains(s, quota.StorageClassSuffix):
 		claims, err := c.pvcs.PersistentVolumeClaims(ns).List(labels.Everything())
 		if err != nil {
 			return resource.Quantity{}, err
 		}
 		class, what := "", s
-		if i := strings.Index(s, storageClassSuffix); i >= 0 {
-			class, what = s[:i], s[i+len(storageClassSuffix):]
+		if i := strings.Index(s, quota.StorageClassSuffix); i >= 0 {
+			class, what = s[:i], s[i+len(quota.StorageClassSuffix):]
 		}
 		var n int64
 		sum := resource.Quantity{Format: resource.BinarySI}
 		for _, pvc := range claims {
-			if class != "" && pvcClass(pvc) != class {
+			if class != "" && quota.PVCClass(pvc) != class {
 				continue
 			}
 			n++
-			sum.Add(pvcStorage(pvc))
+			sum.Add(quota.PVCStorage(pvc))
 		}
 		switch corev1.ResourceName(what) {
 		case corev1.ResourceRequestsStorage:
@@ -415,7 +405,7 @@ func (c *Controller) other(ctx context.Context, ns string, name corev1.ResourceN
 		}
 		return resource.Quantity{}, fmt.Errorf("resource %s: not a storage class resource quota can track", name)
 	}
-	gr, ok := countedResource(name)
+	gr, ok := quota.CountedResource(name)
 	if !ok {
 		return resource.Quantity{}, fmt.Errorf("resource %s: quota cannot track it", name)
 	}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/metadata/metadatainformer"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/quota"
 )
 
 var now = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -75,7 +76,7 @@ func TestPodAmount(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := podAmount(tt.pod, tt.res, tt.lim)
+			got := quota.PodAmount(tt.pod, tt.res, tt.lim)
 			if want := resource.MustParse(tt.want); got.Cmp(want) != 0 {
 				t.Fatalf("got %s, want %s", got.String(), tt.want)
 			}
@@ -90,12 +91,12 @@ func TestCountedResource(t *testing.T) {
 		"count/deployments.apps":    {Group: "apps", Resource: "deployments"},
 		"count/widgets.example.com": {Group: "example.com", Resource: "widgets"},
 	} {
-		got, ok := countedResource(corev1.ResourceName(in))
+		got, ok := quota.CountedResource(corev1.ResourceName(in))
 		if !ok || got != want {
 			t.Errorf("%s: got %v %v, want %v", in, got, ok, want)
 		}
 	}
-	if _, ok := countedResource("requests.cpu"); ok {
+	if _, ok := quota.CountedResource("requests.cpu"); ok {
 		t.Error("requests.cpu is not a count")
 	}
 }
@@ -131,7 +132,7 @@ func TestCalculate(t *testing.T) {
 	}{
 		{
 			name: "compute resources and counts",
-			quota: quota(rl("pods", "10", "count/pods", "10", "requests.cpu", "10", "cpu", "10", "limits.cpu", "10",
+			quota: testQuota(rl("pods", "10", "count/pods", "10", "requests.cpu", "10", "cpu", "10", "limits.cpu", "10",
 				"requests.memory", "1Gi", "limits.memory", "1Gi", "configmaps", "5", "count/configmaps", "5")),
 			want: rl("pods", "4", "count/pods", "4", "requests.cpu", "1750m", "cpu", "1750m", "limits.cpu", "1250m",
 				"requests.memory", "128Mi", "limits.memory", "256Mi", "configmaps", "2", "count/configmaps", "2"),
@@ -139,7 +140,7 @@ func TestCalculate(t *testing.T) {
 		},
 		{
 			name: "services and claims",
-			quota: quota(rl("services", "9", "services.loadbalancers", "9", "services.nodeports", "9", "persistentvolumeclaims", "9",
+			quota: testQuota(rl("services", "9", "services.loadbalancers", "9", "services.nodeports", "9", "persistentvolumeclaims", "9",
 				"requests.storage", "10Gi", "fast.storageclass.storage.k8s.io/requests.storage", "5Gi",
 				"fast.storageclass.storage.k8s.io/persistentvolumeclaims", "5", "count/resourcequotas", "5")),
 			want: rl("services", "3", "services.loadbalancers", "1", "services.nodeports", "3", "persistentvolumeclaims", "2",
@@ -148,20 +149,20 @@ func TestCalculate(t *testing.T) {
 		},
 		{
 			name:    "terminating scope",
-			quota:   scoped(quota(rl("pods", "10", "requests.cpu", "10")), corev1.ResourceQuotaScopeTerminating),
+			quota:   scoped(testQuota(rl("pods", "10", "requests.cpu", "10")), corev1.ResourceQuotaScopeTerminating),
 			want:    rl("pods", "1", "requests.cpu", "250m"),
 			recheck: true,
 		},
 		{
 			name:    "best effort scope",
-			quota:   scoped(quota(rl("pods", "10")), corev1.ResourceQuotaScopeBestEffort),
+			quota:   scoped(testQuota(rl("pods", "10")), corev1.ResourceQuotaScopeBestEffort),
 			want:    rl("pods", "1"),
 			recheck: true,
 		},
 		{
 			name: "priority class selector",
 			quota: func() *corev1.ResourceQuota {
-				q := quota(rl("pods", "10"))
+				q := testQuota(rl("pods", "10"))
 				q.Spec.ScopeSelector = &corev1.ScopeSelector{MatchExpressions: []corev1.ScopedResourceSelectorRequirement{
 					{ScopeName: corev1.ResourceQuotaScopePriorityClass, Operator: corev1.ScopeSelectorOpIn, Values: []string{"high"}}}}
 				return q
@@ -192,7 +193,7 @@ func TestCalculate(t *testing.T) {
 func TestSyncWritesStatus(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	q := quota(rl("pods", "3", "configmaps", "3"))
+	q := testQuota(rl("pods", "3", "configmaps", "3"))
 	c := newTest(t, ctx, []runtime.Object{q, mkPod("a").obj()}, []runtime.Object{cmMeta("ns", "x")})
 	if err := c.sync(ctx, "ns/q"); err != nil {
 		t.Fatal(err)
@@ -264,7 +265,7 @@ func cmMeta(ns, name string) *metav1.PartialObjectMetadata {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 }
 
-func quota(hard corev1.ResourceList) *corev1.ResourceQuota {
+func testQuota(hard corev1.ResourceList) *corev1.ResourceQuota {
 	return &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "q", Namespace: "ns"}, Spec: corev1.ResourceQuotaSpec{Hard: hard}}
 }
 

@@ -69,18 +69,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 }
 
 func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.metrics.Timed("serviceaccount", func() error { return c.sync(ctx, key) }); err != nil {
-		c.log.Debug("sync failed, will retry", "namespace", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	return controller.ProcessNext(ctx, c.queue, "serviceaccount", c.metrics, c.log, controller.NoResult(c.sync))
 }
 
 func (c *Controller) sync(ctx context.Context, name string) error {

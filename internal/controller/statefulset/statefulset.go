@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 )
 
@@ -24,6 +25,7 @@ var kind = appsv1.SchemeGroupVersion.WithKind("StatefulSet")
 
 // Controller is the StatefulSet controller.
 type Controller struct {
+	metrics   *metrics.Metrics
 	client    kubernetes.Interface
 	setLister appslisters.StatefulSetLister
 	pvcLister corelisters.PersistentVolumeClaimLister
@@ -44,6 +46,7 @@ func New(cc *controller.Context) (*Controller, error) {
 	revInf := cc.Informers.Apps().V1().ControllerRevisions()
 	pvcInf := cc.Informers.Core().V1().PersistentVolumeClaims()
 	c := &Controller{
+		metrics:   cc.Metrics,
 		client:    cc.Client,
 		setLister: setInf.Lister(),
 		pvcLister: pvcInf.Lister(),
@@ -195,16 +198,5 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 }
 
 func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		c.log.Debug("sync failed, will retry", "key", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	return controller.ProcessNext(ctx, c.queue, "statefulset", c.metrics, c.log, controller.NoResult(c.sync))
 }

@@ -16,24 +16,27 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/metrics"
 )
 
 // Controller is the TTL-after-finished controller.
 type Controller struct {
-	client kubernetes.Interface
-	jobs   batchlisters.JobLister
-	queue  workqueue.TypedRateLimitingInterface[string]
-	log    *slog.Logger
-	now    func() time.Time
-	synced cache.InformerSynced
+	metrics *metrics.Metrics
+	client  kubernetes.Interface
+	jobs    batchlisters.JobLister
+	queue   workqueue.TypedRateLimitingInterface[string]
+	log     *slog.Logger
+	now     func() time.Time
+	synced  cache.InformerSynced
 }
 
 // New wires the controller to the shared Job informer.
 func New(cc *controller.Context) (*Controller, error) {
 	inf := cc.Informers.Batch().V1().Jobs()
 	c := &Controller{
-		client: cc.Client,
-		jobs:   inf.Lister(),
+		metrics: cc.Metrics,
+		client:  cc.Client,
+		jobs:    inf.Lister(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "ttl_jobs_to_delete"}),
 		log:    cc.Logger.With("controller", "ttl-after-finished"),
@@ -64,18 +67,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 }
 
 func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		c.log.Debug("sync failed, will retry", "key", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	return controller.ProcessNext(ctx, c.queue, "ttl-after-finished", c.metrics, c.log, controller.NoResult(c.sync))
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

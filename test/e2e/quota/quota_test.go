@@ -77,3 +77,5 @@ func TestQuotaUsedFollowsObjects(t *testing.T) {
 	waitUsed("usage after deletes", map[corev1.ResourceName]string{"pods": "1", "count/pods": "1", "configmaps": itoa(base + 1),
 		"count/configmaps": itoa(base + 1), "requests.cpu": "250m"})
 }
+
+func mustQInt(n int64) *resource.Quantity { return resource.NewQuantity(n, resource.DecimalSI) }

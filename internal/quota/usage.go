@@ -1,4 +1,4 @@
-package resourcequota
+package quota
 
 import (
 	"strings"
@@ -12,12 +12,12 @@ import (
 // Resource names with a meaning of their own (the rest of spec.hard is a
 // compute resource, requests./limits. of one, or count/<resource>.<group>).
 const (
-	countPrefix          = "count/"
-	requestsPrefix       = "requests."
-	limitsPrefix         = "limits."
-	storageClassSuffix   = ".storageclass.storage.k8s.io/"
-	resServicesLB        = "services.loadbalancers"
-	resServicesNodePorts = "services.nodeports"
+	CountPrefix           = "count/"
+	requestsPrefix        = "requests."
+	limitsPrefix          = "limits."
+	StorageClassSuffix    = ".storageclass.storage.k8s.io/"
+	ServicesLoadBalancers = "services.loadbalancers"
+	ServicesNodePorts     = "services.nodeports"
 )
 
 // legacyCounts are the object counts named without the count/ prefix.
@@ -31,13 +31,13 @@ var legacyCounts = map[corev1.ResourceName]schema.GroupResource{
 	corev1.ResourcePersistentVolumeClaims: {Resource: "persistentvolumeclaims"},
 }
 
-// countedResource returns the group-resource a hard limit counts objects
+// CountedResource returns the group-resource a hard limit counts objects
 // of, if it is an object count.
-func countedResource(name corev1.ResourceName) (schema.GroupResource, bool) {
+func CountedResource(name corev1.ResourceName) (schema.GroupResource, bool) {
 	if gr, ok := legacyCounts[name]; ok {
 		return gr, true
 	}
-	s, ok := strings.CutPrefix(string(name), countPrefix)
+	s, ok := strings.CutPrefix(string(name), CountPrefix)
 	if !ok || s == "" {
 		return schema.GroupResource{}, false
 	}
@@ -45,15 +45,15 @@ func countedResource(name corev1.ResourceName) (schema.GroupResource, bool) {
 	return schema.GroupResource{Group: g, Resource: r}, true
 }
 
-// podCompute returns the pod resource that name charges (requests or
+// PodCompute returns the pod resource that name charges (requests or
 // limits of a container resource), if name is one.
-func podCompute(name corev1.ResourceName) (res corev1.ResourceName, limits bool, ok bool) {
+func PodCompute(name corev1.ResourceName) (res corev1.ResourceName, limits bool, ok bool) {
 	s := string(name)
 	switch {
 	case name == corev1.ResourceCPU || name == corev1.ResourceMemory || name == corev1.ResourceEphemeralStorage ||
 		strings.HasPrefix(s, corev1.ResourceHugePagesPrefix):
 		return name, false, true
-	case name == corev1.ResourceRequestsStorage || strings.Contains(s, storageClassSuffix):
+	case name == corev1.ResourceRequestsStorage || strings.Contains(s, StorageClassSuffix):
 		return "", false, false // persistent volume claims
 	case strings.HasPrefix(s, requestsPrefix):
 		return corev1.ResourceName(strings.TrimPrefix(s, requestsPrefix)), false, true
@@ -63,11 +63,11 @@ func podCompute(name corev1.ResourceName) (res corev1.ResourceName, limits bool,
 	return "", false, false
 }
 
-// chargesPod: a pod counts against quota unless it is finished, or stuck
+// ChargesPod: a pod counts against quota unless it is finished, or stuck
 // terminating past its grace period (a lost node must not block a
 // replacement), as upstream. It also returns when that grace ends, if it
 // has not yet, so the quota can be looked at again then.
-func chargesPod(p *corev1.Pod, now time.Time) (bool, time.Time) {
+func ChargesPod(p *corev1.Pod, now time.Time) (bool, time.Time) {
 	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 		return false, time.Time{}
 	}
@@ -81,10 +81,10 @@ func chargesPod(p *corev1.Pod, now time.Time) (bool, time.Time) {
 	return true, time.Time{}
 }
 
-// podAmount is what the pod asks for of res (requests, or limits): the
+// PodAmount is what the pod asks for of res (requests, or limits): the
 // larger of its app containers plus restartable init containers (sidecars)
 // and the peak of its init phase, plus the pod overhead.
-func podAmount(p *corev1.Pod, res corev1.ResourceName, limits bool) resource.Quantity {
+func PodAmount(p *corev1.Pod, res corev1.ResourceName, limits bool) resource.Quantity {
 	get := func(c *corev1.Container) resource.Quantity {
 		l := c.Resources.Requests
 		if limits {
@@ -122,8 +122,8 @@ func podAmount(p *corev1.Pod, res corev1.ResourceName, limits bool) resource.Qua
 	return sum
 }
 
-// isBestEffort: no container asks for or caps cpu or memory.
-func isBestEffort(p *corev1.Pod) bool {
+// IsBestEffort: no container asks for or caps cpu or memory.
+func IsBestEffort(p *corev1.Pod) bool {
 	all := append(append([]corev1.Container(nil), p.Spec.InitContainers...), p.Spec.Containers...)
 	for _, c := range all {
 		for _, l := range []corev1.ResourceList{c.Resources.Requests, c.Resources.Limits} {
@@ -163,9 +163,9 @@ func hasCrossNamespaceAffinity(p *corev1.Pod) bool {
 	return false
 }
 
-// scopeRequirements merges spec.scopes and spec.scopeSelector into one
+// ScopeRequirements merges spec.scopes and spec.scopeSelector into one
 // list of requirements (scopes as Exists).
-func scopeRequirements(q *corev1.ResourceQuota) []corev1.ScopedResourceSelectorRequirement {
+func ScopeRequirements(q *corev1.ResourceQuota) []corev1.ScopedResourceSelectorRequirement {
 	var out []corev1.ScopedResourceSelectorRequirement
 	for _, s := range q.Spec.Scopes {
 		out = append(out, corev1.ScopedResourceSelectorRequirement{ScopeName: s, Operator: corev1.ScopeSelectorOpExists})
@@ -176,8 +176,8 @@ func scopeRequirements(q *corev1.ResourceQuota) []corev1.ScopedResourceSelectorR
 	return out
 }
 
-// podInScopes reports whether every scope requirement matches the pod.
-func podInScopes(p *corev1.Pod, reqs []corev1.ScopedResourceSelectorRequirement) bool {
+// PodInScopes reports whether every scope requirement matches the pod.
+func PodInScopes(p *corev1.Pod, reqs []corev1.ScopedResourceSelectorRequirement) bool {
 	for _, r := range reqs {
 		var match bool
 		switch r.ScopeName {
@@ -186,9 +186,9 @@ func podInScopes(p *corev1.Pod, reqs []corev1.ScopedResourceSelectorRequirement)
 		case corev1.ResourceQuotaScopeNotTerminating:
 			match = p.Spec.ActiveDeadlineSeconds == nil || *p.Spec.ActiveDeadlineSeconds < 0
 		case corev1.ResourceQuotaScopeBestEffort:
-			match = isBestEffort(p)
+			match = IsBestEffort(p)
 		case corev1.ResourceQuotaScopeNotBestEffort:
-			match = !isBestEffort(p)
+			match = !IsBestEffort(p)
 		case corev1.ResourceQuotaScopeCrossNamespacePodAffinity:
 			match = hasCrossNamespaceAffinity(p)
 		case corev1.ResourceQuotaScopePriorityClass:
@@ -225,8 +225,8 @@ func matchOperator(r corev1.ScopedResourceSelectorRequirement, v string) bool {
 	return false
 }
 
-// serviceUsage returns how many load balancers and node ports svcs use.
-func serviceUsage(svcs []*corev1.Service) (lbs, nodePorts int64) {
+// ServiceUsage returns how many load balancers and node ports svcs use.
+func ServiceUsage(svcs []*corev1.Service) (lbs, nodePorts int64) {
 	for _, s := range svcs {
 		switch s.Spec.Type {
 		case corev1.ServiceTypeLoadBalancer:
@@ -243,9 +243,9 @@ func serviceUsage(svcs []*corev1.Service) (lbs, nodePorts int64) {
 	return lbs, nodePorts
 }
 
-// pvcStorage is what a claim charges to requests.storage: the larger of
+// PVCStorage is what a claim charges to requests.storage: the larger of
 // its request and what resizing allocated.
-func pvcStorage(c *corev1.PersistentVolumeClaim) resource.Quantity {
+func PVCStorage(c *corev1.PersistentVolumeClaim) resource.Quantity {
 	q := c.Spec.Resources.Requests[corev1.ResourceStorage]
 	if a, ok := c.Status.AllocatedResources[corev1.ResourceStorage]; ok && a.Cmp(q) > 0 {
 		return a.DeepCopy()
@@ -253,7 +253,7 @@ func pvcStorage(c *corev1.PersistentVolumeClaim) resource.Quantity {
 	return q.DeepCopy()
 }
 
-func pvcClass(c *corev1.PersistentVolumeClaim) string {
+func PVCClass(c *corev1.PersistentVolumeClaim) string {
 	if c.Spec.StorageClassName != nil {
 		return *c.Spec.StorageClassName
 	}
