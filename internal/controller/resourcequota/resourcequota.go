@@ -29,8 +29,8 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-sh/skiff/internal/controller"
-	"github.com/skiff-sh/skiff/internal/quota"
 	"github.com/skiff-sh/skiff/internal/controller/metrics"
+	"github.com/skiff-sh/skiff/internal/quota"
 )
 
 // Name is the controller's name in the registry and in metrics.
