@@ -3,10 +3,12 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -16,6 +18,9 @@ import (
 // admitCreate runs the built-in admission steps that need other objects
 // (which strategies, being I/O-free, cannot read) on a new object.
 func (s *Server) admitCreate(ctx context.Context, res *resource, obj runtime.Object) error {
+	if err := s.admitLimitRanges(ctx, res, obj); err != nil {
+		return err
+	}
 	if pod, ok := obj.(*corev1.Pod); ok {
 		addDefaultTolerations(pod)
 		return s.admitPodPriority(ctx, pod)
@@ -108,4 +113,37 @@ func getCachedOrLive(ctx context.Context, res *resource, key string, out runtime
 		err = res.store.Get(ctx, key, storage.GetOptions{}, out)
 	}
 	return err
+}
+
+// liveLookupTTL is how long a live read that found no policy objects
+// (quotas, limit ranges) in a namespace is trusted, as upstream's
+// admission plugins cache their live lookups.
+const liveLookupTTL = 30 * time.Second
+
+// listPolicies lists the policy objects of res (ResourceQuotas,
+// LimitRanges) in ns for admission. The watch cache answers; when it has
+// none, a consistent read makes sure one created a moment ago (and not yet
+// in the cache) is not missed, and an empty answer is trusted for
+// liveLookupTTL so that namespaces without policies cost no etcd read per
+// write.
+func (s *Server) listPolicies(ctx context.Context, res *resource, ns string, list runtime.Object) error {
+	if err := res.store.GetList(ctx, res.listKey(ns), storage.ListOptions{Recursive: true, ResourceVersion: "0"}, list); err != nil {
+		return err
+	}
+	if meta.LenList(list) > 0 {
+		return nil
+	}
+	key := res.gr.String() + "/" + ns
+	if at, ok := s.emptyLookups.Load(key); ok && s.now().Sub(at.(time.Time)) < liveLookupTTL {
+		return nil
+	}
+	if err := res.store.GetList(ctx, res.listKey(ns), storage.ListOptions{Recursive: true}, list); err != nil {
+		return err
+	}
+	if meta.LenList(list) == 0 {
+		s.emptyLookups.Store(key, s.now())
+	} else {
+		s.emptyLookups.Delete(key)
+	}
+	return nil
 }

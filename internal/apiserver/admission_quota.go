@@ -36,7 +36,7 @@ func (s *Server) admitQuota(ctx context.Context, res *resource, obj runtime.Obje
 	}
 	ns := m.GetNamespace()
 	list := &corev1.ResourceQuotaList{}
-	if err := qRes.store.GetList(ctx, qRes.listKey(ns), storage.ListOptions{Recursive: true, ResourceVersion: "0"}, list); err != nil {
+	if err := s.listPolicies(ctx, qRes, ns, list); err != nil {
 		return err
 	}
 	if len(list.Items) == 0 {

@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"runtime/debug"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,9 @@ type Server struct {
 	now       func() time.Time
 	// kubeletTransport reaches kubelets for pods/log and pods/exec.
 	kubeletTransport *http.Transport
+	// emptyLookups remembers namespaces found without quotas or limit
+	// ranges by a live read (admission's policy lookups).
+	emptyLookups sync.Map
 }
 
 // New builds the server: one store per resource, allocators restored from

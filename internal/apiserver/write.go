@@ -159,6 +159,7 @@ func (s *Server) createObject(ctx context.Context, res *resource, ns string, obj
 		}
 		return nil, err
 	}
+	s.emptyLookups.Delete(res.gr.String() + "/" + m.GetNamespace())
 	return out, nil
 }
 

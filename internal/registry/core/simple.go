@@ -12,6 +12,7 @@ import (
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/skiff-sh/skiff/internal/limitrange"
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/registry/defaults"
 )
@@ -221,7 +222,15 @@ func serviceAccounts() *registry.Resource {
 
 func limitRanges() *registry.Resource {
 	r := resource("limitranges", "LimitRange", true, func() runtime.Object { return &corev1.LimitRange{} },
-		func() runtime.Object { return &corev1.LimitRangeList{} }, &registry.BaseStrategy{})
+		func() runtime.Object { return &corev1.LimitRangeList{} }, &registry.BaseStrategy{
+			DefaultFunc: func(obj runtime.Object) { limitrange.DefaultItems(obj.(*corev1.LimitRange)) },
+			ValidateFunc: func(_ context.Context, obj runtime.Object) field.ErrorList {
+				return limitrange.Validate(obj.(*corev1.LimitRange))
+			},
+			ValidateUpdateFunc: func(_ context.Context, obj, _ runtime.Object) field.ErrorList {
+				return limitrange.Validate(obj.(*corev1.LimitRange))
+			},
+		})
 	r.ShortNames = []string{"limits"}
 	return r
 }
