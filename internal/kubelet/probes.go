@@ -269,6 +269,8 @@ func (k *Kubelet) runProbe(ctx context.Context, cp containerProbe, id string, pr
 			return err
 		}
 		return conn.Close()
+	case pr.GRPC != nil:
+		return grpcProbe(ctx, host, pr.GRPC, timeout)
 	}
 	return fmt.Errorf("probe type not supported by this kubelet yet")
 }
