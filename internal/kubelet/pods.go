@@ -230,9 +230,9 @@ type podWork struct {
 	initDone, initFailed bool
 	// deadlineExceeded: activeDeadlineSeconds passed, the pod fails.
 	deadlineExceeded bool
-	started              bool
-	waiting              map[string]*corev1.ContainerStateWaiting
-	requeue              time.Duration
+	started          bool
+	waiting          map[string]*corev1.ContainerStateWaiting
+	requeue          time.Duration
 }
 
 func (w *podWork) after(d time.Duration) {

@@ -110,6 +110,9 @@ func (k *Kubelet) sandboxConfig(p *corev1.Pod, attempt uint32) *runtimeapi.PodSa
 	if len(hostname) > 63 {
 		hostname = hostname[:63]
 	}
+	if p.Spec.HostNetwork {
+		hostname = "" // the node's, as upstream: runc cannot set one without a UTS namespace
+	}
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: string(p.UID), Attempt: attempt},
 		Hostname:     hostname,
