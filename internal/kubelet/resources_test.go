@@ -5,10 +5,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	"google.golang.org/protobuf/proto"
 )
 
 func rl(kv ...string) corev1.ResourceList {
