@@ -254,9 +254,12 @@ func TestKubeletContainerFeatures(t *testing.T) {
 			t.Errorf("reason %q message %q", p.Status.Reason, p.Status.Message)
 		}
 		if s := p.Status.ContainerStatuses[0]; s.State.Terminated == nil {
-			t.Errorf("container not terminated: %+v", s.State)
+			t.Fatalf("container not terminated: %+v", s.State)
 		}
-		t.Logf("deadline: failed %s after creation", time.Since(created).Round(time.Millisecond))
+		s := p.Status.ContainerStatuses[0]
+		t.Logf("deadline: the test saw it failed %s after creating all pods; pod created %s, started %s, container started %s, finished %s",
+			time.Since(created).Round(time.Millisecond), p.CreationTimestamp.Format(time.TimeOnly), p.Status.StartTime.Format(time.TimeOnly),
+			s.State.Terminated.StartedAt.Format(time.TimeOnly), s.State.Terminated.FinishedAt.Format(time.TimeOnly))
 	})
 	t.Run("FallbackToLogsOnError", func(t *testing.T) {
 		p := terminatedMsg(t, "fallback")
