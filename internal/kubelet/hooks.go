@@ -143,6 +143,19 @@ func podGrace(p *corev1.Pod) int64 {
 	return grace
 }
 
+// cachedPod is the informer's copy of the pod namespace/name, nil if none.
+func (k *Kubelet) cachedPod(key string) *corev1.Pod {
+	ns, name, ok := strings.Cut(key, "/")
+	if !ok || k.podLister == nil {
+		return nil
+	}
+	p, err := k.podLister.Pods(ns).Get(name)
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
 // specOf finds the container or init container name in p.
 func specOf(p *corev1.Pod, name string) *corev1.Container {
 	if p == nil {

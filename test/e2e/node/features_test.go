@@ -86,6 +86,14 @@ func TestKubeletContainerFeatures(t *testing.T) {
 		Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
 	add(sec)
 
+	// Added capabilities and a privileged container (its sandbox then is
+	// privileged too).
+	caps := never(framework.BusyboxPod("caps", "sh", "-c", "grep CapEff /proc/self/status > /dev/termination-log"))
+	caps.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}}}
+	caps.Spec.Containers = append(caps.Spec.Containers, corev1.Container{Name: "priv", Image: framework.BusyboxImage, ImagePullPolicy: corev1.PullNever,
+		Command: []string{"sh", "-c", "grep CapEff /proc/self/status > /dev/termination-log"}, SecurityContext: &corev1.SecurityContext{Privileged: &yes}})
+	add(caps)
+
 	// runAsNonRoot with an image that runs as root: refused.
 	nonroot := framework.BusyboxPod("nonroot", "sleep", "3600")
 	nonroot.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: &yes}
@@ -188,6 +196,24 @@ func TestKubeletContainerFeatures(t *testing.T) {
 		}
 		if !strings.Contains(msg, "groups=2345 3456") {
 			t.Errorf("container saw %q, want groups 2345 3456 (fsGroup supplemental)", msg)
+		}
+	})
+	t.Run("capabilities and privileged", func(t *testing.T) {
+		p := framework.WaitPod(t, cs, "caps", 90*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+		capEff := func(i int) uint64 {
+			msg := p.Status.ContainerStatuses[i].State.Terminated.Message
+			v, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(msg, "CapEff:")), 16, 64)
+			if err != nil {
+				t.Fatalf("container %d: message %q: %v", i, msg, err)
+			}
+			return v
+		}
+		const netAdmin, sysAdmin = 1 << 12, 1 << 21
+		if c := capEff(0); c&netAdmin == 0 || c&sysAdmin != 0 {
+			t.Errorf("CapEff %x: want NET_ADMIN added and no SYS_ADMIN", c)
+		}
+		if c := capEff(1); c&sysAdmin == 0 {
+			t.Errorf("privileged CapEff %x: want SYS_ADMIN", c)
 		}
 	})
 	t.Run("runAsNonRoot refused", func(t *testing.T) {
