@@ -142,4 +142,3 @@ func TestHookHTTP(t *testing.T) {
 		t.Errorf("sleep hook: %v after %s", err, time.Since(start))
 	}
 }
-
