@@ -145,9 +145,11 @@ func TestKubeletContainerFeatures(t *testing.T) {
 	side = hostLog(shared(side), sideDir)
 	add(side)
 
-	// hostNetwork: the node's IP and network.
-	hostNet := never(framework.BusyboxPod("hostnet", "sh", "-c", "echo oom=$(cat /proc/self/oom_score_adj) $(ls /sys/class/net | tr '\\n' ' ') > /dev/termination-log"))
-	hostNet.Spec.HostNetwork = true
+	// hostNetwork: the node's IP and network;
+	// hostPID: the test process is visible.
+	hostNet := never(framework.BusyboxPod("hostnet", "sh", "-c", fmt.Sprintf(
+		"echo oom=$(cat /proc/self/oom_score_adj) pid=$([ -d /proc/%d ] && echo host || echo own) $(ls /sys/class/net | tr '\\n' ' ') > /dev/termination-log", os.Getpid())))
+	hostNet.Spec.HostNetwork, hostNet.Spec.HostPID = true, true
 	add(hostNet)
 
 	for _, p := range pods {
@@ -298,8 +300,8 @@ func TestKubeletContainerFeatures(t *testing.T) {
 		if p.Status.PodIP == "" || p.Status.PodIP != p.Status.HostIP {
 			t.Errorf("podIP %q, hostIP %q: want the node's", p.Status.PodIP, p.Status.HostIP)
 		}
-		if msg := p.Status.ContainerStatuses[0].State.Terminated.Message; !strings.Contains(msg, bridge) || !strings.HasPrefix(msg, "oom=1000 ") {
-			t.Errorf("container saw %q, want the BestEffort OOM score 1000 and the node's interfaces (with %s)", msg, bridge)
+		if msg := p.Status.ContainerStatuses[0].State.Terminated.Message; !strings.Contains(msg, bridge) || !strings.HasPrefix(msg, "oom=1000 pid=host ") {
+			t.Errorf("container saw %q, want the BestEffort OOM score 1000, the node's PIDs and the node's interfaces (with %s)", msg, bridge)
 		}
 	})
 	t.Run("sidecar", func(t *testing.T) {
