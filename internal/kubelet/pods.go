@@ -356,8 +356,9 @@ func (k *Kubelet) removeOlder(ctx context.Context, uid, sandboxID, name string, 
 		return
 	}
 	for _, c := range cs {
-		if c.GetMetadata().GetAttempt()+1 < attempt {
+		if a := c.GetMetadata().GetAttempt(); a+1 < attempt {
 			_ = k.rt.RemoveContainer(ctx, c.Id)
+			_ = os.Remove(k.terminationLogPath(uid, name, a)) // its termination message goes with it
 		}
 	}
 }
