@@ -7,7 +7,11 @@
 // pod's volumes under <data-dir>/agent/pods/<uid> (config map, secret and
 // downward API files through an atomic writer, refreshed on every sync);
 // probe workers (probes.go) feed readiness into the status and kill
-// containers that fail liveness or startup probes.
+// containers that fail liveness or startup probes. Containers get their
+// resources as cgroup limits (resources.go) and their security context
+// (security.go); lifecycle hooks (hooks.go), termination messages
+// (termination.go) and restartable init containers (sidecars.go) follow
+// upstream's kubelet.
 //
 // State lives in the runtime (sandboxes and containers carry the pod UID in
 // their labels) and in the API server, never only in memory: a restarted

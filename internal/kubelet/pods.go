@@ -2,11 +2,9 @@ package kubelet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -76,7 +74,7 @@ func (k *Kubelet) forgetKey(ctx context.Context, key, keep string) error {
 	}
 	k.mu.Unlock()
 	for _, uid := range gone {
-		if err := k.killPod(ctx, uid, 2); err != nil {
+		if err := k.killPod(ctx, nil, uid, 2); err != nil {
 			return err
 		}
 		k.mu.Lock()
@@ -108,6 +106,9 @@ func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
 		if err := os.MkdirAll(sbCfg.LogDirectory, 0o755); err != nil {
 			return err
 		}
+		if err := setupPodCgroup(p); err != nil {
+			return fmt.Errorf("pod %s/%s: %w", p.Namespace, p.Name, err)
+		}
 		start := k.now()
 		id, err := k.rt.RunPodSandbox(ctx, sbCfg, "")
 		if err != nil {
@@ -131,24 +132,62 @@ func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
 	if err != nil {
 		return err
 	}
-	for i := range p.Spec.InitContainers {
-		c := &p.Spec.InitContainers[i]
-		cs := st.latest(c.Name)
-		if cs != nil && cs.State == runtimeapi.ContainerState_CONTAINER_EXITED && cs.ExitCode == 0 {
-			continue
+	if left, ok := k.deadlineLeft(p); ok && left <= 0 {
+		// activeDeadlineSeconds passed: the pod fails and nothing starts.
+		w.deadlineExceeded = true
+		if err := k.killContainers(ctx, p, sb.Id, podGrace(p)); err != nil {
+			return err
 		}
-		w.initDone = false
-		if cs != nil && cs.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
-			break
-		}
-		if cs != nil && cs.State == runtimeapi.ContainerState_CONTAINER_EXITED && p.Spec.RestartPolicy == corev1.RestartPolicyNever {
-			w.initFailed = true
-			break
-		}
-		k.ensureStarted(ctx, p, c, cs, sb.Id, sbCfg, sc, w)
-		break
+		w.started = true // re-read the runtime's state
+	} else if ok {
+		w.after(left)
 	}
-	if w.initDone {
+	switch {
+	case w.deadlineExceeded:
+	case initialized(p, st):
+		// Sidecars restart beside the containers, whatever the pod's
+		// restart policy.
+		for i := range p.Spec.InitContainers {
+			c := &p.Spec.InitContainers[i]
+			if cs := st.latest(c.Name); isSidecar(c) && (cs == nil || cs.State == runtimeapi.ContainerState_CONTAINER_EXITED) {
+				k.ensureStarted(ctx, p, c, cs, sb.Id, sbCfg, sc, w)
+			}
+		}
+	default:
+		for i := range p.Spec.InitContainers {
+			c := &p.Spec.InitContainers[i]
+			cs := st.latest(c.Name)
+			if isSidecar(c) {
+				// The next init container waits until the sidecar runs
+				// (and passed its startup probe).
+				if k.sidecarStarted(c, cs) {
+					continue
+				}
+				w.initDone = false
+				if cs == nil || cs.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+					k.ensureStarted(ctx, p, c, cs, sb.Id, sbCfg, sc, w)
+				}
+				if cs != nil && cs.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+					w.after(time.Second) // its startup probe decides
+				}
+				break
+			}
+			if cs != nil && cs.State == runtimeapi.ContainerState_CONTAINER_EXITED && cs.ExitCode == 0 {
+				continue
+			}
+			w.initDone = false
+			if cs != nil && cs.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+				break
+			}
+			if cs != nil && cs.State == runtimeapi.ContainerState_CONTAINER_EXITED && p.Spec.RestartPolicy == corev1.RestartPolicyNever {
+				w.initFailed = true
+				break
+			}
+			k.ensureStarted(ctx, p, c, cs, sb.Id, sbCfg, sc, w)
+			break
+		}
+	}
+	if w.initDone && !w.deadlineExceeded {
 		for i := range p.Spec.Containers {
 			c := &p.Spec.Containers[i]
 			cs := st.latest(c.Name)
@@ -189,9 +228,11 @@ func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
 // podWork collects what one sync did and could not do.
 type podWork struct {
 	initDone, initFailed bool
-	started              bool
-	waiting              map[string]*corev1.ContainerStateWaiting
-	requeue              time.Duration
+	// deadlineExceeded: activeDeadlineSeconds passed, the pod fails.
+	deadlineExceeded bool
+	started          bool
+	waiting          map[string]*corev1.ContainerStateWaiting
+	requeue          time.Duration
 }
 
 func (w *podWork) after(d time.Duration) {
@@ -254,6 +295,11 @@ func (k *Kubelet) ensureStarted(ctx context.Context, p *corev1.Pod, c *corev1.Co
 		w.after(5 * time.Second)
 		return
 	}
+	if err := verifyRunAsNonRoot(p, c, img); err != nil {
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonConfigError, Message: err.Error()}
+		w.after(5 * time.Second)
+		return
+	}
 	env, err := makeEnv(ctx, sc.objects, sc.ec, c)
 	if err != nil {
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonConfigError, Message: err.Error()}
@@ -270,7 +316,18 @@ func (k *Kubelet) ensureStarted(ctx context.Context, p *corev1.Pod, c *corev1.Co
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonCreateError, Message: err.Error()}
 		return
 	}
-	id, err := k.rt.CreateContainer(ctx, sandboxID, containerConfig(p, c, attempt, img.Id, env, mounts), sbCfg)
+	tm, err := k.terminationMount(p, c, attempt)
+	if err != nil {
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonCreateError, Message: err.Error()}
+		w.after(5 * time.Second)
+		return
+	}
+	if tm != nil {
+		mounts = append(mounts, tm)
+	}
+	cfg := containerConfig(p, c, attempt, img.Id, env, mounts)
+	cfg.Linux = k.linuxContainerConfig(p, c)
+	id, err := k.rt.CreateContainer(ctx, sandboxID, cfg, sbCfg)
 	if err != nil {
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonCreateError, Message: err.Error()}
 		w.after(5 * time.Second)
@@ -280,6 +337,9 @@ func (k *Kubelet) ensureStarted(ctx context.Context, p *corev1.Pod, c *corev1.Co
 	if err := k.rt.StartContainer(ctx, id); err != nil {
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonRunError, Message: err.Error()}
 		w.after(5 * time.Second)
+	} else if msg, ok := k.postStart(ctx, p, c, id, firstIP(sc.ec.podIPs)); !ok {
+		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonPostStartHookError, Message: msg}
+		w.after(time.Second)
 	}
 	// Keep the previous attempt (its state is lastState); older ones go.
 	k.removeOlder(ctx, string(p.UID), sandboxID, c.Name, attempt)
@@ -296,8 +356,9 @@ func (k *Kubelet) removeOlder(ctx context.Context, uid, sandboxID, name string, 
 		return
 	}
 	for _, c := range cs {
-		if c.GetMetadata().GetAttempt()+1 < attempt {
+		if a := c.GetMetadata().GetAttempt(); a+1 < attempt {
 			_ = k.rt.RemoveContainer(ctx, c.Id)
+			_ = os.Remove(k.terminationLogPath(uid, name, a)) // its termination message goes with it
 		}
 	}
 }
@@ -305,15 +366,9 @@ func (k *Kubelet) removeOlder(ctx context.Context, uid, sandboxID, name string, 
 // terminatePod stops the pod's containers within its grace period, removes
 // its sandboxes, and deletes the pod object for good.
 func (k *Kubelet) terminatePod(ctx context.Context, p *corev1.Pod) error {
-	grace := int64(defaultGrace)
-	if p.Spec.TerminationGracePeriodSeconds != nil {
-		grace = *p.Spec.TerminationGracePeriodSeconds
-	}
-	if p.DeletionGracePeriodSeconds != nil {
-		grace = *p.DeletionGracePeriodSeconds
-	}
+	grace := podGrace(p)
 	start := k.now()
-	if err := k.killPod(ctx, string(p.UID), grace); err != nil {
+	if err := k.killPod(ctx, p, string(p.UID), grace); err != nil {
 		return err
 	}
 	err := k.cfg.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{
@@ -325,27 +380,19 @@ func (k *Kubelet) terminatePod(ctx context.Context, p *corev1.Pod) error {
 	return nil
 }
 
-// killPod stops a pod's running containers (all at once, each with grace
-// seconds before SIGKILL) and stops and removes its sandboxes.
-func (k *Kubelet) killPod(ctx context.Context, uid string, grace int64) error {
+// killPod stops a pod's running containers within grace seconds (see
+// stopContainers; p, if known, gives their preStop hooks and sidecars) and
+// stops and removes its sandboxes.
+func (k *Kubelet) killPod(ctx context.Context, p *corev1.Pod, uid string, grace int64) error {
 	cs, err := k.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: map[string]string{labelPodUID: uid}})
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(cs))
-	for i, c := range cs {
-		if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = k.rt.StopContainer(ctx, c.Id, grace)
-		}()
+	podIP := ""
+	if p != nil {
+		podIP = p.Status.PodIP
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := k.stopContainers(ctx, p, cs, grace, podIP); err != nil {
 		return err
 	}
 	sbs, err := k.rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{labelPodUID: uid}})
@@ -419,7 +466,7 @@ func (k *Kubelet) removeOrphans(ctx context.Context) {
 			continue
 		}
 		k.log.Info("removing sandbox of a pod that is gone", "sandbox", sb.Id, "pod", sb.GetMetadata().GetNamespace()+"/"+sb.GetMetadata().GetName())
-		if err := k.killPod(ctx, uid, 2); err != nil {
+		if err := k.killPod(ctx, nil, uid, 2); err != nil {
 			k.log.Warn("remove orphaned sandbox", "err", err)
 		}
 	}
@@ -456,6 +503,18 @@ func (k *Kubelet) startContext(ctx context.Context, p *corev1.Pod, sandboxID str
 	}
 	sc := &startContext{objects: newObjects(k.cfg.Client, p.Namespace), ec: ec}
 	sc.vols, sc.volErr = k.setupVolumes(ctx, p, sc.objects, ec)
+	if ps := p.Spec.SecurityContext; sc.volErr == nil && ps != nil && ps.FSGroup != nil {
+		// fsGroup owns the pod's writable volumes (emptyDir here).
+		for _, v := range p.Spec.Volumes {
+			if v.EmptyDir == nil {
+				continue
+			}
+			if err := applyFSGroup(sc.vols[v.Name].path, *ps.FSGroup); err != nil {
+				sc.volErr = fmt.Errorf("MountVolume.SetUp failed for volume %q : set fsGroup: %w", v.Name, err)
+				break
+			}
+		}
+	}
 	return sc, nil
 }
 
@@ -472,8 +531,16 @@ func (k *Kubelet) syncProbes(ctx context.Context, p *corev1.Pod, st *podState, p
 	if p.Spec.TerminationGracePeriodSeconds != nil {
 		grace = *p.Spec.TerminationGracePeriodSeconds
 	}
+	var probed []*corev1.Container
+	for i := range p.Spec.InitContainers {
+		if isSidecar(&p.Spec.InitContainers[i]) {
+			probed = append(probed, &p.Spec.InitContainers[i])
+		}
+	}
 	for i := range p.Spec.Containers {
-		c := &p.Spec.Containers[i]
+		probed = append(probed, &p.Spec.Containers[i])
+	}
+	for _, c := range probed {
 		cs := st.latest(c.Name)
 		if cs == nil || cs.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 			continue
@@ -488,4 +555,33 @@ func (k *Kubelet) syncProbes(ctx context.Context, p *corev1.Pod, st *podState, p
 			startedAt: time.Unix(0, cs.StartedAt)}, cs.Id)
 	}
 	k.stopProbes(uid, keep)
+}
+
+func firstIP(ips []string) string {
+	if len(ips) > 0 {
+		return ips[0]
+	}
+	return ""
+}
+
+// deadlineLeft is how long the pod may still be active under its
+// activeDeadlineSeconds, counted from its start time; ok is false without
+// a deadline (or before the pod started).
+func (k *Kubelet) deadlineLeft(p *corev1.Pod) (time.Duration, bool) {
+	if p.Spec.ActiveDeadlineSeconds == nil || p.Status.StartTime == nil {
+		return 0, false
+	}
+	end := p.Status.StartTime.Add(time.Duration(*p.Spec.ActiveDeadlineSeconds) * time.Second)
+	return end.Sub(k.now()), true
+}
+
+// killContainers stops the running containers of the pod's sandbox (with
+// their preStop hooks; sidecars last); the sandbox stays.
+func (k *Kubelet) killContainers(ctx context.Context, p *corev1.Pod, sandboxID string, grace int64) error {
+	cs, err := k.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{PodSandboxId: sandboxID,
+		LabelSelector: map[string]string{labelPodUID: string(p.UID)}})
+	if err != nil {
+		return err
+	}
+	return k.stopContainers(ctx, p, cs, grace, p.Status.PodIP)
 }

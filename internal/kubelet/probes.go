@@ -186,7 +186,8 @@ func (k *Kubelet) probeLoop(ctx context.Context, cp containerProbe, id string, k
 			if pr.TerminationGracePeriodSeconds != nil {
 				grace = *pr.TerminationGracePeriodSeconds
 			}
-			if err := k.rt.StopContainer(ctx, id, grace); err != nil {
+			// As upstream, the container's preStop hook runs first.
+			if err := k.stopContainer(ctx, k.cachedPod(cp.key), id, cp.container.Name, grace, cp.podIP); err != nil {
 				k.log.Warn("kill container after failed probe", "err", err)
 			}
 		}
@@ -269,6 +270,8 @@ func (k *Kubelet) runProbe(ctx context.Context, cp containerProbe, id string, pr
 			return err
 		}
 		return conn.Close()
+	case pr.GRPC != nil:
+		return grpcProbe(ctx, host, pr.GRPC, timeout)
 	}
 	return fmt.Errorf("probe type not supported by this kubelet yet")
 }

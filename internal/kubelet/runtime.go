@@ -110,9 +110,8 @@ func (k *Kubelet) sandboxConfig(p *corev1.Pod, attempt uint32) *runtimeapi.PodSa
 	if len(hostname) > 63 {
 		hostname = hostname[:63]
 	}
-	netMode := runtimeapi.NamespaceMode_POD
 	if p.Spec.HostNetwork {
-		netMode = runtimeapi.NamespaceMode_NODE
+		hostname = "" // the node's, as upstream: runc cannot set one without a UTS namespace
 	}
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: string(p.UID), Attempt: attempt},
@@ -121,9 +120,8 @@ func (k *Kubelet) sandboxConfig(p *corev1.Pod, attempt uint32) *runtimeapi.PodSa
 		DnsConfig:    hostDNS(),
 		Labels:       podLabels(p),
 		Annotations:  p.Annotations,
-		Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: podCgroup(p.UID), SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-			NamespaceOptions: &runtimeapi.NamespaceOption{Network: netMode, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD},
-		}},
+		Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: podCgroup(p.UID),
+			SecurityContext: sandboxSecurityContext(p, k.seccompRoot()), Sysctls: sysctls(p)},
 	}
 	for _, c := range p.Spec.Containers {
 		for _, port := range c.Ports {
@@ -186,8 +184,9 @@ func mkdirLogs(cfg *runtimeapi.PodSandboxConfig, c *corev1.Container) error {
 }
 
 // cgroupRoot is where pod cgroups go (cgroupfs driver); one directory per
-// pod under it, removed with the pod's last sandbox. QoS classes (upstream's
-// besteffort/ and burstable/ levels) and resource limits are not built yet.
+// pod under it (resources.go writes its limits), removed with the pod's last
+// sandbox. Upstream's besteffort/ and burstable/ QoS levels are not built:
+// every pod's cgroup sits directly under the root.
 const cgroupRoot = "/kubepods"
 
 func podCgroup(uid types.UID) string { return cgroupRoot + "/pod" + string(uid) }

@@ -13,6 +13,12 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+// The pod status of a pod whose activeDeadlineSeconds passed (upstream's).
+const (
+	reasonDeadlineExceeded  = "DeadlineExceeded"
+	messageDeadlineExceeded = "Pod was active on the node longer than the specified deadline"
+)
+
 // podStatus is the pod's status as the runtime has it.
 func (k *Kubelet) podStatus(ctx context.Context, p *corev1.Pod, st *podState, sb *runtimeapi.PodSandbox, w *podWork) (corev1.PodStatus, error) {
 	status := *p.Status.DeepCopy()
@@ -40,14 +46,19 @@ func (k *Kubelet) podStatus(ctx context.Context, p *corev1.Pod, st *podState, sb
 	}
 
 	status.InitContainerStatuses = nil
+	allReady := true
 	for i := range p.Spec.InitContainers {
 		c := &p.Spec.InitContainers[i]
 		cs := k.containerStatus(c, st, w.waiting[c.Name], reasonPodInitializing)
-		cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+		if isSidecar(c) {
+			// A sidecar is ready as a container is, and counts for the pod.
+			allReady = allReady && cs.Ready
+		} else {
+			cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+		}
 		status.InitContainerStatuses = append(status.InitContainerStatuses, cs)
 	}
 	status.ContainerStatuses = nil
-	allReady := true
 	var pending, running, succeeded, failed int
 	for i := range p.Spec.Containers {
 		c := &p.Spec.Containers[i]
@@ -75,6 +86,8 @@ func (k *Kubelet) podStatus(ctx context.Context, p *corev1.Pod, st *podState, sb
 	}
 
 	switch {
+	case w.deadlineExceeded:
+		status.Phase, status.Reason, status.Message = corev1.PodFailed, reasonDeadlineExceeded, messageDeadlineExceeded
 	case w.initFailed:
 		status.Phase = corev1.PodFailed
 	case !w.initDone || pending > 0:
@@ -138,7 +151,7 @@ func (k *Kubelet) containerStatus(c *corev1.Container, st *podState, waiting *co
 	cs.ImageID = latest.ImageRef
 	cs.RestartCount = int32(latest.GetMetadata().GetAttempt())
 	if prev != nil {
-		cs.LastTerminationState.Terminated = k.terminated(prev)
+		cs.LastTerminationState.Terminated = k.terminated(c, prev)
 	}
 	switch latest.State {
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
@@ -152,7 +165,7 @@ func (k *Kubelet) containerStatus(c *corev1.Container, st *podState, waiting *co
 		}
 		cs.Started, cs.Ready = ptrTo(started), started && ready
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
-		t := k.terminated(latest)
+		t := k.terminated(c, latest)
 		if waiting != nil {
 			cs.State.Waiting, cs.LastTerminationState.Terminated = waiting, t
 		} else {
@@ -169,7 +182,9 @@ func (k *Kubelet) containerStatus(c *corev1.Container, st *podState, waiting *co
 	return cs
 }
 
-func (k *Kubelet) terminated(s *runtimeapi.ContainerStatus) *corev1.ContainerStateTerminated {
+// terminated is the end of one run of c; its message is the runtime's
+// followed by the termination message (termination.go).
+func (k *Kubelet) terminated(c *corev1.Container, s *runtimeapi.ContainerStatus) *corev1.ContainerStateTerminated {
 	reason := s.Reason
 	switch {
 	case reason == "OOMKilled" || reason == "StartError":
@@ -178,7 +193,14 @@ func (k *Kubelet) terminated(s *runtimeapi.ContainerStatus) *corev1.ContainerSta
 	default:
 		reason = "Error"
 	}
-	return &corev1.ContainerStateTerminated{ExitCode: s.ExitCode, Reason: reason, Message: s.Message,
+	msg := s.Message
+	if tm := terminationMessage(c, s); tm != "" {
+		if msg != "" {
+			msg += ": "
+		}
+		msg += tm
+	}
+	return &corev1.ContainerStateTerminated{ExitCode: s.ExitCode, Reason: reason, Message: msg,
 		StartedAt: nanoTime(s.StartedAt), FinishedAt: nanoTime(s.FinishedAt), ContainerID: k.containerID(s.Id)}
 }
 
