@@ -121,7 +121,7 @@ func TestCompute(t *testing.T) {
 	fromTeamY := policy("a", "from-y", lbl("app", "web")).in([]networkingv1.NetworkPolicyPeer{{NamespaceSelector: sel("team", "y")}}).obj()
 	both := policy("a", "both", lbl("app", "db"), "Ingress").in([]networkingv1.NetworkPolicyPeer{
 		{NamespaceSelector: sel("team", "y"), PodSelector: sel("app", "client")}, // client in b only
-		{PodSelector: sel("app", "web")}, // web pods of a
+		{PodSelector: sel("app", "web")},                                         // web pods of a
 	}).obj()
 	onePort := policy("a", "port", lbl("app", "web"), "Ingress").in(nil,
 		port(corev1.ProtocolTCP, intstr.FromInt32(8080), 0), port(corev1.ProtocolUDP, intstr.FromInt32(5000), 5010),
@@ -136,15 +136,15 @@ func TestCompute(t *testing.T) {
 	noTypes := policy("a", "notypes", nil).eg(nil).obj() // stored without defaults: Ingress and Egress
 
 	for _, tc := range []struct {
-		name        string
-		pols        []*networkingv1.NetworkPolicy
-		isoIn       []string
-		isoEg       []string
-		ingress     []string
-		egress      []string
-		sets        map[string][]string
-		absentSets  []string
-		totalRules  int
+		name       string
+		pols       []*networkingv1.NetworkPolicy
+		isoIn      []string
+		isoEg      []string
+		ingress    []string
+		egress     []string
+		sets       map[string][]string
+		absentSets []string
+		totalRules int
 	}{
 		{name: "no policies: nothing isolated", isoIn: []string{}, isoEg: []string{}},
 		{name: "default deny ingress isolates local pods of the namespace only",
