@@ -254,8 +254,14 @@ func (c *policyCompiler) peerTerms(prefix, field string, peers []networkingv1.Ne
 	if len(selectorPeers) > 0 {
 		name := prefix + "-peers"
 		s := c.set(name, addrType)
+		matchers := make([]peerMatcher, 0, len(selectorPeers))
+		for _, p := range selectorPeers {
+			if m, err := newPeerMatcher(p); err == nil {
+				matchers = append(matchers, m)
+			}
+		}
 		for _, p := range c.pods {
-			if c.peerMatches(selectorPeers, p.pod) {
+			if c.peerMatches(matchers, p.pod) {
 				s.Elements.Insert(p.ips...)
 			}
 		}
@@ -264,24 +270,40 @@ func (c *policyCompiler) peerTerms(prefix, field string, peers []networkingv1.Ne
 	return terms
 }
 
+// peerMatcher is a selector peer with its selectors parsed; a nil
+// selector is absent.
+type peerMatcher struct{ ns, pod labels.Selector }
+
+func newPeerMatcher(p networkingv1.NetworkPolicyPeer) (peerMatcher, error) {
+	var m peerMatcher
+	var err error
+	if p.NamespaceSelector != nil {
+		if m.ns, err = metav1.LabelSelectorAsSelector(p.NamespaceSelector); err != nil {
+			return m, err
+		}
+	}
+	if p.PodSelector != nil {
+		if m.pod, err = metav1.LabelSelectorAsSelector(p.PodSelector); err != nil {
+			return m, err
+		}
+	}
+	return m, nil
+}
+
 // peerMatches: podSelector alone selects pods in the policy's namespace;
 // namespaceSelector alone every pod of the selected namespaces; both
 // together the selected pods of the selected namespaces.
-func (c *policyCompiler) peerMatches(peers []networkingv1.NetworkPolicyPeer, pod *corev1.Pod) bool {
+func (c *policyCompiler) peerMatches(peers []peerMatcher, pod *corev1.Pod) bool {
 	for _, peer := range peers {
-		if peer.NamespaceSelector != nil {
-			nsSel, err := metav1.LabelSelectorAsSelector(peer.NamespaceSelector)
-			if err != nil || !nsSel.Matches(c.nsLabels[pod.Namespace]) {
+		if peer.ns != nil {
+			if !peer.ns.Matches(c.nsLabels[pod.Namespace]) {
 				continue
 			}
 		} else if pod.Namespace != c.np.Namespace {
 			continue
 		}
-		if peer.PodSelector != nil {
-			podSel, err := metav1.LabelSelectorAsSelector(peer.PodSelector)
-			if err != nil || !podSel.Matches(labels.Set(pod.Labels)) {
-				continue
-			}
+		if peer.pod != nil && !peer.pod.Matches(labels.Set(pod.Labels)) {
+			continue
 		}
 		return true
 	}
