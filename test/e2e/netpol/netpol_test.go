@@ -177,6 +177,25 @@ func TestNetworkPolicy(t *testing.T) {
 		e.eventually(nsFriends, web+":8080", true)
 	})
 
+	t.Run("AgentRestart", func(t *testing.T) {
+		e := e.with(t)
+		e.apply(&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: nsWeb, Name: "deny-again"},
+			Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}}})
+		e.waitIsolated("ingress-isolated", e.ips[nsWeb+"/web"], true)
+		// The table outlives the agent: pods keep running, so must their
+		// policies.
+		a.Stop()
+		e.waitIsolated("ingress-isolated", e.ips[nsWeb+"/web"], true)
+		a.Start()
+		e.waitIsolated("ingress-isolated", e.ips[nsWeb+"/web"], true)
+		if n := strings.Count(a.Logs(), "full=true"); n < 2 {
+			t.Errorf("%d full rebuilds in the agent log, want one per start", n)
+		}
+		e.eventually(nsOthers, web+":8080", false)
+		e.delete(nsWeb, "deny-again")
+		e.eventually(nsOthers, web+":8080", true)
+	})
+
 	if t.Failed() {
 		out, _ := exec.Command("nft", "list", "table", "inet", table).CombinedOutput()
 		t.Logf("table at the end:\n%s", out)
