@@ -58,7 +58,6 @@ type Enforcer struct {
 	applier *applier
 	kick    chan struct{}
 	ready   chan struct{}
-	synced  chan struct{} // tests: a send after each successful sync
 }
 
 // New validates cfg; nothing runs until Run.
@@ -140,12 +139,6 @@ func (e *Enforcer) Run(ctx context.Context) error {
 		case <-e.ready:
 		default:
 			close(e.ready)
-		}
-		if e.synced != nil {
-			select {
-			case e.synced <- struct{}{}:
-			default:
-			}
 		}
 	}
 }
