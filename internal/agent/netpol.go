@@ -25,7 +25,7 @@ func runNetpol(ctx context.Context, e *netpol.Enforcer) error {
 		return nil
 	}
 	if err := netpol.EnsureBridgeNetfilter(); err != nil {
-		return err
+		return fmt.Errorf("%w (--disable-network-policy runs the node without enforcement)", err)
 	}
 	if err := e.Run(ctx); err != nil {
 		return fmt.Errorf("network policy: %w", err)

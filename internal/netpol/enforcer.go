@@ -131,9 +131,11 @@ func (e *Enforcer) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = time.Second
-		if st.Operations > 0 {
+		if st.Full || st.ChainsRewritten > 0 {
 			e.log.Info("synced", "full", st.Full, "elements", st.Elements, "chains", st.ChainsRewritten,
 				"operations", st.Operations, "took", time.Since(start).Round(time.Microsecond))
+		} else if st.Operations > 0 {
+			e.log.Debug("synced elements", "elements", st.Elements, "took", time.Since(start).Round(time.Microsecond))
 		}
 		select {
 		case <-e.ready:
