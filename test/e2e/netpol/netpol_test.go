@@ -187,10 +187,14 @@ func TestNetworkPolicy(t *testing.T) {
 		a.Stop()
 		e.waitIsolated("ingress-isolated", e.ips[nsWeb+"/web"], true)
 		a.Start()
-		e.waitIsolated("ingress-isolated", e.ips[nsWeb+"/web"], true)
+		deadline := time.Now().Add(20 * time.Second)
+		for strings.Count(a.Logs(), "full=true") < 2 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
 		if n := strings.Count(a.Logs(), "full=true"); n < 2 {
 			t.Errorf("%d full rebuilds in the agent log, want one per start", n)
 		}
+		e.waitIsolated("ingress-isolated", e.ips[nsWeb+"/web"], true)
 		e.eventually(nsOthers, web+":8080", false)
 		e.delete(nsWeb, "deny-again")
 		e.eventually(nsOthers, web+":8080", true)
