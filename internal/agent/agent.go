@@ -14,6 +14,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/agent/containerd"
 	"github.com/skiff-sh/skiff/internal/agent/images"
 	"github.com/skiff-sh/skiff/internal/kubelet"
+	"github.com/skiff-sh/skiff/internal/netpol"
 )
 
 // Config configures one node agent.
@@ -33,7 +34,11 @@ type Config struct {
 	ClusterCA []byte
 	// KubeletPort is the kubelet API's port (default 10250).
 	KubeletPort int
-	Logger      *slog.Logger
+	// NetpolTable is the nftables table of the NetworkPolicy enforcer
+	// (default skiff-netpol); DisableNetworkPolicy leaves it off.
+	NetpolTable          string
+	DisableNetworkPolicy bool
+	Logger               *slog.Logger
 }
 
 // Validate rejects an unusable config, naming the flag.
@@ -52,6 +57,7 @@ type Agent struct {
 	cfg        Config
 	containerd *containerd.Supervisor
 	kubelet    *kubelet.Kubelet
+	netpol     *netpol.Enforcer // nil when disabled
 	ready      chan struct{}
 }
 
@@ -94,7 +100,11 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, containerd: sup, kubelet: kl, ready: make(chan struct{})}, nil
+	np, err := newNetpol(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{cfg: cfg, containerd: sup, kubelet: kl, netpol: np, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once the kubelet is ready.
@@ -125,6 +135,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	kDone := make(chan error, 1)
 	go func() { kDone <- a.kubelet.Run(kubeletCtx) }()
+	npDone := make(chan error, 1)
+	go func() { npDone <- runNetpol(kubeletCtx, a.netpol) }()
 	go func() {
 		select {
 		case <-a.kubelet.Ready():
@@ -141,9 +153,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		kDone = nil
 	case err = <-ctrdDone:
 		ctrdDone = nil
+	case err = <-npDone:
+		npDone = nil
 	case <-ctx.Done():
 	}
 	stopKubelet()
+	if npDone != nil {
+		<-npDone
+	}
 	if kDone != nil {
 		if kerr := <-kDone; kerr != nil && err == nil && ctx.Err() == nil {
 			err = kerr

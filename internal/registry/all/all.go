@@ -10,6 +10,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/registry/core"
 	"github.com/skiff-sh/skiff/internal/registry/discovery"
 	"github.com/skiff-sh/skiff/internal/registry/events"
+	"github.com/skiff-sh/skiff/internal/registry/networking"
 	"github.com/skiff-sh/skiff/internal/registry/policy"
 	"github.com/skiff-sh/skiff/internal/registry/printers"
 	"github.com/skiff-sh/skiff/internal/registry/scheduling"
@@ -31,6 +32,7 @@ func Resources(opts core.Options) ([]*registry.Resource, error) {
 		events.Resources(),
 		scheduling.Resources(),
 		policy.Resources(),
+		networking.Resources(),
 	}
 	var out []*registry.Resource
 	for _, g := range groups {
