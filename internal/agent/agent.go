@@ -33,7 +33,12 @@ type Config struct {
 	ClusterCA []byte
 	// KubeletPort is the kubelet API's port (default 10250).
 	KubeletPort int
-	Logger      *slog.Logger
+	// ClusterDNS and ClusterDomain are the resolver and zone of ClusterFirst
+	// pods; DisableDNS turns off this node's DNS server (see dns.go).
+	ClusterDNS    []string
+	ClusterDomain string
+	DisableDNS    bool
+	Logger        *slog.Logger
 }
 
 // Validate rejects an unusable config, naming the flag.
@@ -52,6 +57,7 @@ type Agent struct {
 	cfg        Config
 	containerd *containerd.Supervisor
 	kubelet    *kubelet.Kubelet
+	dns        *nodeDNS // nil with DisableDNS
 	ready      chan struct{}
 }
 
@@ -90,11 +96,16 @@ func New(cfg Config) (*Agent, error) {
 		Client: cfg.Client, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir,
 		RuntimeEndpoint: sup.Endpoint(), CNIConfDir: sup.Config().CNIConfDir, Bridge: cfg.Bridge,
 		KubeletVersion: cfg.KubeletVersion, ClientCAs: clientCAs, Port: cfg.KubeletPort, Logger: cfg.Logger,
+		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, containerd: sup, kubelet: kl, ready: make(chan struct{})}, nil
+	a := &Agent{cfg: cfg, containerd: sup, kubelet: kl, ready: make(chan struct{})}
+	if !cfg.DisableDNS {
+		a.dns = newNodeDNS(cfg)
+	}
+	return a, nil
 }
 
 // Ready is closed once the kubelet is ready.
@@ -125,6 +136,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	kDone := make(chan error, 1)
 	go func() { kDone <- a.kubelet.Run(kubeletCtx) }()
+	stopDNS := a.runDNS(ctx)
 	go func() {
 		select {
 		case <-a.kubelet.Ready():
@@ -143,6 +155,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		ctrdDone = nil
 	case <-ctx.Done():
 	}
+	stopDNS()
 	stopKubelet()
 	if kDone != nil {
 		if kerr := <-kDone; kerr != nil && err == nil && ctx.Err() == nil {

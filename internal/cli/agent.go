@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-sh/skiff/internal/agent"
+	"github.com/skiff-sh/skiff/internal/dns"
 	"github.com/skiff-sh/skiff/internal/server"
 )
 
@@ -27,8 +28,15 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	nodeIP := fs.String("node-ip", "", "the node's InternalIP (default: the host's first IPv4 address)")
 	bridge := fs.String("cni-bridge", "", "Linux bridge of the pod network (default skiff0)")
 	kubeletPort := fs.Int("kubelet-port", 10250, "port of the kubelet API (logs, exec)")
+	var clusterDNS []string
+	fs.Var(listFlag{&clusterDNS}, "cluster-dns", "comma-separated resolvers of ClusterFirst pods (default 10.43.0.10, the kube-dns Service of the default --service-cidr)")
+	clusterDomain := fs.String("cluster-domain", dns.DefaultClusterDomain, "the cluster's DNS zone")
+	disableDNS := fs.Bool("disable-dns", false, "do not run this node's cluster DNS server")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if len(clusterDNS) == 0 {
+		clusterDNS = []string{"10.43.0.10"}
 	}
 	if *kubeconfig == "" {
 		return errors.New("--kubeconfig is required (joining with a token is not supported yet)")
@@ -55,7 +63,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	}
 	a, err := agent.New(agent.Config{DataDir: dir, Client: cs, NodeName: *nodeName, NodeIP: *nodeIP,
 		Bridge: *bridge, KubeletVersion: server.Version.GitVersion, ClusterCA: ca, KubeletPort: *kubeletPort,
-		Logger: env.Logger})
+		ClusterDNS: clusterDNS, ClusterDomain: *clusterDomain, DisableDNS: *disableDNS, Logger: env.Logger})
 	if err != nil {
 		return err
 	}
