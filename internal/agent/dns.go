@@ -257,7 +257,7 @@ func newNodeDNS(cfg Config) *nodeDNS {
 		domain = dns.DefaultClusterDomain
 	}
 	return &nodeDNS{client: cfg.Client, node: cfg.NodeName, bridge: bridge, domain: domain,
-		log: cfg.Logger.With("component", "dns", "node", cfg.NodeName), port: 53}
+		log: cfg.Logger.With("node", cfg.NodeName), port: 53}
 }
 
 // runDNS starts the node's DNS server, if enabled; the returned function
