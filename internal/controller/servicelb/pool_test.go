@@ -50,9 +50,9 @@ func TestPool(t *testing.T) {
 		steps: []step{
 			{op: "occupy", key: "a", ip: "10.10.0.5", wantOK: true},
 			{op: "occupy", key: "a", ip: "10.10.0.5", wantOK: true},
-			{op: "occupy", key: "b", ip: "10.10.0.5", wantOK: false}, // taken
-			{op: "occupy", key: "a", ip: "10.10.0.6", wantOK: false}, // a holds another
-			{op: "occupy", key: "c", ip: "10.11.0.1", wantOK: false}, // outside
+			{op: "occupy", key: "b", ip: "10.10.0.5", wantOK: false},   // taken
+			{op: "occupy", key: "a", ip: "10.10.0.6", wantOK: false},   // a holds another
+			{op: "occupy", key: "c", ip: "10.11.0.1", wantOK: false},   // outside
 			{op: "occupy", key: "c", ip: "10.10.0.255", wantOK: false}, // broadcast
 			{op: "allocate", key: "b", ip: "10.10.0.1"},
 			{op: "allocate", key: "a", ip: "10.10.0.5"},
