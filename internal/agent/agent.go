@@ -38,6 +38,9 @@ type Config struct {
 	ClusterDNS    []string
 	ClusterDomain string
 	DisableDNS    bool
+	// DisableHostGW turns off the routes to other nodes' podCIDRs (see
+	// routes.go).
+	DisableHostGW bool
 	Logger        *slog.Logger
 }
 
@@ -57,7 +60,8 @@ type Agent struct {
 	cfg        Config
 	containerd *containerd.Supervisor
 	kubelet    *kubelet.Kubelet
-	dns        *nodeDNS // nil with DisableDNS
+	dns        *nodeDNS    // nil with DisableDNS
+	routes     *hostRoutes // nil with DisableHostGW
 	ready      chan struct{}
 }
 
@@ -105,6 +109,9 @@ func New(cfg Config) (*Agent, error) {
 	if !cfg.DisableDNS {
 		a.dns = newNodeDNS(cfg)
 	}
+	if !cfg.DisableHostGW {
+		a.routes = newHostRoutes(cfg)
+	}
 	return a, nil
 }
 
@@ -136,7 +143,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	kDone := make(chan error, 1)
 	go func() { kDone <- a.kubelet.Run(kubeletCtx) }()
-	stopDNS := a.runDNS(ctx)
+	stopNetwork := a.runNetwork(ctx)
 	go func() {
 		select {
 		case <-a.kubelet.Ready():
@@ -155,7 +162,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		ctrdDone = nil
 	case <-ctx.Done():
 	}
-	stopDNS()
+	stopNetwork()
 	stopKubelet()
 	if kDone != nil {
 		if kerr := <-kDone; kerr != nil && err == nil && ctx.Err() == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 
@@ -260,19 +261,29 @@ func newNodeDNS(cfg Config) *nodeDNS {
 		log: cfg.Logger.With("node", cfg.NodeName), port: 53}
 }
 
-// runDNS starts the node's DNS server, if enabled; the returned function
-// stops it (deleting its EndpointSlice) and waits.
-func (a *Agent) runDNS(ctx context.Context) func() {
-	if a.dns == nil {
-		return func() {}
-	}
+// runNetwork starts the node's DNS server and host-gw routes, where
+// enabled; the returned function stops them (the DNS server deletes its
+// EndpointSlice) and waits.
+func (a *Agent) runNetwork(ctx context.Context) func() {
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := a.dns.Run(ctx); err != nil && ctx.Err() == nil {
-			a.dns.log.Error("cluster DNS not started", "err", err)
-		}
-	}()
-	return func() { cancel(); <-done }
+	var wg sync.WaitGroup
+	if a.dns != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.dns.Run(ctx); err != nil && ctx.Err() == nil {
+				a.dns.log.Error("cluster DNS not started", "err", err)
+			}
+		}()
+	}
+	if a.routes != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.routes.Run(ctx); err != nil && ctx.Err() == nil {
+				a.routes.log.Error("host-gw routes stopped", "err", err)
+			}
+		}()
+	}
+	return func() { cancel(); wg.Wait() }
 }

@@ -32,6 +32,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	fs.Var(listFlag{&clusterDNS}, "cluster-dns", "comma-separated resolvers of ClusterFirst pods (default 10.43.0.10, the kube-dns Service of the default --service-cidr)")
 	clusterDomain := fs.String("cluster-domain", dns.DefaultClusterDomain, "the cluster's DNS zone")
 	disableDNS := fs.Bool("disable-dns", false, "do not run this node's cluster DNS server")
+	disableHostGW := fs.Bool("disable-host-gw", false, "do not route other nodes' podCIDRs via their InternalIPs")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -63,7 +64,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	}
 	a, err := agent.New(agent.Config{DataDir: dir, Client: cs, NodeName: *nodeName, NodeIP: *nodeIP,
 		Bridge: *bridge, KubeletVersion: server.Version.GitVersion, ClusterCA: ca, KubeletPort: *kubeletPort,
-		ClusterDNS: clusterDNS, ClusterDomain: *clusterDomain, DisableDNS: *disableDNS, Logger: env.Logger})
+		ClusterDNS: clusterDNS, ClusterDomain: *clusterDomain, DisableDNS: *disableDNS, DisableHostGW: *disableHostGW, Logger: env.Logger})
 	if err != nil {
 		return err
 	}
