@@ -14,7 +14,9 @@ func TestDesiredRoute(t *testing.T) {
 		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n"}, Spec: corev1.NodeSpec{PodCIDR: cidr},
 			Status: corev1.NodeStatus{Addresses: addrs}}
 	}
-	internal := func(ip string) corev1.NodeAddress { return corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip} }
+	internal := func(ip string) corev1.NodeAddress {
+		return corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip}
+	}
 	deleting := node("10.42.1.0/24", internal("192.0.2.3"))
 	now := metav1.Now()
 	deleting.DeletionTimestamp = &now

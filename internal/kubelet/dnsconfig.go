@@ -159,7 +159,7 @@ func omitDuplicates(in []string) []string {
 // pod, once per pod.
 func (k *Kubelet) podDNS(p *corev1.Pod) *runtimeapi.DNSConfig {
 	cfg, warnings := PodDNSConfig(p, DNSSettings{ClusterDNS: k.cfg.ClusterDNS, ClusterDomain: k.cfg.ClusterDomain, Host: hostDNS()})
-	if len(warnings) > 0 {
+	if len(warnings) > 0 && k.log != nil && k.cfg.Client != nil {
 		if _, done := k.dnsWarned.LoadOrStore(p.UID, true); !done {
 			for _, w := range warnings {
 				k.log.Warn("pod DNS", "pod", p.Namespace+"/"+p.Name, "warning", w)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -24,6 +25,7 @@ type bootstrapConfig struct {
 	ServiceIP net.IP
 	// ClusterDNSIP is the kube-dns Service's cluster IP.
 	ClusterDNSIP     net.IP
+	Logger           *slog.Logger
 	AdvertiseAddress string
 	Port             int
 }
@@ -86,7 +88,11 @@ func bootstrap(ctx context.Context, kubeconfig string, cfg bootstrapConfig) erro
 		return fmt.Errorf("get kubernetes service: %w", err)
 	}
 	if cfg.ClusterDNSIP != nil {
-		if err := createKubeDNS(ctx, cs, cfg.ClusterDNSIP); err != nil {
+		if err := createKubeDNS(ctx, cs, cfg.ClusterDNSIP); apierrors.IsInvalid(err) && cfg.Logger != nil {
+			// The address is another Service's: the cluster still serves,
+			// but ClusterFirst pods will not reach the cluster DNS.
+			cfg.Logger.Error("kube-dns service not created; pods' cluster DNS will not answer", "err", err)
+		} else if err != nil {
 			return err
 		}
 	}

@@ -176,7 +176,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return err
 	}
 	if err := bootstrap(ctx, kubeconfig, bootstrapConfig{
-		ServiceIP: firstServiceIP, ClusterDNSIP: clusterDNS, AdvertiseAddress: advertise, Port: s.cfg.HTTPSPort,
+		ServiceIP: firstServiceIP, ClusterDNSIP: clusterDNS, Logger: s.log, AdvertiseAddress: advertise, Port: s.cfg.HTTPSPort,
 	}); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
