@@ -38,7 +38,15 @@ type Config struct {
 	// (default skiff-netpol); DisableNetworkPolicy leaves it off.
 	NetpolTable          string
 	DisableNetworkPolicy bool
-	Logger               *slog.Logger
+	// ClusterDNS and ClusterDomain are the resolver and zone of ClusterFirst
+	// pods; DisableDNS turns off this node's DNS server (see dns.go).
+	ClusterDNS    []string
+	ClusterDomain string
+	DisableDNS    bool
+	// DisableHostGW turns off the routes to other nodes' podCIDRs (see
+	// routes.go).
+	DisableHostGW bool
+	Logger        *slog.Logger
 }
 
 // Validate rejects an unusable config, naming the flag.
@@ -58,6 +66,8 @@ type Agent struct {
 	containerd *containerd.Supervisor
 	kubelet    *kubelet.Kubelet
 	netpol     *netpol.Enforcer // nil when disabled
+	dns        *nodeDNS         // nil with DisableDNS
+	routes     *hostRoutes      // nil with DisableHostGW
 	ready      chan struct{}
 }
 
@@ -96,6 +106,7 @@ func New(cfg Config) (*Agent, error) {
 		Client: cfg.Client, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir,
 		RuntimeEndpoint: sup.Endpoint(), CNIConfDir: sup.Config().CNIConfDir, Bridge: cfg.Bridge,
 		KubeletVersion: cfg.KubeletVersion, ClientCAs: clientCAs, Port: cfg.KubeletPort, Logger: cfg.Logger,
+		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 	})
 	if err != nil {
 		return nil, err
@@ -104,7 +115,14 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, containerd: sup, kubelet: kl, netpol: np, ready: make(chan struct{})}, nil
+	a := &Agent{cfg: cfg, containerd: sup, kubelet: kl, netpol: np, ready: make(chan struct{})}
+	if !cfg.DisableDNS {
+		a.dns = newNodeDNS(cfg)
+	}
+	if !cfg.DisableHostGW {
+		a.routes = newHostRoutes(cfg)
+	}
+	return a, nil
 }
 
 // Ready is closed once the kubelet is ready.
@@ -137,6 +155,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { kDone <- a.kubelet.Run(kubeletCtx) }()
 	npDone := make(chan error, 1)
 	go func() { npDone <- runNetpol(kubeletCtx, a.netpol) }()
+	stopNetwork := a.runNetwork(ctx)
 	go func() {
 		select {
 		case <-a.kubelet.Ready():
@@ -157,6 +176,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		npDone = nil
 	case <-ctx.Done():
 	}
+	stopNetwork()
 	stopKubelet()
 	if npDone != nil {
 		<-npDone

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-sh/skiff/internal/agent"
+	"github.com/skiff-sh/skiff/internal/dns"
 	"github.com/skiff-sh/skiff/internal/server"
 )
 
@@ -29,8 +30,16 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	kubeletPort := fs.Int("kubelet-port", 10250, "port of the kubelet API (logs, exec)")
 	netpolTable := fs.String("netpol-table", "skiff-netpol", "nftables table (family inet) of the NetworkPolicy enforcer")
 	disableNetpol := fs.Bool("disable-network-policy", false, "do not enforce NetworkPolicies on this node")
+	var clusterDNS []string
+	fs.Var(listFlag{&clusterDNS}, "cluster-dns", "comma-separated resolvers of ClusterFirst pods (default 10.43.0.10, the kube-dns Service of the default --service-cidr)")
+	clusterDomain := fs.String("cluster-domain", dns.DefaultClusterDomain, "the cluster's DNS zone")
+	disableDNS := fs.Bool("disable-dns", false, "do not run this node's cluster DNS server")
+	disableHostGW := fs.Bool("disable-host-gw", false, "do not route other nodes' podCIDRs via their InternalIPs")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if len(clusterDNS) == 0 {
+		clusterDNS = []string{"10.43.0.10"}
 	}
 	if *kubeconfig == "" {
 		return errors.New("--kubeconfig is required (joining with a token is not supported yet)")
@@ -57,7 +66,8 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	}
 	a, err := agent.New(agent.Config{DataDir: dir, Client: cs, NodeName: *nodeName, NodeIP: *nodeIP,
 		Bridge: *bridge, KubeletVersion: server.Version.GitVersion, ClusterCA: ca, KubeletPort: *kubeletPort,
-		NetpolTable: *netpolTable, DisableNetworkPolicy: *disableNetpol, Logger: env.Logger})
+		NetpolTable: *netpolTable, DisableNetworkPolicy: *disableNetpol,
+		ClusterDNS: clusterDNS, ClusterDomain: *clusterDomain, DisableDNS: *disableDNS, DisableHostGW: *disableHostGW, Logger: env.Logger})
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,9 @@ type Options struct {
 	NodeMonitorGracePeriod time.Duration
 	// TerminatedPodGCThreshold: pod GC deletes terminated pods beyond it.
 	TerminatedPodGCThreshold int
+	// ServiceLBPool, when set, is where ServiceLB takes LoadBalancer
+	// addresses from; nil gives the Ready nodes' InternalIPs.
+	ServiceLBPool *net.IPNet
 }
 
 // Context is what a controller is built from. Controllers share one

@@ -59,6 +59,11 @@ type Config struct {
 	// all addresses, port 10250; tests pass a free port).
 	ServerAddress string
 	Port          int
+	// ClusterDNS are the resolvers of ClusterFirst pods (the kube-dns
+	// Service's IP); empty makes them fall back to Default. ClusterDomain
+	// is the cluster's DNS zone (their search path).
+	ClusterDNS    []string
+	ClusterDomain string
 	Logger        *slog.Logger
 }
 
@@ -81,6 +86,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Port < 0 || c.Port > 65535 {
 		return fmt.Errorf("kubelet: --kubelet-port %d: out of range", c.Port)
+	}
+	for _, ip := range c.ClusterDNS {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("kubelet: --cluster-dns %q: not an IP address", ip)
+		}
 	}
 	if len(c.Bridge) > 15 {
 		return fmt.Errorf("kubelet: bridge name %q: longer than 15 bytes", c.Bridge)

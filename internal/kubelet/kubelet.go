@@ -48,6 +48,8 @@ type Kubelet struct {
 	keys map[string]string
 	// seen is the last relisted state of each container, by container id.
 	seen map[string]string
+	// dnsWarned holds the UIDs of pods whose DNS warnings were posted.
+	dnsWarned sync.Map
 }
 
 // New validates cfg and returns a kubelet; nothing starts until Run.

@@ -117,7 +117,7 @@ func (k *Kubelet) sandboxConfig(p *corev1.Pod, attempt uint32) *runtimeapi.PodSa
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: string(p.UID), Attempt: attempt},
 		Hostname:     hostname,
 		LogDirectory: k.cfg.podLogDir(p.Namespace, p.Name, string(p.UID)),
-		DnsConfig:    hostDNS(),
+		DnsConfig:    k.podDNS(p),
 		Labels:       podLabels(p),
 		Annotations:  p.Annotations,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: podCgroup(p.UID),

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -21,7 +22,10 @@ import (
 var SystemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
 
 type bootstrapConfig struct {
-	ServiceIP        net.IP
+	ServiceIP net.IP
+	// ClusterDNSIP is the kube-dns Service's cluster IP.
+	ClusterDNSIP     net.IP
+	Logger           *slog.Logger
 	AdvertiseAddress string
 	Port             int
 }
@@ -83,6 +87,15 @@ func bootstrap(ctx context.Context, kubeconfig string, cfg bootstrapConfig) erro
 	} else if err != nil {
 		return fmt.Errorf("get kubernetes service: %w", err)
 	}
+	if cfg.ClusterDNSIP != nil {
+		if err := createKubeDNS(ctx, cs, cfg.ClusterDNSIP); apierrors.IsInvalid(err) && cfg.Logger != nil {
+			// The address is another Service's: the cluster still serves,
+			// but ClusterFirst pods will not reach the cluster DNS.
+			cfg.Logger.Error("kube-dns service not created; pods' cluster DNS will not answer", "err", err)
+		} else if err != nil {
+			return err
+		}
+	}
 	port := int32(cfg.Port)
 	ep := &corev1.Endpoints{
 		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
@@ -107,6 +120,35 @@ func bootstrap(ctx context.Context, kubeconfig string, cfg bootstrapConfig) erro
 		slice.AddressType = discoveryv1.AddressTypeIPv6
 	}
 	return upsertEndpointSlice(ctx, cs, slice)
+}
+
+// createKubeDNS creates the kube-system/kube-dns Service, labelled as K3s
+// labels its CoreDNS Service, if missing. It has no selector: each node's
+// agent keeps an EndpointSlice for it listing its own DNS server.
+func createKubeDNS(ctx context.Context, cs kubernetes.Interface, ip net.IP) error {
+	client := cs.CoreV1().Services(metav1.NamespaceSystem)
+	if _, err := client.Get(ctx, "kube-dns", metav1.GetOptions{}); err == nil {
+		return nil
+	} else if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get kube-dns service: %w", err)
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-dns", Namespace: metav1.NamespaceSystem, Labels: map[string]string{
+			"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true"}},
+		Spec: corev1.ServiceSpec{
+			Type:      corev1.ServiceTypeClusterIP,
+			ClusterIP: ip.String(),
+			Ports: []corev1.ServicePort{
+				{Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53, TargetPort: intstr.FromInt32(53)},
+				{Name: "dns-tcp", Protocol: corev1.ProtocolTCP, Port: 53, TargetPort: intstr.FromInt32(53)},
+			},
+			SessionAffinity: corev1.ServiceAffinityNone,
+		},
+	}
+	if _, err := client.Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create kube-dns service: %w", err)
+	}
+	return nil
 }
 
 func upsertEndpoints(ctx context.Context, cs kubernetes.Interface, want *corev1.Endpoints) error {

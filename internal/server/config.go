@@ -5,7 +5,10 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/skiff-sh/skiff/internal/scheduler"
 )
@@ -38,6 +41,16 @@ type Config struct {
 	// --controllers does ("*", "name", "-name").
 	DisableControllers bool
 	Controllers        []string
+	// ClusterDNS is the kube-dns Service's cluster IP, the resolver of
+	// ClusterFirst pods ("" is the 10th address of ServiceCIDR);
+	// ClusterDomain is the cluster's DNS zone.
+	ClusterDNS    string
+	ClusterDomain string
+	// DisableDNS turns off the in-process agent's DNS server.
+	DisableDNS bool
+	// ServiceLBPool, when set, is the CIDR ServiceLB hands LoadBalancer
+	// addresses out of (default: the Ready nodes' InternalIPs).
+	ServiceLBPool string
 	// NodeMonitorGracePeriod: a node silent this long is marked unhealthy.
 	NodeMonitorGracePeriod time.Duration
 	Logger                 *slog.Logger
@@ -51,6 +64,7 @@ func DefaultConfig() Config {
 		HTTPSPort:              6443,
 		ServiceCIDR:            "10.43.0.0/16",
 		ClusterCIDR:            "10.42.0.0/16",
+		ClusterDomain:          "cluster.local",
 		NodeMonitorGracePeriod: 40 * time.Second,
 	}
 }
@@ -88,10 +102,45 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--scheduler-config: %w", err)
 		}
 	}
+	if _, err := c.ClusterDNSIP(); err != nil {
+		return err
+	}
+	if errs := validation.IsDNS1123Subdomain(strings.TrimSuffix(c.ClusterDomain, ".")); len(errs) > 0 {
+		return fmt.Errorf("--cluster-domain %q: %s", c.ClusterDomain, strings.Join(errs, "; "))
+	}
+	if c.ServiceLBPool != "" {
+		if _, _, err := net.ParseCIDR(c.ServiceLBPool); err != nil {
+			return fmt.Errorf("--service-lb-pool %q: %w", c.ServiceLBPool, err)
+		}
+	}
 	if c.NodeMonitorGracePeriod < 0 {
 		return fmt.Errorf("--node-monitor-grace-period %s: must not be negative", c.NodeMonitorGracePeriod)
 	}
 	return nil
+}
+
+// ClusterDNSIP is the kube-dns Service's cluster IP: --cluster-dns, or the
+// 10th address of --service-cidr.
+func (c *Config) ClusterDNSIP() (net.IP, error) {
+	_, n, err := net.ParseCIDR(c.ServiceCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("--service-cidr %q: %w", c.ServiceCIDR, err)
+	}
+	if c.ClusterDNS == "" {
+		ip, err := nthIP(n, 10)
+		if err != nil {
+			return nil, fmt.Errorf("--service-cidr %s has no 10th address for the cluster DNS; set --cluster-dns", c.ServiceCIDR)
+		}
+		return ip, nil
+	}
+	ip := net.ParseIP(c.ClusterDNS)
+	if ip == nil {
+		return nil, fmt.Errorf("--cluster-dns %q: not an IP address", c.ClusterDNS)
+	}
+	if !n.Contains(ip) {
+		return nil, fmt.Errorf("--cluster-dns %s: not in --service-cidr %s", c.ClusterDNS, c.ServiceCIDR)
+	}
+	return ip, nil
 }
 
 // KubeconfigPath is where the admin kubeconfig is written.

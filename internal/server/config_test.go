@@ -20,6 +20,12 @@ func TestConfigValidate(t *testing.T) {
 		{"bad service cidr", func(c *Config) { c.ServiceCIDR = "10.43.0.0" }, "--service-cidr"},
 		{"tiny service cidr", func(c *Config) { c.ServiceCIDR = "10.43.0.0/32" }, "--service-cidr"},
 		{"bad cluster cidr", func(c *Config) { c.ClusterCIDR = "x" }, "--cluster-cidr"},
+		{"cluster dns in the service cidr", func(c *Config) { c.ClusterDNS = "10.43.5.5" }, ""},
+		{"bad cluster dns", func(c *Config) { c.ClusterDNS = "ten" }, "--cluster-dns"},
+		{"cluster dns outside the service cidr", func(c *Config) { c.ClusterDNS = "10.44.0.10" }, "--cluster-dns"},
+		{"service cidr without a 10th address", func(c *Config) { c.ServiceCIDR = "10.43.0.0/30" }, "--cluster-dns"},
+		{"bad cluster domain", func(c *Config) { c.ClusterDomain = "Not_A_Domain" }, "--cluster-domain"},
+		{"bad service lb pool", func(c *Config) { c.ServiceLBPool = "10.0.0.0" }, "--service-lb-pool"},
 		{"etcd tls without servers", func(c *Config) { c.EtcdCAFile = "/ca" }, "--etcd-servers"},
 		{"etcd cert without key", func(c *Config) { c.EtcdServers = []string{"https://e:2379"}; c.EtcdCertFile = "/c" }, "--etcd-keyfile"},
 	}
@@ -38,5 +44,17 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestClusterDNSIP(t *testing.T) {
+	c := DefaultConfig()
+	ip, err := c.ClusterDNSIP()
+	if err != nil || ip.String() != "10.43.0.10" {
+		t.Fatalf("default cluster DNS %v, %v; want 10.43.0.10", ip, err)
+	}
+	c.ServiceCIDR = "172.20.0.0/24"
+	if ip, err = c.ClusterDNSIP(); err != nil || ip.String() != "172.20.0.10" {
+		t.Fatalf("cluster DNS of 172.20.0.0/24: %v, %v", ip, err)
 	}
 }

@@ -171,8 +171,12 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	if err := ca.WriteKubeconfig(kubeconfig, server, "admin", []string{"system:masters"}); err != nil {
 		return fmt.Errorf("admin kubeconfig: %w", err)
 	}
+	clusterDNS, err := s.cfg.ClusterDNSIP()
+	if err != nil {
+		return err
+	}
 	if err := bootstrap(ctx, kubeconfig, bootstrapConfig{
-		ServiceIP: firstServiceIP, AdvertiseAddress: advertise, Port: s.cfg.HTTPSPort,
+		ServiceIP: firstServiceIP, ClusterDNSIP: clusterDNS, Logger: s.log, AdvertiseAddress: advertise, Port: s.cfg.HTTPSPort,
 	}); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
@@ -284,7 +288,7 @@ func (s *Server) startControllers(ctx context.Context, kubeconfig string) error 
 	m, err := manager.NewFromKubeconfig(kubeconfig, manager.Config{
 		Controllers: s.cfg.Controllers, LeaderElect: true, Identity: s.identity(),
 		ClusterCIDR: s.cfg.ClusterCIDR, NodeMonitorGracePeriod: s.cfg.NodeMonitorGracePeriod,
-		Logger: s.log.With("component", "controller-manager"),
+		ServiceLBPool: s.cfg.ServiceLBPool, Logger: s.log.With("component", "controller-manager"),
 	})
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)
@@ -312,8 +316,13 @@ func (s *Server) startAgent(kubeconfig string) error {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
+	clusterDNS, err := s.cfg.ClusterDNSIP()
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
 	a, err := agent.New(agent.Config{DataDir: dir, Client: cs, NodeIP: s.advertise, Bridge: s.cfg.PodBridge,
-		KubeletVersion: Version.GitVersion, ClusterCA: rc.CAData, Logger: s.log.With("component", "agent")})
+		KubeletVersion: Version.GitVersion, ClusterCA: rc.CAData, ClusterDNS: []string{clusterDNS.String()},
+		ClusterDomain: s.cfg.ClusterDomain, DisableDNS: s.cfg.DisableDNS, Logger: s.log.With("component", "agent")})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}

@@ -54,6 +54,9 @@ type Config struct {
 	// TerminatedPodGCThreshold: pod GC deletes terminated pods beyond this
 	// many (0: the default 12500; negative: never).
 	TerminatedPodGCThreshold int
+	// ServiceLBPool, when set, is the CIDR the ServiceLB controller hands
+	// LoadBalancer addresses out of (default: the Ready nodes' IPs).
+	ServiceLBPool string
 	// MetricsBindAddress, when set, serves the controllers' sync metrics
 	// at http://<address>/metrics.
 	MetricsBindAddress string
@@ -86,6 +89,11 @@ func (c *Config) Validate() error {
 		ones, bits := n.Mask.Size()
 		if c.NodeCIDRMaskSize != 0 && (c.NodeCIDRMaskSize < ones || c.NodeCIDRMaskSize > bits) {
 			return fmt.Errorf("--node-cidr-mask-size %d does not fit in --cluster-cidr %s", c.NodeCIDRMaskSize, c.ClusterCIDR)
+		}
+	}
+	if c.ServiceLBPool != "" {
+		if _, _, err := net.ParseCIDR(c.ServiceLBPool); err != nil {
+			return fmt.Errorf("--service-lb-pool: %w", err)
 		}
 	}
 	if c.NodeMonitorGracePeriod < 0 {
@@ -306,6 +314,9 @@ func (m *Manager) runControllers(ctx context.Context) error {
 	}
 	if m.cfg.ClusterCIDR != "" {
 		_, opts.ClusterCIDR, _ = net.ParseCIDR(m.cfg.ClusterCIDR)
+	}
+	if m.cfg.ServiceLBPool != "" {
+		_, opts.ServiceLBPool, _ = net.ParseCIDR(m.cfg.ServiceLBPool)
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.client.CoreV1().Events("")})

@@ -18,6 +18,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/replicationcontroller"
 	"github.com/skiff-sh/skiff/internal/controller/resourcequota"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
+	"github.com/skiff-sh/skiff/internal/controller/servicelb"
 	"github.com/skiff-sh/skiff/internal/controller/statefulset"
 	"github.com/skiff-sh/skiff/internal/controller/ttlafterfinished"
 )
@@ -51,6 +52,7 @@ var registry = map[string]descriptor{
 	"podgc":         {1, func(c *controller.Context) (controller.Controller, error) { return podgc.New(c) }},
 	"resourcequota": {5, func(c *controller.Context) (controller.Controller, error) { return resourcequota.New(c) }},
 	"disruption":    {5, func(c *controller.Context) (controller.Controller, error) { return disruption.New(c) }},
+	"servicelb":     {2, func(c *controller.Context) (controller.Controller, error) { return servicelb.New(c) }},
 }
 
 // aliases are upstream's other spellings of the same controllers.
@@ -62,4 +64,5 @@ var aliases = map[string]string{
 	"node-lifecycle":        "nodelifecycle",
 	"pod-garbage-collector": "podgc",
 	"service-account":       "serviceaccount",
+	"service-lb":            "servicelb",
 }
