@@ -72,13 +72,13 @@ func (sp *servicePort) id() string {
 }
 
 func endpointChain(sp *servicePort, e endpoint) string {
-	return chainName("endpoint", sp.id()+"__"+e.String())
+	return chainName("endpoint", sp.id()+"__"+e.ip+"/"+itoa(int64(e.port)))
 }
 
 // affinitySet names the timeout too: a new timeout is a new set (and
 // rewritten chains), never an in-place change of a set in use.
 func affinitySet(sp *servicePort, e endpoint) string {
-	return chainName("affinity", sp.id()+"__"+e.String()+"__"+itoa(int64(sp.affinity/time.Second)))
+	return chainName("affinity", sp.id()+"__"+e.ip+"/"+itoa(int64(e.port))+"__"+itoa(int64(sp.affinity/time.Second)))
 }
 
 // renderService renders all ports of one Service.

@@ -58,10 +58,10 @@ func TestRender(t *testing.T) {
 			want: []string{
 				"service-ips 10.96.0.10 . tcp . 80 -> goto service:ns/web/tcp/http",
 				"service:ns/web/tcp/http: ip daddr 10.96.0.10 ip saddr != { 10.244.0.0/16 } jump mark-for-masquerade",
-				"service:ns/web/tcp/http: numgen random mod 2 vmap { 0 : goto endpoint:ns/web/tcp/http__10.244.0.5:8080 , 1 : goto endpoint:ns/web/tcp/http__10.244.0.6:8080 }",
-				"endpoint:ns/web/tcp/http__10.244.0.5:8080: ip saddr 10.244.0.5 jump mark-for-masquerade",
-				"endpoint:ns/web/tcp/http__10.244.0.5:8080: meta l4proto tcp dnat to 10.244.0.5:8080",
-				"endpoint:ns/web/tcp/http__10.244.0.6:8080: meta l4proto tcp dnat to 10.244.0.6:8080",
+				"service:ns/web/tcp/http: numgen random mod 2 vmap { 0 : goto endpoint:ns/web/tcp/http__10.244.0.5/8080 , 1 : goto endpoint:ns/web/tcp/http__10.244.0.6/8080 }",
+				"endpoint:ns/web/tcp/http__10.244.0.5/8080: ip saddr 10.244.0.5 jump mark-for-masquerade",
+				"endpoint:ns/web/tcp/http__10.244.0.5/8080: meta l4proto tcp dnat to 10.244.0.5:8080",
+				"endpoint:ns/web/tcp/http__10.244.0.6/8080: meta l4proto tcp dnat to 10.244.0.6:8080",
 			},
 			exact: 7,
 		},
@@ -69,7 +69,7 @@ func TestRender(t *testing.T) {
 			name:    "only ready endpoints",
 			svc:     makeSvc("web").ip("10.96.0.10").port(80).obj(),
 			slices:  []*discoveryv1.EndpointSlice{makeSlice("web", "web-1", 8080, ready("10.244.0.5", "n1"), ep{ip: "10.244.0.6", serving: true, terminating: true})},
-			want:    []string{"service:ns/web/tcp/http: goto endpoint:ns/web/tcp/http__10.244.0.5:8080"},
+			want:    []string{"service:ns/web/tcp/http: goto endpoint:ns/web/tcp/http__10.244.0.5/8080"},
 			notWant: []string{"10.244.0.6"},
 		},
 		{
@@ -77,7 +77,7 @@ func TestRender(t *testing.T) {
 			svc:  makeSvc("web").ip("10.96.0.10").port(80).obj(),
 			slices: []*discoveryv1.EndpointSlice{makeSlice("web", "web-1", 8080,
 				ep{ip: "10.244.0.5", serving: true, terminating: true}, ep{ip: "10.244.0.6", terminating: true}, ep{ip: "10.244.0.7"})},
-			want:    []string{"service:ns/web/tcp/http: goto endpoint:ns/web/tcp/http__10.244.0.5:8080"},
+			want:    []string{"service:ns/web/tcp/http: goto endpoint:ns/web/tcp/http__10.244.0.5/8080"},
 			notWant: []string{"10.244.0.6", "10.244.0.7"},
 		},
 		{
@@ -124,9 +124,9 @@ func TestRender(t *testing.T) {
 			svc:    makeSvc("web").ip("10.96.0.10").port(80).affinity(60).obj(),
 			slices: []*discoveryv1.EndpointSlice{makeSlice("web", "web-1", 8080, ready("10.244.0.5", "n1"), ready("10.244.0.6", "n1"))},
 			want: []string{
-				"set affinity:ns/web/tcp/http__10.244.0.5:8080__60 timeout 1m0s",
-				"service:ns/web/tcp/http: ip saddr @affinity:ns/web/tcp/http__10.244.0.5:8080__60 goto endpoint:ns/web/tcp/http__10.244.0.5:8080",
-				"endpoint:ns/web/tcp/http__10.244.0.6:8080: update @affinity:ns/web/tcp/http__10.244.0.6:8080__60 { ip saddr }",
+				"set affinity:ns/web/tcp/http__10.244.0.5/8080__60 timeout 1m0s",
+				"service:ns/web/tcp/http: ip saddr @affinity:ns/web/tcp/http__10.244.0.5/8080__60 goto endpoint:ns/web/tcp/http__10.244.0.5/8080",
+				"endpoint:ns/web/tcp/http__10.244.0.6/8080: update @affinity:ns/web/tcp/http__10.244.0.6/8080__60 { ip saddr }",
 			},
 		},
 		{
@@ -138,8 +138,8 @@ func TestRender(t *testing.T) {
 				"external:ns/web/tcp/http: ip saddr 10.244.0.0/16 goto service:ns/web/tcp/http",
 				"external:ns/web/tcp/http: fib saddr type local jump mark-for-masquerade",
 				"external:ns/web/tcp/http: goto local:ns/web/tcp/http",
-				"local:ns/web/tcp/http: numgen random mod 2 vmap { 0 : goto endpoint:ns/web/tcp/http__10.244.0.5:8080 , 1 : goto endpoint:ns/web/tcp/http__10.244.0.6:8080 }",
-				"service:ns/web/tcp/http: numgen random mod 3 vmap { 0 : goto endpoint:ns/web/tcp/http__10.244.0.5:8080 , 1 : goto endpoint:ns/web/tcp/http__10.244.0.6:8080 , 2 : goto endpoint:ns/web/tcp/http__10.244.1.5:8080 }",
+				"local:ns/web/tcp/http: numgen random mod 2 vmap { 0 : goto endpoint:ns/web/tcp/http__10.244.0.5/8080 , 1 : goto endpoint:ns/web/tcp/http__10.244.0.6/8080 }",
+				"service:ns/web/tcp/http: numgen random mod 3 vmap { 0 : goto endpoint:ns/web/tcp/http__10.244.0.5/8080 , 1 : goto endpoint:ns/web/tcp/http__10.244.0.6/8080 , 2 : goto endpoint:ns/web/tcp/http__10.244.1.5/8080 }",
 			},
 			notWant: []string{"external:ns/web/tcp/http: jump mark-for-masquerade"},
 		},
@@ -153,7 +153,7 @@ func TestRender(t *testing.T) {
 			name:    "internalTrafficPolicy Local",
 			svc:     makeSvc("web").ip("10.96.0.10").port(80).internalLocal().obj(),
 			slices:  []*discoveryv1.EndpointSlice{makeSlice("web", "web-1", 8080, ready("10.244.0.5", "n1"), ready("10.244.1.5", "n2"))},
-			want:    []string{"service:ns/web/tcp/http: goto endpoint:ns/web/tcp/http__10.244.0.5:8080"},
+			want:    []string{"service:ns/web/tcp/http: goto endpoint:ns/web/tcp/http__10.244.0.5/8080"},
 			notWant: []string{"10.244.1.5"},
 		},
 		{
@@ -167,7 +167,7 @@ func TestRender(t *testing.T) {
 			svc:  makeSvc("web").ip("10.96.0.10").port(80).obj(),
 			slices: []*discoveryv1.EndpointSlice{makeSlice("web", "web-1", 8080, ready("10.244.0.5", "n1")),
 				makeSlice("web", "web-2", 8080, ready("10.244.0.5", "n1"))},
-			want: []string{"service:ns/web/tcp/http: goto endpoint:ns/web/tcp/http__10.244.0.5:8080"},
+			want: []string{"service:ns/web/tcp/http: goto endpoint:ns/web/tcp/http__10.244.0.5/8080"},
 		},
 	}
 	for _, tt := range tests {
