@@ -14,6 +14,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/agent/containerd"
 	"github.com/skiff-sh/skiff/internal/agent/images"
 	"github.com/skiff-sh/skiff/internal/kubelet"
+	"github.com/skiff-sh/skiff/internal/proxy"
 )
 
 // Config configures one node agent.
@@ -33,7 +34,11 @@ type Config struct {
 	ClusterCA []byte
 	// KubeletPort is the kubelet API's port (default 10250).
 	KubeletPort int
-	Logger      *slog.Logger
+	// ProxyTable is the Service proxy's nftables table (default skiff-proxy);
+	// DisableProxy runs no proxy.
+	ProxyTable   string
+	DisableProxy bool
+	Logger       *slog.Logger
 }
 
 // Validate rejects an unusable config, naming the flag.
@@ -52,6 +57,7 @@ type Agent struct {
 	cfg        Config
 	containerd *containerd.Supervisor
 	kubelet    *kubelet.Kubelet
+	proxy      *proxy.Proxy
 	ready      chan struct{}
 }
 
@@ -94,7 +100,11 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, containerd: sup, kubelet: kl, ready: make(chan struct{})}, nil
+	px, err := newProxy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{cfg: cfg, containerd: sup, kubelet: kl, proxy: px, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once the kubelet is ready.
@@ -125,9 +135,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	kDone := make(chan error, 1)
 	go func() { kDone <- a.kubelet.Run(kubeletCtx) }()
+	proxyReady, stopProxy := a.startProxy(ctx)
+	defer stopProxy()
 	go func() {
 		select {
 		case <-a.kubelet.Ready():
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-proxyReady:
 			close(a.ready)
 		case <-ctx.Done():
 		}

@@ -27,6 +27,8 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	nodeIP := fs.String("node-ip", "", "the node's InternalIP (default: the host's first IPv4 address)")
 	bridge := fs.String("cni-bridge", "", "Linux bridge of the pod network (default skiff0)")
 	kubeletPort := fs.Int("kubelet-port", 10250, "port of the kubelet API (logs, exec)")
+	proxyTable := fs.String("proxy-table", "", "nftables table of the Service proxy (default skiff-proxy)")
+	disableProxy := fs.Bool("disable-proxy", false, "run no Service proxy")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -55,7 +57,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	}
 	a, err := agent.New(agent.Config{DataDir: dir, Client: cs, NodeName: *nodeName, NodeIP: *nodeIP,
 		Bridge: *bridge, KubeletVersion: server.Version.GitVersion, ClusterCA: ca, KubeletPort: *kubeletPort,
-		Logger: env.Logger})
+		ProxyTable: *proxyTable, DisableProxy: *disableProxy, Logger: env.Logger})
 	if err != nil {
 		return err
 	}
