@@ -28,7 +28,7 @@ func TestRealNFTables(t *testing.T) {
 	tp := newTestProxy(t)
 	tp.Proxy.nft = nft
 	tp.Proxy.cfg.Table = table
-	tp.putSvc(makeSvc("web").ip("10.96.0.10").port(80).nodePort(30080).lb("192.0.2.10").obj())
+	tp.putSvc(makeSvc("web").ip("10.96.0.10").port(80).nodePort(30080).lb("203.0.113.10").obj())
 	tp.putSlice(makeSlice("web", "web-1", 8080, ready("10.244.0.5", "n1"), ready("10.244.0.6", "n2")))
 	tp.putSvc(makeSvc("aff").ip("10.96.0.11").port(80).affinity(30).obj())
 	tp.putSlice(makeSlice("aff", "aff-1", 8080, ready("10.244.0.7", "n1")))
@@ -52,7 +52,7 @@ func TestRealNFTables(t *testing.T) {
 		t.Fatalf("nft list: %v: %s", err, out)
 	}
 	s := string(out)
-	for _, want := range []string{"dnat to 10.244.0.6:8080", "timeout 1m", "192.0.2.10 . tcp . 80 : goto external-",
+	for _, want := range []string{"dnat to 10.244.0.6:8080", "timeout 1m", "203.0.113.10 . tcp . 80 : goto external-",
 		"10.96.0.13 . tcp . 80 : goto reject-chain", "tcp . 30082 : goto reject-chain"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("missing %q:\n%s", want, s)

@@ -111,11 +111,11 @@ func TestRender(t *testing.T) {
 		},
 		{
 			name:   "LoadBalancer ingress IPs",
-			svc:    makeSvc("web").ip("10.96.0.10").port(80).nodePort(30080).lb("192.0.2.10", "192.0.2.11").obj(),
+			svc:    makeSvc("web").ip("10.96.0.10").port(80).nodePort(30080).lb("203.0.113.10", "203.0.113.11").obj(),
 			slices: []*discoveryv1.EndpointSlice{makeSlice("web", "web-1", 8080, ready("10.244.0.5", "n1"))},
 			want: []string{
-				"service-ips 192.0.2.10 . tcp . 80 -> goto external:ns/web/tcp/http",
-				"service-ips 192.0.2.11 . tcp . 80 -> goto external:ns/web/tcp/http",
+				"service-ips 203.0.113.10 . tcp . 80 -> goto external:ns/web/tcp/http",
+				"service-ips 203.0.113.11 . tcp . 80 -> goto external:ns/web/tcp/http",
 				"service-nodeports tcp . 30080 -> goto external:ns/web/tcp/http",
 			},
 		},
