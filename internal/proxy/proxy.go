@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sort"
 	"sync"
@@ -359,7 +360,12 @@ func (p *Proxy) syncOnce(ctx context.Context) error {
 		p.readyClosed = true
 		close(p.ready)
 	}
-	p.cfg.Logger.Debug("proxy sync", "full", full, "services", len(pending), "operations", tx.NumOperations(), "took", time.Since(start))
+	level := slog.LevelDebug
+	if full {
+		level = slog.LevelInfo
+	}
+	p.cfg.Logger.Log(ctx, level, "proxy sync", "component", "proxy", "full", full, "services", len(pending),
+		"operations", tx.NumOperations(), "took", time.Since(start).Round(time.Microsecond))
 	return nil
 }
 
