@@ -188,7 +188,7 @@ func TestNodeCIDRDetectLocal(t *testing.T) {
 		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.168.1.11"}}}})
 	tp.sync()
 	dump := tp.nft.Dump()
-	if !strings.Contains(dump, "ip saddr != { 10.244.3.0/24 } jump mark-for-masquerade") {
+	if !strings.Contains(dump, "ip saddr != 10.244.3.0/24 jump mark-for-masquerade") {
 		t.Errorf("pod CIDR not used:\n%s", dump)
 	}
 	if !strings.Contains(dump, "nodeport-ips { 192.168.1.11 }") || strings.Contains(dump, "192.168.1.10") {

@@ -134,7 +134,13 @@ func renderPort(r *rendered, sp *servicePort, loc local) {
 			if len(loc.cidrs) == 0 {
 				rules = append(rules, fmt.Sprintf("ip daddr %s jump %s", sp.clusterIP, chainMarkMasq))
 			} else {
-				rules = append(rules, fmt.Sprintf("ip daddr %s ip saddr != { %s } jump %s", sp.clusterIP, strings.Join(loc.cidrs, ", "), chainMarkMasq))
+				// One CIDR without braces: an anonymous set per chain would
+				// make every later nft run load 1,000s of sets.
+				cidrs := loc.cidrs[0]
+				if len(loc.cidrs) > 1 {
+					cidrs = "{ " + strings.Join(loc.cidrs, ", ") + " }"
+				}
+				rules = append(rules, fmt.Sprintf("ip daddr %s ip saddr != %s jump %s", sp.clusterIP, cidrs, chainMarkMasq))
 			}
 		}
 		if len(internal) == 0 {
@@ -357,4 +363,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// EndpointChain names the chain that DNATs a Service port's traffic to
+// ip:port (proto is tcp, udp or sctp), for tests and the bench that look for
+// a rule in the kernel.
+func EndpointChain(namespace, name, proto, portName, ip string, port int32) string {
+	sp := servicePort{namespace: namespace, name: name, proto: proto, portName: portName}
+	return endpointChain(&sp, endpoint{ip: ip, port: port})
 }

@@ -57,7 +57,7 @@ func TestRender(t *testing.T) {
 			slices: []*discoveryv1.EndpointSlice{makeSlice("web", "web-1", 8080, ready("10.244.0.5", "n1"), ready("10.244.0.6", "n2"))},
 			want: []string{
 				"service-ips 10.96.0.10 . tcp . 80 -> goto service:ns/web/tcp/http",
-				"service:ns/web/tcp/http: ip daddr 10.96.0.10 ip saddr != { 10.244.0.0/16 } jump mark-for-masquerade",
+				"service:ns/web/tcp/http: ip daddr 10.96.0.10 ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
 				"service:ns/web/tcp/http: numgen random mod 2 vmap { 0 : goto endpoint:ns/web/tcp/http__10.244.0.5/8080 , 1 : goto endpoint:ns/web/tcp/http__10.244.0.6/8080 }",
 				"endpoint:ns/web/tcp/http__10.244.0.5/8080: ip saddr 10.244.0.5 jump mark-for-masquerade",
 				"endpoint:ns/web/tcp/http__10.244.0.5/8080: meta l4proto tcp dnat to 10.244.0.5:8080",
