@@ -210,6 +210,32 @@ func TestServiceProxy(t *testing.T) {
 		}
 	})
 
+	t.Run("LoadBalancer ingress IP with ClientIP affinity", func(t *testing.T) {
+		lb := service("lb", map[string]string{"app": "web"}, corev1.ServiceTypeLoadBalancer)
+		lb.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+		lb = createSvc(t, cs, lb)
+		// TEST-NET-3: on no interface here; only the proxy's rules answer it.
+		ip := fmt.Sprintf("203.0.113.%d", 1+n%250)
+		lb.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
+		if _, err := cs.CoreV1().Services("default").UpdateStatus(ctx, lb, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		addr := net.JoinHostPort(ip, "80")
+		first := waitGet(t, addr, 10*time.Second)
+		for i := 0; i < 20; i++ {
+			if body, err := get(addr); err != nil || body != first {
+				t.Fatalf("request %d to the LoadBalancer IP with ClientIP affinity: %q, %v; want %q every time", i, body, err, first)
+			}
+		}
+		// The ClusterIP path shares the affinity (same client, same endpoint).
+		if body, err := get(net.JoinHostPort(lb.Spec.ClusterIP, "80")); err != nil || body != first {
+			t.Errorf("ClusterIP of the affine Service: %q, %v; want %q", body, err, first)
+		}
+		if err := cs.CoreV1().Services("default").Delete(ctx, "lb", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("a Service without endpoints refuses at once", func(t *testing.T) {
 		none := createSvc(t, cs, service("none", map[string]string{"app": "nothing"}, corev1.ServiceTypeNodePort))
 		addr := net.JoinHostPort(none.Spec.ClusterIP, "80")
