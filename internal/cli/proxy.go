@@ -5,7 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -23,6 +29,7 @@ func runProxy(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&cfg.NodeName, "node-name", "", "this node's name: local endpoints and NodePort addresses (default: host name)")
 	fs.StringVar(&cfg.ClusterCIDR, "cluster-cidr", "", "pod network CIDR; other sources are masqueraded to ClusterIPs (default: the Node's podCIDR)")
 	fs.StringVar(&cfg.Table, "table", proxy.DefaultTable, "nftables table (family ip) the proxy owns")
+	metricsAddr := fs.String("metrics-bind-address", "", "host:port to serve sync metrics on, over plain HTTP at /metrics (default: off)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -50,6 +57,19 @@ func runProxy(ctx context.Context, env *Env, args []string) error {
 	p, err := proxy.New(cfg)
 	if err != nil {
 		return err
+	}
+	if *metricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(p.Metrics().Collectors()...)
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-bind-address: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
 	}
 	go func() {
 		select {
