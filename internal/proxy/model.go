@@ -84,8 +84,10 @@ func servicePorts(svc *corev1.Service, slices []*discoveryv1.EndpointSlice, node
 		sp := servicePort{
 			namespace: svc.Namespace, name: svc.Name, portName: p.Name, proto: proto,
 			clusterIP: clusterIP, port: p.Port, externalIPs: external, affinity: affinity,
+			// Upstream applies the external policy to every externally
+			// reachable Service: NodePort, LoadBalancer or externalIPs.
 			externalLocal: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal &&
-				(svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer),
+				(svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer || len(external) > 0),
 			internalLocal: svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal,
 		}
 		if svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer {

@@ -150,6 +150,20 @@ func TestRender(t *testing.T) {
 			want:   []string{`external:ns/web/tcp/http: drop comment "no local endpoints"`},
 		},
 		{
+			name: "externalIPs follow externalTrafficPolicy Local",
+			svc: func() *corev1.Service {
+				s := makeSvc("web").ip("10.96.0.10").port(80).externalLocal().obj()
+				s.Spec.ExternalIPs = []string{"198.51.100.7"}
+				return s
+			}(),
+			slices: []*discoveryv1.EndpointSlice{makeSlice("web", "web-1", 8080, ready("10.244.0.5", "n1"), ready("10.244.1.5", "n2"))},
+			want: []string{
+				"service-ips 198.51.100.7 . tcp . 80 -> goto external:ns/web/tcp/http",
+				"external:ns/web/tcp/http: goto local:ns/web/tcp/http",
+				"local:ns/web/tcp/http: goto endpoint:ns/web/tcp/http__10.244.0.5/8080",
+			},
+		},
+		{
 			name:    "internalTrafficPolicy Local",
 			svc:     makeSvc("web").ip("10.96.0.10").port(80).internalLocal().obj(),
 			slices:  []*discoveryv1.EndpointSlice{makeSlice("web", "web-1", 8080, ready("10.244.0.5", "n1"), ready("10.244.1.5", "n2"))},
