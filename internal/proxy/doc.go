@@ -7,8 +7,8 @@
 // elements it contributes; the shared maps (service-ips, service-nodeports,
 // no-endpoint-services, no-endpoint-nodeports) dispatch by key to per-service
 // chains, so a change to one Service is one small transaction touching only
-// its own chains and elements (sync.go diffs the new render against the one
-// last applied). At start, and after any failed transaction, the whole table
+// its own chains and elements (writeDiff turns the last applied render into
+// the new one). At start, and after any failed transaction, the whole table
 // is deleted and rebuilt in one transaction, so rules of Services deleted while
 // the proxy was down disappear. On stop the rules stay, as kube-proxy's do.
 //
