@@ -15,6 +15,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/agent/images"
 	"github.com/skiff-sh/skiff/internal/kubelet"
 	"github.com/skiff-sh/skiff/internal/netpol"
+	"github.com/skiff-sh/skiff/internal/proxy"
 )
 
 // Config configures one node agent.
@@ -46,7 +47,11 @@ type Config struct {
 	// DisableHostGW turns off the routes to other nodes' podCIDRs (see
 	// routes.go).
 	DisableHostGW bool
-	Logger        *slog.Logger
+	// ProxyTable is the Service proxy's nftables table (default skiff-proxy);
+	// DisableProxy runs no proxy.
+	ProxyTable   string
+	DisableProxy bool
+	Logger       *slog.Logger
 }
 
 // Validate rejects an unusable config, naming the flag.
@@ -68,6 +73,7 @@ type Agent struct {
 	netpol     *netpol.Enforcer // nil when disabled
 	dns        *nodeDNS         // nil with DisableDNS
 	routes     *hostRoutes      // nil with DisableHostGW
+	proxy      *proxy.Proxy
 	ready      chan struct{}
 }
 
@@ -115,7 +121,11 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, containerd: sup, kubelet: kl, netpol: np, ready: make(chan struct{})}
+	px, err := newProxy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, containerd: sup, kubelet: kl, netpol: np, proxy: px, ready: make(chan struct{})}
 	if !cfg.DisableDNS {
 		a.dns = newNodeDNS(cfg)
 	}
@@ -156,9 +166,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	npDone := make(chan error, 1)
 	go func() { npDone <- runNetpol(kubeletCtx, a.netpol) }()
 	stopNetwork := a.runNetwork(ctx)
+	proxyReady, stopProxy := a.startProxy(ctx)
+	defer stopProxy()
 	go func() {
 		select {
 		case <-a.kubelet.Ready():
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-proxyReady:
 			close(a.ready)
 		case <-ctx.Done():
 		}

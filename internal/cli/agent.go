@@ -35,6 +35,8 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	clusterDomain := fs.String("cluster-domain", dns.DefaultClusterDomain, "the cluster's DNS zone")
 	disableDNS := fs.Bool("disable-dns", false, "do not run this node's cluster DNS server")
 	disableHostGW := fs.Bool("disable-host-gw", false, "do not route other nodes' podCIDRs via their InternalIPs")
+	proxyTable := fs.String("proxy-table", "", "nftables table of the Service proxy (default skiff-proxy)")
+	disableProxy := fs.Bool("disable-proxy", false, "run no Service proxy")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -66,7 +68,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	}
 	a, err := agent.New(agent.Config{DataDir: dir, Client: cs, NodeName: *nodeName, NodeIP: *nodeIP,
 		Bridge: *bridge, KubeletVersion: server.Version.GitVersion, ClusterCA: ca, KubeletPort: *kubeletPort,
-		NetpolTable: *netpolTable, DisableNetworkPolicy: *disableNetpol,
+		NetpolTable: *netpolTable, DisableNetworkPolicy: *disableNetpol, ProxyTable: *proxyTable, DisableProxy: *disableProxy,
 		ClusterDNS: clusterDNS, ClusterDomain: *clusterDomain, DisableDNS: *disableDNS, DisableHostGW: *disableHostGW, Logger: env.Logger})
 	if err != nil {
 		return err

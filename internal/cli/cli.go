@@ -23,6 +23,7 @@ var commands = map[string]command{
 	"dns":                {"serve cluster DNS for Services and pods (--kubeconfig)", runDNS},
 	"controller-manager": {"run the controllers against a cluster (--kubeconfig)", runControllerManager},
 	"agent":              {"run a node: containerd and the kubelet (--kubeconfig)", runAgent},
+	"proxy":              {"program a node's Service rules in nftables (--kubeconfig)", runProxy},
 	"hollow-nodes":       {"simulate N nodes that run pods without containers (--kubeconfig)", runHollowNodes},
 	"image":              {"import an image tarball into the agent's containerd (image import FILE.tar)", runImage},
 	"scheduler":          {"run a scheduler against a cluster (--kubeconfig)", runScheduler},

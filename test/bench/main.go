@@ -38,6 +38,8 @@ func main() {
 	schedPods := flag.Int("sched-pods", 10000, "pods for the scheduler figures")
 	ctrlNodes := flag.Int("controller-nodes", 100, "hollow nodes for the controller figures (0 skips them)")
 	replicas := flag.Int("replicas", 3000, "Deployment replicas for the controller figures")
+	proxySvcs := flag.Int("proxy-services", 1000, "Services for the proxy figures (0 skips them)")
+	proxyEps := flag.Int("proxy-endpoints", 10, "endpoints per Service for the proxy figures")
 	flag.Parse()
 	if *bin == "" {
 		*bin = "bin/skiff"
@@ -50,6 +52,12 @@ func main() {
 	}
 	if *ctrlNodes > 0 {
 		if err := runControllers(*bin, *ctrlNodes, int32(*replicas)); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+	if *proxySvcs > 0 {
+		if err := runProxyBench(*bin, *proxySvcs, *proxyEps); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,6 +114,11 @@ func StartAgent(t *testing.T, srv *Server, node, bridge string, extra ...string)
 	a := &Agent{t: t, DataDir: dir, args: []string{"agent", "--server", srv.URL(), "--kubeconfig", srv.Kubeconfig,
 		"--data-dir", dir, "--node-name", node, "--cni-bridge", bridge, "--kubelet-port", strconv.Itoa(FreePort(t))}}
 	a.args = append(a.args, extra...)
+	if !slices.Contains(extra, "--proxy-table") {
+		// Proxies of concurrent tests would share the default table and
+		// their servers' ClusterIPs overlap: only tests that ask get one.
+		a.args = append(a.args, "--disable-proxy")
+	}
 	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
 	t.Cleanup(a.Stop)
 	t.Cleanup(func() {
