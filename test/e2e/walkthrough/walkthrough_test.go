@@ -117,11 +117,17 @@ func TestWalkthrough(t *testing.T) {
 					t.Fatalf("GET through kubectl.%s port-forward: %v: %q\n%s", v.version, err, body, errs)
 				}
 			}
-			if _, errs := bg.Output(); strings.Contains(errs, "fallback to secondary dialer") {
-				t.Errorf("kubectl.%s fell back from WebSocket: %s", v.version, errs)
-			}
 			if !bg.WaitOutput("Handling connection for", 5*time.Second) {
 				t.Errorf("kubectl.%s port-forward handled no connection", v.version)
+			}
+			bg.Stop() // klog flushes on exit
+			_, errs := bg.Output()
+			if strings.Contains(errs, "fallback to secondary dialer") {
+				t.Errorf("kubectl.%s fell back from WebSocket: %s", v.version, errs)
+			}
+			// The tunnelling dialer logs its negotiated protocol at -v=4.
+			if ws := strings.Contains(errs, "negotiated protocol: portforward.k8s.io"); ws != (v.proto == "WebSocket") {
+				t.Errorf("kubectl.%s: WebSocket tunnel used = %v, want %v; stderr:\n%s", v.version, ws, v.proto == "WebSocket", errs)
 			}
 		})
 	}
