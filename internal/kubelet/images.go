@@ -289,7 +289,10 @@ func pullAuths(secrets []*corev1.Secret, image string) []*runtimeapi.AuthConfig 
 			if !registryMatches(key, host, repo) {
 				continue
 			}
-			a := &runtimeapi.AuthConfig{Username: e.Username, Password: e.Password, ServerAddress: host,
+			// No ServerAddress: containerd parses it as a URL and drops
+			// credentials whose URL host is not the registry's, which
+			// a bare "host:port" key would not survive.
+			a := &runtimeapi.AuthConfig{Username: e.Username, Password: e.Password,
 				IdentityToken: e.IdentityToken, RegistryToken: e.RegistryToken}
 			if a.Username == "" && e.Auth != "" {
 				if raw, err := base64.StdEncoding.DecodeString(e.Auth); err == nil {
