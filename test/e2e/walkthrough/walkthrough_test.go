@@ -2,6 +2,7 @@ package walkthrough
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiff-sh/skiff/internal/agent/containerd"
@@ -148,16 +150,53 @@ func TestWalkthrough(t *testing.T) {
 		}
 	})
 
-	t.Run("RunInteractiveRm", func(t *testing.T) {
-		k := k.With(t)
-		k.Stdin = "echo hello from $(hostname)\nexit 0\n"
-		r := k.Run("run", "shell", "-i", "--rm", "--restart=Never", "--image="+framework.BusyboxImage,
-			"--image-pull-policy=Never", "--", "sh")
-		if r.Err != nil || !strings.Contains(r.Stdout, "hello from shell") {
-			t.Fatalf("kubectl run -i --rm: %v: %q %s", r.Err, r.Stdout, r.Stderr)
+	// kubectl run -i --rm attaches to the new pod's stdin (WebSocket by
+	// default since kubectl 1.30; SPDY when turned off).
+	for _, proto := range []struct{ name, env string }{{"WebSocket", "true"}, {"SPDY", "false"}} {
+		t.Run("RunInteractiveRm"+proto.name, func(t *testing.T) {
+			k := k.With(t)
+			k.Env = []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=" + proto.env}
+			k.Stdin = "echo hello from $(hostname)\nexit 0\n"
+			name := "shell-" + strings.ToLower(proto.name)
+			r := k.Run("run", name, "-i", "--rm", "--restart=Never", "--image="+framework.BusyboxImage,
+				"--image-pull-policy=Never", "--", "sh")
+			if r.Err != nil || !strings.Contains(r.Stdout, "hello from "+name) {
+				t.Fatalf("kubectl run -i --rm: %v: %q %s", r.Err, r.Stdout, r.Stderr)
+			}
+			if !strings.Contains(r.Stdout, `pod "`+name+`" deleted`) {
+				t.Errorf("kubectl run --rm did not delete the pod: %q", r.Stdout)
+			}
+		})
+	}
+
+	t.Run("BadInput", func(t *testing.T) {
+		hc, err := rest.HTTPClientFor(srv.RESTConfig())
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !strings.Contains(r.Stdout, `pod "shell" deleted`) {
-			t.Errorf("kubectl run --rm did not delete the pod: %q", r.Stdout)
+		for _, tc := range []struct {
+			pod, sub, query string
+			code            int
+			msg             string
+		}{
+			{"nginx", "portforward", "ports=http", http.StatusBadRequest, `invalid port "http"`},
+			{"nginx", "portforward", "ports=70000", http.StatusBadRequest, `invalid port "70000"`},
+			{"nginx", "attach", "", http.StatusBadRequest, "you must specify at least one of stdin, stdout, stderr"},
+			{"nginx", "attach", "stdout=true&container=nope", http.StatusBadRequest, "container nope is not valid for pod nginx"},
+			{"nope", "portforward", "", http.StatusNotFound, `pods "nope" not found`},
+			{"nope", "attach", "stdout=true", http.StatusNotFound, `pods "nope" not found`},
+		} {
+			u := srv.URL() + "/api/v1/namespaces/default/pods/" + tc.pod + "/" + tc.sub + "?" + tc.query
+			resp, err := hc.Post(u, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var st metav1.Status
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if resp.StatusCode != tc.code || err != nil || int(st.Code) != tc.code || !strings.Contains(st.Message, tc.msg) {
+				t.Errorf("POST %s: %d %+v (%v), want %d %q", u, resp.StatusCode, st, err, tc.code, tc.msg)
+			}
 		}
 	})
 
