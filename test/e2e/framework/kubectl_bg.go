@@ -36,7 +36,22 @@ func (w bgWriter) Write(p []byte) (int, error) {
 // the test's cleanup stops it.
 func (k *Kubectl) Start(args ...string) *Background {
 	k.t.Helper()
-	cmd := exec.Command(k.bin, args...)
+	return k.start(exec.Command(k.bin, args...))
+}
+
+// StartTTY is Start with kubectl on a pseudo-terminal (through
+// util-linux's script), for -t; its stdin and output are the terminal's.
+func (k *Kubectl) StartTTY(args ...string) *Background {
+	k.t.Helper()
+	line := k.bin
+	for _, a := range args {
+		line += " '" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return k.start(exec.Command("script", "-qfec", line, "/dev/null"))
+}
+
+func (k *Kubectl) start(cmd *exec.Cmd) *Background {
+	k.t.Helper()
 	cmd.Env = append([]string{"HOME=" + k.home, "KUBECONFIG=" + k.s.Kubeconfig, "PATH=" + os.Getenv("PATH")}, k.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	b := &Background{cmd: cmd, done: make(chan struct{})}

@@ -169,6 +169,35 @@ func TestWalkthrough(t *testing.T) {
 		})
 	}
 
+	// kubectl attach -it to a shell that runs on a terminal, with kubectl
+	// on a terminal too.
+	t.Run("AttachTTY", func(t *testing.T) {
+		p := framework.BusyboxPod("tty", "sh")
+		p.Spec.Containers[0].Stdin, p.Spec.Containers[0].TTY = true, true
+		p.Spec.RestartPolicy = corev1.RestartPolicyNever
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		framework.WaitPod(t, cs, "tty", time.Minute, "ready", framework.PodReady)
+		bg := k.With(t).StartTTY("attach", "-it", "tty")
+		if !bg.WaitOutput("If you don't see a command prompt", 30*time.Second) {
+			out, _ := bg.Output()
+			t.Fatalf("kubectl attach -it did not attach: %q", out)
+		}
+		io.WriteString(bg.Stdin(), "echo tty-$((40+2)) $(tty)\r")
+		if !bg.WaitOutput("tty-42 /dev/pts/", 20*time.Second) {
+			out, _ := bg.Output()
+			t.Fatalf("no answer from the shell through kubectl attach -it: %q", out)
+		}
+		io.WriteString(bg.Stdin(), "exit\r")
+		select {
+		case <-bg.Done():
+		case <-time.After(30 * time.Second):
+			t.Errorf("kubectl attach -it did not end when the shell exited")
+		}
+		framework.WaitPod(t, cs, "tty", time.Minute, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	})
+
 	t.Run("BadInput", func(t *testing.T) {
 		hc, err := rest.HTTPClientFor(srv.RESTConfig())
 		if err != nil {
