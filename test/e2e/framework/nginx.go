@@ -17,6 +17,13 @@ const NginxImage = "docker.io/library/nginx:latest"
 // NginxPage is the start of the default index page of the nginx image.
 const NginxPage = "<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>"
 
+// NginxBigFile is a file of NginxBigSize zero bytes the image serves at
+// /NginxBigFile, for throughput figures.
+const (
+	NginxBigFile = "big.bin"
+	NginxBigSize = 64 << 20
+)
+
 // nginxDebs are the packages of the image: nginx, its configuration and
 // the libraries its binary links (checked against the ELF's DT_NEEDED when
 // the image is built), plus busybox for `cat` and `sh` in kubectl exec.
@@ -92,6 +99,10 @@ func NginxTarball(t testing.TB) string {
 		if err := os.WriteFile(filepath.Join(root, p), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A big file for throughput figures (zeros: the layer stays small).
+	if err := os.WriteFile(filepath.Join(root, "var/www/html", NginxBigFile), make([]byte, NginxBigSize), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	for _, d := range []string{"usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/lintian", "usr/share/info"} {
 		_ = os.RemoveAll(filepath.Join(root, d))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,7 +30,7 @@ import (
 const salt = 71
 
 func httpGet(url string) (string, error) {
-	c := &http.Client{Timeout: 10 * time.Second}
+	c := &http.Client{Timeout: time.Minute}
 	resp, err := c.Get(url)
 	if err != nil {
 		return "", err
@@ -112,13 +113,26 @@ func TestWalkthrough(t *testing.T) {
 				out, errs := bg.Output()
 				t.Fatalf("kubectl.%s port-forward did not start: %q %s", v.version, out, errs)
 			}
-			for i := 0; i < 3; i++ { // one connection each, through the same session
+			var lat []time.Duration
+			for i := 0; i < 20; i++ { // one connection each, through the same session
+				start := time.Now()
 				body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", port))
 				if err != nil || !strings.HasPrefix(body, framework.NginxPage) {
 					_, errs := bg.Output()
 					t.Fatalf("GET through kubectl.%s port-forward: %v: %q\n%s", v.version, err, body, errs)
 				}
+				lat = append(lat, time.Since(start))
 			}
+			slices.Sort(lat)
+			start := time.Now()
+			big, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/%s", port, framework.NginxBigFile))
+			took := time.Since(start)
+			if err != nil || len(big) != framework.NginxBigSize {
+				t.Fatalf("GET /%s through kubectl.%s port-forward: %v, %d bytes", framework.NginxBigFile, v.version, err, len(big))
+			}
+			t.Logf("kubectl.%s port-forward (%s): GET / median %v (max %v) over 20 connections; %d MiB in %v (%.0f MiB/s)",
+				v.version, v.proto, lat[10].Round(time.Microsecond), lat[19].Round(time.Microsecond), framework.NginxBigSize>>20,
+				took.Round(time.Millisecond), float64(framework.NginxBigSize>>20)/took.Seconds())
 			if !bg.WaitOutput("Handling connection for", 5*time.Second) {
 				t.Errorf("kubectl.%s port-forward handled no connection", v.version)
 			}
