@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/skiff-sh/skiff/internal/agent/containerd"
 	"github.com/skiff-sh/skiff/test/e2e/framework"
 )
 
@@ -49,7 +51,7 @@ func TestImagePull(t *testing.T) {
 	cs := srv.Client()
 	ctx := framework.Context(t, 10*time.Minute)
 	const node = "pull-e2e"
-	framework.StartAgent(t, srv, node, fmt.Sprintf("sknp%d", n%100000))
+	a := framework.StartAgent(t, srv, node, fmt.Sprintf("sknp%d", n%100000))
 	reg := framework.StartRegistry(t, framework.BusyboxTarball(t), "test/busybox", "1", "alice", "s3cret")
 
 	auth := base64.StdEncoding.EncodeToString([]byte("alice:s3cret"))
@@ -82,6 +84,26 @@ func TestImagePull(t *testing.T) {
 			t.Errorf("events of pulled lack %q:\n%s", want, ev)
 		}
 	}
+
+	// A name that resolves nowhere, mirrored to the test's registry through
+	// the agent's containerd hosts directory (read at every pull).
+	hostDir := filepath.Join(containerd.RegistryDir(a.DataDir), "registry.skiff.test")
+	if err := os.MkdirAll(hostDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hosts := fmt.Sprintf("server = \"https://registry.skiff.test\"\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", reg.Host)
+	if err := os.WriteFile(filepath.Join(hostDir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mirrored := "registry.skiff.test/test/busybox:1"
+	authM := base64.StdEncoding.EncodeToString([]byte("alice:s3cret"))
+	secretM := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "mirrorcred"}, Type: corev1.SecretTypeDockercfg,
+		Data: map[string][]byte{corev1.DockerConfigKey: []byte(`{"registry.skiff.test":{"auth":"` + authM + `"}}`)}}
+	if _, err := cs.CoreV1().Secrets("default").Create(ctx, secretM, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod("mirrored", mirrored, corev1.PullAlways, "mirrorcred")
+	framework.WaitPod(t, cs, "mirrored", 2*time.Minute, "ready", framework.PodReady)
 
 	for _, tc := range []struct{ pod, msg string }{{"unknown", "not found"}, {"noauth", "401 Unauthorized"}} {
 		p := framework.WaitPod(t, cs, tc.pod, time.Minute, "ErrImagePull", func(p *corev1.Pod) bool {
