@@ -148,6 +148,29 @@ func TestWalkthrough(t *testing.T) {
 		})
 	}
 
+	// A port nothing listens on: the connection fails and kubectl reports
+	// the runtime's error.
+	t.Run("PortForwardClosedPort", func(t *testing.T) {
+		k := k.With(t)
+		port := framework.FreePort(t)
+		bg := k.Start("port-forward", "pod/nginx", fmt.Sprintf("%d:81", port))
+		if !bg.WaitOutput("Forwarding from 127.0.0.1:"+strconv.Itoa(port), time.Minute) {
+			t.Fatal("kubectl port-forward did not start")
+		}
+		if body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
+			t.Errorf("GET through a forward to a closed port: %q", body)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, errs := bg.Output(); strings.Contains(errs, "connection refused") {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		_, errs := bg.Output()
+		t.Errorf("kubectl port-forward to a closed port: stderr %q, want the runtime's connection refused", errs)
+	})
+
 	t.Run("Attach", func(t *testing.T) {
 		// nginx's stdout is its access log: attach, make a request, see it.
 		bg := k.With(t).Start("attach", "nginx")
