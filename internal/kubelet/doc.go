@@ -7,10 +7,11 @@
 // pod's volumes under <data-dir>/agent/pods/<uid> (config map, secret and
 // downward API files through an atomic writer, refreshed on every sync);
 // probe workers (probes.go) feed readiness into the status and kill
-// containers that fail liveness or startup probes.
+// containers that fail liveness or startup probes. Images are pulled through
+// CRI as the pull policy says (images.go), with the pod's pull secrets.
 //
 // State lives in the runtime (sandboxes and containers carry the pod UID in
 // their labels) and in the API server, never only in memory: a restarted
 // kubelet adopts what runs. It must not start or configure the runtime
-// itself (internal/agent/containerd does) nor pull images (not yet built).
+// itself (internal/agent/containerd does, registry hosts included).
 package kubelet

@@ -40,11 +40,12 @@ func pods() *registry.Resource {
 		"spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName"}
 	r.FieldSet = podFields
 	r.Subresources = map[string]*registry.Subresource{
-		"status":      statusSub(s),
-		"binding":     {Kind: "Binding", Verbs: []string{"create"}},
-		"eviction":    {Kind: "Eviction", Verbs: []string{"create"}},
-		"log":         {Kind: "Pod", Verbs: []string{"get"}},
-		"exec":        {Kind: "PodExecOptions", Verbs: []string{"get", "create"}},
+		"status":   statusSub(s),
+		"binding":  {Kind: "Binding", Verbs: []string{"create"}},
+		"eviction": {Kind: "Eviction", Verbs: []string{"create"}},
+		"log":      {Kind: "Pod", Verbs: []string{"get"}},
+		"exec":     {Kind: "PodExecOptions", Verbs: []string{"get", "create"}},
+
 		"attach":      {Kind: "PodAttachOptions", Verbs: []string{"get", "create"}},
 		"portforward": {Kind: "PodPortForwardOptions", Verbs: []string{"get", "create"}},
 	}
