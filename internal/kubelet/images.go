@@ -64,8 +64,9 @@ type imageManager struct {
 }
 
 type pullState struct {
-	done bool
-	err  error
+	done   bool
+	doneAt time.Time
+	err    error
 }
 
 type pullBackoff struct {
@@ -195,7 +196,7 @@ func (m *imageManager) pull(p *corev1.Pod, image string, ref *corev1.ObjectRefer
 	}
 	now := m.now()
 	m.mu.Lock()
-	st.done = true
+	st.done, st.doneAt = true, now
 	if err != nil {
 		msg := fmt.Sprintf("Failed to pull image %q: %s", image, runtimeMessage(err))
 		st.err = errors.New(msg)
@@ -220,11 +221,17 @@ func (m *imageManager) pull(p *corev1.Pod, image string, ref *corev1.ObjectRefer
 	m.requeue(p.Namespace + "/" + p.Name)
 }
 
-// gc forgets back-offs that ended long ago (of pods that are gone, too).
+// gc forgets back-offs that ended long ago and outcomes no sync picked up
+// (of pods deleted meanwhile).
 func (m *imageManager) gc(now time.Time) {
 	for k, b := range m.backoff {
 		if now.Sub(b.until) > 2*imageBackoffMax {
 			delete(m.backoff, k)
+		}
+	}
+	for k, st := range m.pulls {
+		if st.done && now.Sub(st.doneAt) > 2*imageBackoffMax {
+			delete(m.pulls, k)
 		}
 	}
 }

@@ -313,3 +313,26 @@ func TestPullPolicyDefault(t *testing.T) {
 		}
 	}
 }
+
+// Outcomes and back-offs of pods that went away are forgotten.
+func TestImageManagerForgets(t *testing.T) {
+	it := newImageTest(t)
+	gone := imagePod("gone", "nope:1", corev1.PullIfNotPresent)
+	it.ensure(gone)
+	it.waitQueued("default/gone")
+	it.m.mu.Lock()
+	n, b := len(it.m.pulls), len(it.m.backoff)
+	it.m.mu.Unlock()
+	if n != 1 || b != 1 {
+		t.Fatalf("after a failed pull: %d outcomes, %d back-offs", n, b)
+	}
+	it.clock = it.clock.Add(11 * time.Minute)
+	it.svc.present["here:1"] = true
+	it.ensure(imagePod("other", "here:1", corev1.PullIfNotPresent))
+	it.m.mu.Lock()
+	n, b = len(it.m.pulls), len(it.m.backoff)
+	it.m.mu.Unlock()
+	if n != 0 || b != 0 {
+		t.Errorf("11 min later: %d outcomes, %d back-offs, want none", n, b)
+	}
+}
