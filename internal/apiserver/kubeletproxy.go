@@ -21,10 +21,13 @@ import (
 // defaultKubeletPort is used when a node posts no kubelet endpoint.
 const defaultKubeletPort = 10250
 
-// logQuery and execQuery are the parameters passed on to the kubelet.
+// logQuery, execQuery, attachQuery and portForwardQuery are the
+// parameters passed on to the kubelet.
 var (
-	logQuery  = []string{"follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime", "limitBytes"}
-	execQuery = []string{"command", "stdin", "stdout", "stderr", "tty"}
+	logQuery         = []string{"follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime", "limitBytes"}
+	execQuery        = []string{"command", "stdin", "stdout", "stderr", "tty"}
+	attachQuery      = []string{"stdin", "stdout", "stderr", "tty"}
+	portForwardQuery = []string{"ports"}
 )
 
 // newKubeletTransport is how the API server reaches kubelets: with its
@@ -38,11 +41,12 @@ func newKubeletTransport(cert *tls.Certificate) *http.Transport {
 	return &http.Transport{TLSClientConfig: cfg, Proxy: nil, ForceAttemptHTTP2: false}
 }
 
-// servePodConnect proxies pods/log and pods/exec to the kubelet of the
-// pod's node; exec upgrades (SPDY, WebSocket) are piped both ways.
+// servePodConnect proxies pods/log, pods/exec, pods/attach and
+// pods/portforward to the kubelet of the pod's node; upgrades (SPDY,
+// WebSocket) are piped both ways, the kubelet speaks to the runtime.
 func (s *Server) servePodConnect(w http.ResponseWriter, r *http.Request, res *resource, info requestInfo) {
-	exec := info.Subresource == "exec"
-	if (exec && r.Method != http.MethodGet && r.Method != http.MethodPost) || (!exec && r.Method != http.MethodGet) {
+	sub := info.Subresource
+	if (sub != "log" && r.Method != http.MethodGet && r.Method != http.MethodPost) || (sub == "log" && r.Method != http.MethodGet) {
 		s.methodNotAllowed(w, r)
 		return
 	}
@@ -52,27 +56,48 @@ func (s *Server) servePodConnect(w http.ResponseWriter, r *http.Request, res *re
 		return
 	}
 	q := r.URL.Query()
-	container, err := podContainer(pod, q.Get("container"))
-	if err != nil {
-		s.writeError(w, r, err, res.gr, info.Name)
-		return
+	container := ""
+	if sub != "portforward" {
+		var err error
+		if container, err = podContainer(pod, q.Get("container")); err != nil {
+			s.writeError(w, r, err, res.gr, info.Name)
+			return
+		}
 	}
 	if pod.Spec.NodeName == "" {
 		s.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name)), res.gr, info.Name)
 		return
 	}
-	host, err := s.kubeletHost(r, pod.Spec.NodeName)
-	if err != nil {
-		s.writeError(w, r, err, res.gr, info.Name)
-		return
-	}
-	path, keep := "/containerLogs/", logQuery
-	if exec {
+	var path string
+	var keep []string
+	switch sub {
+	case "log":
+		path, keep = "/containerLogs/", logQuery
+	case "exec":
 		path, keep = "/exec/", execQuery
 		if len(q["command"]) == 0 {
 			s.writeError(w, r, apierrors.NewBadRequest("you must specify at least 1 command"), res.gr, info.Name)
 			return
 		}
+	case "attach":
+		path, keep = "/attach/", attachQuery
+	case "portforward":
+		path, keep = "/portForward/", portForwardQuery
+		if err := checkPorts(q["ports"]); err != nil {
+			s.writeError(w, r, err, res.gr, info.Name)
+			return
+		}
+	}
+	if sub == "exec" || sub == "attach" {
+		if err := checkStreams(q); err != nil {
+			s.writeError(w, r, err, res.gr, info.Name)
+			return
+		}
+	}
+	host, err := s.kubeletHost(r, pod.Spec.NodeName)
+	if err != nil {
+		s.writeError(w, r, err, res.gr, info.Name)
+		return
 	}
 	out := url.Values{}
 	for _, k := range keep {
@@ -80,15 +105,41 @@ func (s *Server) servePodConnect(w http.ResponseWriter, r *http.Request, res *re
 			out[k] = v
 		}
 	}
-	loc := &url.URL{Scheme: "https", Host: host, RawQuery: out.Encode(),
-		Path: path + url.PathEscape(pod.Namespace) + "/" + url.PathEscape(pod.Name) + "/" + url.PathEscape(container)}
-	if !exec {
+	p := path + url.PathEscape(pod.Namespace) + "/" + url.PathEscape(pod.Name)
+	if container != "" {
+		p += "/" + url.PathEscape(container)
+	}
+	loc := &url.URL{Scheme: "https", Host: host, RawQuery: out.Encode(), Path: p}
+	if sub == "log" {
 		s.streamLogs(w, r, loc, info.Name)
 		return
 	}
 	r.URL.RawQuery = out.Encode() // the handler sends the client's query
-	h := proxy.NewUpgradeAwareHandler(loc, s.kubeletTransport, false, exec, kubeletResponder{s})
+	h := proxy.NewUpgradeAwareHandler(loc, s.kubeletTransport, false, true, kubeletResponder{s})
 	h.ServeHTTP(w, r)
+}
+
+// checkStreams rejects an exec or attach that asks for no stream, as
+// kube-apiserver's option validation does.
+func checkStreams(q url.Values) error {
+	on := func(k string) bool { v, _ := strconv.ParseBool(q.Get(k)); return v }
+	if !on("stdin") && !on("stdout") && !on("stderr") {
+		return apierrors.NewBadRequest("you must specify at least one of stdin, stdout, stderr")
+	}
+	return nil
+}
+
+// checkPorts validates the optional ports parameter of pods/portforward.
+func checkPorts(values []string) error {
+	for _, v := range values {
+		for _, f := range strings.Split(v, ",") {
+			p, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
+			if err != nil || p == 0 {
+				return apierrors.NewBadRequest(fmt.Sprintf("invalid port %q: must be an integer between 1 and 65535", f))
+			}
+		}
+	}
+	return nil
 }
 
 // streamLogs copies the kubelet's log stream to w, flushing as it comes.

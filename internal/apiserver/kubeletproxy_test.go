@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"net/url"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -33,6 +34,31 @@ func TestPodContainer(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Errorf("%q: %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+func TestConnectOptions(t *testing.T) {
+	for _, tc := range []struct {
+		ports []string
+		ok    bool
+	}{
+		{nil, true},
+		{[]string{"80"}, true},
+		{[]string{"80,8080", "443"}, true},
+		{[]string{"0"}, false},
+		{[]string{"65536"}, false},
+		{[]string{"http"}, false},
+	} {
+		err := checkPorts(tc.ports)
+		if (err == nil) != tc.ok || (err != nil && !apierrors.IsBadRequest(err)) {
+			t.Errorf("ports %q: %v", tc.ports, err)
+		}
+	}
+	for q, ok := range map[string]bool{"": false, "tty=true": false, "stdout=true": true, "stdin=1": true, "stderr=false": false} {
+		v, _ := url.ParseQuery(q)
+		if err := checkStreams(v); (err == nil) != ok || (err != nil && !apierrors.IsBadRequest(err)) {
+			t.Errorf("streams %q: %v", q, err)
 		}
 	}
 }

@@ -42,7 +42,7 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, res *r
 		s.serveEviction(w, r, res, info)
 	case "finalize":
 		s.serveFinalize(w, r, res, info)
-	case "log", "exec":
+	case "log", "exec", "attach", "portforward":
 		s.servePodConnect(w, r, res, info)
 	default:
 		s.serveNotFound(w, r)

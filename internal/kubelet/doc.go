@@ -12,9 +12,11 @@
 // (security.go); lifecycle hooks (hooks.go), termination messages
 // (termination.go) and restartable init containers (sidecars.go) follow
 // upstream's kubelet.
+// Images are pulled through CRI as the pull policy says (images.go), with the
+// pod's pull secrets.
 //
 // State lives in the runtime (sandboxes and containers carry the pod UID in
 // their labels) and in the API server, never only in memory: a restarted
 // kubelet adopts what runs. It must not start or configure the runtime
-// itself (internal/agent/containerd does) nor pull images (not yet built).
+// itself (internal/agent/containerd does, registry hosts included).
 package kubelet

@@ -30,6 +30,9 @@ type Kubelet struct {
 	now   func() time.Time
 	// probes holds the probe workers and their results.
 	probes *probes
+	// images pulls images (images.go); made on first use.
+	images     *imageManager
+	imagesOnce sync.Once
 	// ctx is Run's context, which outlives any one sync.
 	ctx context.Context
 

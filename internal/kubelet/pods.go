@@ -273,21 +273,8 @@ func (k *Kubelet) ensureStarted(ctx context.Context, p *corev1.Pod, c *corev1.Co
 			}
 		}
 	}
-	img, err := k.rt.ImageStatus(ctx, c.Image)
-	if err != nil {
-		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonErrImagePull, Message: err.Error()}
-		w.after(5 * time.Second)
-		return
-	}
-	if img == nil {
-		reason := reasonErrImagePull
-		msg := fmt.Sprintf("image %q is not present on the node and this kubelet cannot pull images yet; import it with `skiff image import`", c.Image)
-		if c.ImagePullPolicy == corev1.PullNever {
-			reason = reasonErrImageNeverPull
-			msg = fmt.Sprintf("container image %q is not present with pull policy of Never", c.Image)
-		}
-		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reason, Message: msg}
-		w.after(5 * time.Second)
+	img, ok := k.ensureImage(ctx, p, c, w)
+	if !ok {
 		return
 	}
 	if sc.volErr != nil {

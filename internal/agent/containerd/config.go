@@ -141,3 +141,10 @@ func Dir(dataDir string) string { return filepath.Join(dataDir, "agent", "contai
 // Socket is the containerd socket of a skiff data dir; `skiff image import`
 // uses it to reach a running agent's containerd.
 func Socket(dataDir string) string { return filepath.Join(Dir(dataDir), "containerd.sock") }
+
+// RegistryDir is containerd's registry config_path: a directory per
+// registry host ("127.0.0.1:5000", "docker.io") holding a hosts.toml.
+func (c *Config) RegistryDir() string { return RegistryDir(c.DataDir) }
+
+// RegistryDir is the registry hosts directory of the agent in dataDir.
+func RegistryDir(dataDir string) string { return filepath.Join(Dir(dataDir), "certs.d") }

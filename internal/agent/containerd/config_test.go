@@ -59,6 +59,7 @@ func TestRenderConfig(t *testing.T) {
 		`level = "warn"`,
 		"oom_score = -999",
 		"restrict_oom_score_adj = false",
+		`config_path = "/data/node 1/agent/containerd/certs.d"`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("config lacks %q:\n%s", want, got)

@@ -123,7 +123,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 }
 
 func (s *Supervisor) writeFiles() error {
-	for _, d := range []string{s.cfg.Dir(), s.cfg.CNIConfDir} {
+	for _, d := range []string{s.cfg.Dir(), s.cfg.CNIConfDir, s.cfg.RegistryDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("containerd: %w", err)
 		}

@@ -53,6 +53,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         runtime_type = "io.containerd.runc.v2"
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
           SystemdCgroup = false
+    # Registry hosts (mirrors, plain HTTP, CAs) as containerd's hosts.toml
+    # files, one directory per registry host; read at every pull.
+    [plugins."io.containerd.grpc.v1.cri".registry]
+      config_path = {{q .RegistryDir}}
     [plugins."io.containerd.grpc.v1.cri".cni]
       bin_dir = {{q .CNIBinDir}}
       conf_dir = {{q .CNIConfDir}}
@@ -73,6 +77,7 @@ func renderConfig(c *Config, restrictOOM bool) ([]byte, error) {
 		"SandboxImage": c.SandboxImage,
 		"CNIBinDir":    c.CNIBinDir,
 		"CNIConfDir":   c.CNIConfDir,
+		"RegistryDir":  c.RegistryDir(),
 	})
 	return b.Bytes(), err
 }

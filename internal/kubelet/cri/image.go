@@ -29,3 +29,15 @@ func (c *Client) ListImages(ctx context.Context, filter *runtimeapi.ImageFilter)
 	}
 	return r.Images, nil
 }
+
+// PullImage pulls an image with optional registry credentials and returns
+// the image reference the runtime stored it under. Unlike other calls it
+// has no timeout of its own, as upstream's: a large image on a slow link
+// takes what it takes; ctx ends it.
+func (c *Client) PullImage(ctx context.Context, ref string, auth *runtimeapi.AuthConfig, sandbox *runtimeapi.PodSandboxConfig) (string, error) {
+	r, err := c.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}, Auth: auth, SandboxConfig: sandbox})
+	if err != nil {
+		return "", fmt.Errorf("pull image %s: %w", ref, err)
+	}
+	return r.ImageRef, nil
+}

@@ -1,5 +1,6 @@
 // Package server is the kubelet's HTTPS API on port 10250: container logs
-// (read from the CRI log files), exec (through the runtime's CRI streaming
-// server) and /healthz. It serves only clients whose certificate the
-// cluster CA signed; it never talks to the API server.
+// (read from the CRI log files), exec, attach and port-forward (through the
+// runtime's CRI streaming server; WebSocket clients are translated to the
+// SPDY the runtime speaks) and /healthz. It serves only clients whose
+// certificate the cluster CA signed; it never talks to the API server.
 package server

@@ -57,6 +57,12 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	s.serveStream(w, r, raw, req)
+}
+
+// serveStream connects the client to the runtime's streaming URL raw of an
+// exec or attach session (the two speak the same stream protocol).
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, raw string, req *runtimeapi.ExecRequest) {
 	loc, err := url.Parse(raw)
 	if err != nil {
 		http.Error(w, fmt.Sprintf("runtime streaming URL %q: %v", raw, err), http.StatusInternalServerError)

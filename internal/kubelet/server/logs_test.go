@@ -31,6 +31,8 @@ type fakeRuntime struct {
 	mu      sync.Mutex
 	logPath string
 	state   runtimeapi.ContainerState
+	// streamURL is the base of a fake runtime streaming server.
+	streamURL string
 }
 
 func (f *fakeRuntime) ListContainers(_ context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error) {
@@ -179,4 +181,24 @@ func TestAuthorization(t *testing.T) {
 	if code, _ := get(t, ts, "/exec/default/p/c?stdout=1"); code != http.StatusBadRequest {
 		t.Errorf("exec without command: %d, want 400", code)
 	}
+}
+
+func (f *fakeRuntime) Attach(context.Context, *runtimeapi.AttachRequest) (string, error) {
+	return "", io.ErrUnexpectedEOF
+}
+
+func (f *fakeRuntime) ListPodSandbox(_ context.Context, filter *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error) {
+	if filter.GetLabelSelector()["io.kubernetes.pod.name"] != "p" {
+		return nil, nil
+	}
+	return []*runtimeapi.PodSandbox{{Id: "sb1", CreatedAt: 1}}, nil
+}
+
+func (f *fakeRuntime) PortForward(_ context.Context, req *runtimeapi.PortForwardRequest) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.streamURL == "" {
+		return "", io.ErrUnexpectedEOF
+	}
+	return f.streamURL + "/portforward/" + req.PodSandboxId, nil
 }

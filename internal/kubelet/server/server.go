@@ -31,6 +31,9 @@ type Runtime interface {
 	ListContainers(ctx context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error)
 	ContainerStatus(ctx context.Context, id string, verbose bool) (*runtimeapi.ContainerStatus, error)
 	Exec(ctx context.Context, req *runtimeapi.ExecRequest) (string, error)
+	Attach(ctx context.Context, req *runtimeapi.AttachRequest) (string, error)
+	ListPodSandbox(ctx context.Context, filter *runtimeapi.PodSandboxFilter) ([]*runtimeapi.PodSandbox, error)
+	PortForward(ctx context.Context, req *runtimeapi.PortForwardRequest) (string, error)
 }
 
 // Config configures the kubelet API server.
@@ -121,6 +124,10 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /containerLogs/{ns}/{pod}/{container}", s.authorized(s.serveLogs))
 	mux.Handle("GET /exec/{ns}/{pod}/{container}", s.authorized(s.serveExec))
 	mux.Handle("POST /exec/{ns}/{pod}/{container}", s.authorized(s.serveExec))
+	mux.Handle("GET /attach/{ns}/{pod}/{container}", s.authorized(s.serveAttach))
+	mux.Handle("POST /attach/{ns}/{pod}/{container}", s.authorized(s.serveAttach))
+	mux.Handle("GET /portForward/{ns}/{pod}", s.authorized(s.servePortForward))
+	mux.Handle("POST /portForward/{ns}/{pod}", s.authorized(s.servePortForward))
 	return mux
 }
 

@@ -45,6 +45,9 @@ func pods() *registry.Resource {
 		"eviction": {Kind: "Eviction", Verbs: []string{"create"}},
 		"log":      {Kind: "Pod", Verbs: []string{"get"}},
 		"exec":     {Kind: "PodExecOptions", Verbs: []string{"get", "create"}},
+
+		"attach":      {Kind: "PodAttachOptions", Verbs: []string{"get", "create"}},
+		"portforward": {Kind: "PodPortForwardOptions", Verbs: []string{"get", "create"}},
 	}
 	r.GracefulDelete = podGracefulDelete
 	return r
