@@ -213,6 +213,10 @@ func TestServiceProxy(t *testing.T) {
 	t.Run("LoadBalancer ingress IP with ClientIP affinity", func(t *testing.T) {
 		lb := service("lb", map[string]string{"app": "web"}, corev1.ServiceTypeLoadBalancer)
 		lb.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+		// An external load balancer's class: the built-in ServiceLB leaves
+		// the Service alone and this test plays that load balancer.
+		class := "example.test/lb"
+		lb.Spec.LoadBalancerClass = &class
 		lb = createSvc(t, cs, lb)
 		// TEST-NET-3: on no interface here; only the proxy's rules answer it.
 		ip := fmt.Sprintf("203.0.113.%d", 1+n%250)
