@@ -38,12 +38,13 @@ func main() {
 	schedPods := flag.Int("sched-pods", 10000, "pods for the scheduler figures")
 	ctrlNodes := flag.Int("controller-nodes", 100, "hollow nodes for the controller figures (0 skips them)")
 	replicas := flag.Int("replicas", 3000, "Deployment replicas for the controller figures")
+	profileDir := flag.String("profile-dir", "", "save the server's CPU profile of the 10,000-pod fill and a heap profile after it here")
 	flag.Parse()
 	if *bin == "" {
 		*bin = "bin/skiff"
 	}
 	if *pods > 0 {
-		if err := run(*bin, *pods, *watchers); err != nil {
+		if err := run(*bin, *pods, *watchers, *profileDir); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
@@ -62,7 +63,24 @@ func main() {
 	}
 }
 
-func run(bin string, nPods, nWatchers int) error {
+// fetchProfile saves the server's /debug/pprof/<what> to file.
+func fetchProfile(ctx context.Context, cfg *rest.Config, what, file string) error {
+	path, query, _ := strings.Cut(what, "?")
+	req := clientset(cfg, false).CoreV1().RESTClient().Get().AbsPath("/debug/pprof/" + path)
+	if k, v, ok := strings.Cut(query, "="); ok {
+		req = req.Param(k, v)
+	}
+	data, err := req.Timeout(2 * time.Minute).DoRaw(ctx)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(file, data, 0o644)
+}
+
+func run(bin string, nPods, nWatchers int, profileDir string) error {
 	srv, cfg, err := startWithClient(bin, "skiff-bench")
 	if err != nil {
 		return err
@@ -78,9 +96,11 @@ func run(bin string, nPods, nWatchers int) error {
 		if clients == 1 {
 			n = 1000
 		}
+		c0 := srv.cpuSeconds()
 		rate, lat, errs := creates(ctx, cfg, fmt.Sprintf("c%d", clients), clients, n)
-		fmt.Printf("creates: %3d clients: %7.0f/s  p50 %v  p99 %v  errors %d\n", clients, rate,
-			pct(lat, 50), pct(lat, 99), errs)
+		cpu := (srv.cpuSeconds() - c0) / float64(n) * 1e6
+		fmt.Printf("creates: %3d clients: %7.0f/s  p50 %v  p99 %v  errors %d  server CPU %.0f µs/create\n", clients, rate,
+			pct(lat, 50), pct(lat, 99), errs, cpu)
 	}
 
 	// Fill to nPods pods in one namespace for LIST and memory.
@@ -88,8 +108,23 @@ func run(bin string, nPods, nWatchers int) error {
 	if _, err := filler.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "list"}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
+	var cpuProfile chan error
+	if profileDir != "" {
+		cpuProfile = make(chan error, 1)
+		go func() { cpuProfile <- fetchProfile(ctx, cfg, "profile?seconds=10", filepath.Join(profileDir, "cpu.pprof")) }()
+	}
+	c0 := srv.cpuSeconds()
 	if _, _, errs := createPods(ctx, cfg, "list", 100, nPods); errs > 0 {
 		fmt.Printf("warning: %d errors while creating %d pods\n", errs, nPods)
+	}
+	fmt.Printf("fill %d pods (100 clients): server CPU %.0f µs/create\n", nPods, (srv.cpuSeconds()-c0)/float64(nPods)*1e6)
+	if profileDir != "" {
+		if err := <-cpuProfile; err != nil {
+			fmt.Printf("warning: cpu profile: %v\n", err)
+		}
+		if err := fetchProfile(ctx, cfg, "heap?gc=1", filepath.Join(profileDir, "heap.pprof")); err != nil {
+			fmt.Printf("warning: heap profile: %v\n", err)
+		}
 	}
 	for _, proto := range []bool{false, true} {
 		cs := clientset(cfg, proto)
