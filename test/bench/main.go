@@ -111,7 +111,9 @@ func run(bin string, nPods, nWatchers int, profileDir string) error {
 	var cpuProfile chan error
 	if profileDir != "" {
 		cpuProfile = make(chan error, 1)
-		go func() { cpuProfile <- fetchProfile(ctx, cfg, "profile?seconds=10", filepath.Join(profileDir, "cpu.pprof")) }()
+		go func() {
+			cpuProfile <- fetchProfile(ctx, cfg, "profile?seconds=10", filepath.Join(profileDir, "cpu.pprof"))
+		}()
 	}
 	c0 := srv.cpuSeconds()
 	if _, _, errs := createPods(ctx, cfg, "list", 100, nPods); errs > 0 {
