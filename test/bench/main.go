@@ -148,7 +148,7 @@ func run(bin string, nPods, nWatchers int, profileDir string) error {
 		}
 		fmt.Printf("LIST %d pods (%s): median %v (7 runs)\n", nPods, name, pct(lat, 50))
 	}
-	fmt.Printf("RSS with %d pods: %.1f MB\n", nPods, srv.rssMB())
+	fmt.Printf("RSS with %d pods: %.1f MB (%s; Go heap in use %s)\n", nPods, srv.rssMB(), srv.rssSplit(), heapInUse(ctx, cfg))
 
 	p99, err := watchDelivery(ctx, cfg, nWatchers)
 	if err != nil {
@@ -432,6 +432,39 @@ func processCPU(pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100 // clock ticks (USER_HZ = 100)
+}
+
+// rssSplit is the anonymous and file-backed (etcd's mmapped database)
+// parts of the server's RSS.
+func (s *server) rssSplit() string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return "?"
+	}
+	var parts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "RssAnon:") || strings.HasPrefix(line, "RssFile:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			parts = append(parts, fmt.Sprintf("%s %.0f MB", strings.TrimSuffix(strings.TrimPrefix(f[0], "Rss"), ":"), kb/1024))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// heapInUse reads go_memstats_heap_inuse_bytes from the server's /metrics.
+func heapInUse(ctx context.Context, cfg *rest.Config) string {
+	data, err := clientset(cfg, false).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
+			b, _ := strconv.ParseFloat(v, 64)
+			return fmt.Sprintf("%.0f MB", b/1e6)
+		}
+	}
+	return "?"
 }
 
 // rssMB reads VmRSS of the server process.
