@@ -93,6 +93,11 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, res *resource, in
 			}
 			buf.Reset()
 			obj := ev.Object
+			if co, ok := obj.(runtime.CacheableObject); ok && (mt.As != "" || ev.Type == watch.Error) {
+				// Shared with other watchers: tables and metadata need
+				// the object itself, as a copy.
+				obj = co.GetObject()
+			}
 			enc := objEnc
 			switch {
 			case ev.Type == watch.Error:

@@ -56,6 +56,10 @@ type Config struct {
 	Logger   *slog.Logger
 	// Plugins replaces DefaultPlugins() (from a --config file).
 	Plugins *framework.Profile
+	// Informers, if set, is a factory shared with other components of the
+	// same process (skiff server), so one pod cache serves them all; it
+	// must use a transform that drops managedFields. Nil: a private one.
+	Informers informers.SharedInformerFactory
 	// PercentageOfNodesToScore is the share of nodes a cycle filters
 	// before it scores what it found (0: upstream's adaptive default).
 	PercentageOfNodesToScore int32
@@ -173,7 +177,10 @@ func entryFor(p *corev1.Pod) entry {
 func (s *Scheduler) Run(ctx context.Context) error {
 	// managedFields are never read here and are a large share of a cached
 	// pod's memory.
-	factory := informers.NewSharedInformerFactoryWithOptions(s.cfg.Client, 0, informers.WithTransform(trimManagedFields))
+	factory := s.cfg.Informers
+	if factory == nil {
+		factory = informers.NewSharedInformerFactoryWithOptions(s.cfg.Client, 0, informers.WithTransform(trimManagedFields))
+	}
 	podInf := factory.Core().V1().Pods()
 	nodeInf := factory.Core().V1().Nodes()
 	nsInf := factory.Core().V1().Namespaces()

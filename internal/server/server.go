@@ -14,7 +14,9 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -60,6 +62,8 @@ type Server struct {
 	// advertise is the address other members reach this server at.
 	advertise string
 	stoppers  []func() // in-process components, stopped in reverse start order
+	// informers is the scheduler's and controller manager's shared cache.
+	informers informers.SharedInformerFactory
 	https     *http.Server
 }
 
@@ -180,6 +184,11 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
+	if !s.cfg.DisableScheduler || !s.cfg.DisableControllers {
+		if err := s.startInformers(kubeconfig); err != nil {
+			return err
+		}
+	}
 	if !s.cfg.DisableScheduler {
 		if err := s.startScheduler(ctx, kubeconfig); err != nil {
 			return err
@@ -262,6 +271,53 @@ func (s *Server) storageFactory(ctx context.Context) apiserver.StorageFactory {
 	}
 }
 
+// startInformers builds the informer factory the in-process scheduler and
+// controller manager share: one cache (and one watch) per resource instead
+// of one per component, as K3s gets by running them in one process. Its
+// informers start when a component first asks for them and stop after
+// every component has stopped.
+func (s *Server) startInformers(kubeconfig string) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("shared informers: %w", err)
+	}
+	rc.UserAgent = "skiff-server-informers"
+	rc.QPS, rc.Burst = 1000, 2000
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("shared informers: %w", err)
+	}
+	stop := make(chan struct{})
+	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTransform(dropManagedFields))
+	s.informers = sharedFactory{SharedInformerFactory: f, stop: stop}
+	s.stoppers = append(s.stoppers, func() {
+		close(stop)
+		f.Shutdown()
+	})
+	return nil
+}
+
+// sharedFactory is a factory its users may Start and Shutdown as if it were
+// their own: informers run until the server stops them.
+type sharedFactory struct {
+	informers.SharedInformerFactory
+	stop <-chan struct{}
+}
+
+func (f sharedFactory) Start(<-chan struct{}) { f.SharedInformerFactory.Start(f.stop) }
+func (f sharedFactory) Shutdown()             {}
+
+// dropManagedFields: no in-process component reads managedFields, and
+// they are a large share of each cached object.
+func dropManagedFields(obj any) (any, error) {
+	if a, err := meta.Accessor(obj); err == nil && a.GetManagedFields() != nil {
+		a.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
 // startScheduler runs the scheduler in this process, as an API client with
 // the admin credentials, and waits until its informers have synced.
 func (s *Server) startScheduler(ctx context.Context, kubeconfig string) error {
@@ -273,6 +329,7 @@ func (s *Server) startScheduler(ctx context.Context, kubeconfig string) error {
 		}
 		fc.Apply(&cfg)
 	}
+	cfg.Informers = s.informers
 	sched, err := scheduler.NewFromKubeconfig(kubeconfig, cfg)
 	if err != nil {
 		return err
@@ -289,6 +346,7 @@ func (s *Server) startControllers(ctx context.Context, kubeconfig string) error 
 		Controllers: s.cfg.Controllers, LeaderElect: true, Identity: s.identity(),
 		ClusterCIDR: s.cfg.ClusterCIDR, NodeMonitorGracePeriod: s.cfg.NodeMonitorGracePeriod,
 		ServiceLBPool: s.cfg.ServiceLBPool, Logger: s.log.With("component", "controller-manager"),
+		Informers: s.informers,
 	})
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)

@@ -57,6 +57,8 @@ type Interface interface {
 	// Watch streams changes under key (an object key, or a prefix with
 	// opts.Recursive) as watch events whose objects carry the revision of
 	// the change. See ListOptions for how ResourceVersion picks the start.
+	// An event's object may be a runtime.CacheableObject shared by several
+	// watchers: encoders serialize it once; GetObject gives a private copy.
 	// Event channels are bounded; a consumer too slow to keep up is sent an
 	// Error event and the watch ends. Cancelling ctx or calling Stop ends it.
 	// A start revision that was compacted gives ErrExpired (before any

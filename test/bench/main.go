@@ -40,12 +40,13 @@ func main() {
 	replicas := flag.Int("replicas", 3000, "Deployment replicas for the controller figures")
 	proxySvcs := flag.Int("proxy-services", 1000, "Services for the proxy figures (0 skips them)")
 	proxyEps := flag.Int("proxy-endpoints", 10, "endpoints per Service for the proxy figures")
+	profileDir := flag.String("profile-dir", "", "save the server's CPU profile of the 10,000-pod fill and a heap profile after it here")
 	flag.Parse()
 	if *bin == "" {
 		*bin = "bin/skiff"
 	}
 	if *pods > 0 {
-		if err := run(*bin, *pods, *watchers); err != nil {
+		if err := run(*bin, *pods, *watchers, *profileDir); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
@@ -70,7 +71,24 @@ func main() {
 	}
 }
 
-func run(bin string, nPods, nWatchers int) error {
+// fetchProfile saves the server's /debug/pprof/<what> to file.
+func fetchProfile(ctx context.Context, cfg *rest.Config, what, file string) error {
+	path, query, _ := strings.Cut(what, "?")
+	req := clientset(cfg, false).CoreV1().RESTClient().Get().AbsPath("/debug/pprof/" + path)
+	if k, v, ok := strings.Cut(query, "="); ok {
+		req = req.Param(k, v)
+	}
+	data, err := req.Timeout(2 * time.Minute).DoRaw(ctx)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(file, data, 0o644)
+}
+
+func run(bin string, nPods, nWatchers int, profileDir string) error {
 	srv, cfg, err := startWithClient(bin, "skiff-bench")
 	if err != nil {
 		return err
@@ -86,9 +104,11 @@ func run(bin string, nPods, nWatchers int) error {
 		if clients == 1 {
 			n = 1000
 		}
+		c0 := srv.cpuSeconds()
 		rate, lat, errs := creates(ctx, cfg, fmt.Sprintf("c%d", clients), clients, n)
-		fmt.Printf("creates: %3d clients: %7.0f/s  p50 %v  p99 %v  errors %d\n", clients, rate,
-			pct(lat, 50), pct(lat, 99), errs)
+		cpu := (srv.cpuSeconds() - c0) / float64(n) * 1e6
+		fmt.Printf("creates: %3d clients: %7.0f/s  p50 %v  p99 %v  errors %d  server CPU %.0f µs/create\n", clients, rate,
+			pct(lat, 50), pct(lat, 99), errs, cpu)
 	}
 
 	// Fill to nPods pods in one namespace for LIST and memory.
@@ -96,8 +116,28 @@ func run(bin string, nPods, nWatchers int) error {
 	if _, err := filler.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "list"}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
+	var cpuProfile chan error
+	if profileDir != "" {
+		cpuProfile = make(chan error, 1)
+		go func() {
+			cpuProfile <- fetchProfile(ctx, cfg, "profile?seconds=10", filepath.Join(profileDir, "cpu.pprof"))
+		}()
+	}
+	c0, a0 := srv.cpuSeconds(), metric(ctx, cfg, "go_memstats_alloc_bytes_total")
 	if _, _, errs := createPods(ctx, cfg, "list", 100, nPods); errs > 0 {
 		fmt.Printf("warning: %d errors while creating %d pods\n", errs, nPods)
+	}
+	// Allocation per create hardly depends on how busy the machine is,
+	// unlike CPU time; it drives the garbage collector's share.
+	fmt.Printf("fill %d pods (100 clients): server CPU %.0f µs/create, allocated %.0f KB/create\n", nPods,
+		(srv.cpuSeconds()-c0)/float64(nPods)*1e6, (metric(ctx, cfg, "go_memstats_alloc_bytes_total")-a0)/float64(nPods)/1024)
+	if profileDir != "" {
+		if err := <-cpuProfile; err != nil {
+			fmt.Printf("warning: cpu profile: %v\n", err)
+		}
+		if err := fetchProfile(ctx, cfg, "heap?gc=1", filepath.Join(profileDir, "heap.pprof")); err != nil {
+			fmt.Printf("warning: heap profile: %v\n", err)
+		}
 	}
 	for _, proto := range []bool{false, true} {
 		cs := clientset(cfg, proto)
@@ -119,7 +159,7 @@ func run(bin string, nPods, nWatchers int) error {
 		}
 		fmt.Printf("LIST %d pods (%s): median %v (7 runs)\n", nPods, name, pct(lat, 50))
 	}
-	fmt.Printf("RSS with %d pods: %.1f MB\n", nPods, srv.rssMB())
+	fmt.Printf("RSS with %d pods: %.1f MB (%s; Go heap in use %s)\n", nPods, srv.rssMB(), srv.rssSplit(), heapInUse(ctx, cfg))
 
 	p99, err := watchDelivery(ctx, cfg, nWatchers)
 	if err != nil {
@@ -403,6 +443,52 @@ func processCPU(pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100 // clock ticks (USER_HZ = 100)
+}
+
+// rssSplit is the anonymous and file-backed (etcd's mmapped database)
+// parts of the server's RSS.
+func (s *server) rssSplit() string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return "?"
+	}
+	var parts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "RssAnon:") || strings.HasPrefix(line, "RssFile:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			parts = append(parts, fmt.Sprintf("%s %.0f MB", strings.TrimSuffix(strings.TrimPrefix(f[0], "Rss"), ":"), kb/1024))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// heapInUse reads go_memstats_heap_inuse_bytes from the server's /metrics.
+func heapInUse(ctx context.Context, cfg *rest.Config) string {
+	b := metric(ctx, cfg, "go_memstats_heap_inuse_bytes")
+	if b < 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f MB", b/1e6)
+}
+
+// metric reads one unlabelled sample from the server's /metrics (-1 if
+// absent).
+func metric(ctx context.Context, cfg *rest.Config, name string) float64 {
+	data, err := clientset(cfg, false).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return -1
+			}
+			return f
+		}
+	}
+	return -1
 }
 
 // rssMB reads VmRSS of the server process.

@@ -61,6 +61,10 @@ type Config struct {
 	// at http://<address>/metrics.
 	MetricsBindAddress string
 	Logger             *slog.Logger
+	// Informers, if set, is a factory shared with other components of the
+	// same process (skiff server) and kept across leadership terms; it
+	// must drop managedFields. Nil: a fresh factory per term.
+	Informers informers.SharedInformerFactory
 }
 
 // Names lists every known controller.
@@ -326,7 +330,7 @@ func (m *Manager) runControllers(ctx context.Context) error {
 		Client:            m.client,
 		Metadata:          m.meta,
 		Discovery:         m.disc,
-		Informers:         informers.NewSharedInformerFactoryWithOptions(m.client, 0, informers.WithTransform(trimManagedFields)),
+		Informers:         m.informers(),
 		MetadataInformers: metadatainformer.NewSharedInformerFactoryWithOptions(m.meta, 0, metadatainformer.WithTransform(trimManagedFields)),
 		Broadcaster:       broadcaster,
 		Logger:            m.log,
@@ -370,6 +374,15 @@ func (m *Manager) runControllers(ctx context.Context) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// informers is the shared factory from Config, or a fresh one per
+// leadership term.
+func (m *Manager) informers() informers.SharedInformerFactory {
+	if m.cfg.Informers != nil {
+		return m.cfg.Informers
+	}
+	return informers.NewSharedInformerFactoryWithOptions(m.client, 0, informers.WithTransform(trimManagedFields))
 }
 
 // trimManagedFields drops managedFields from cached objects: controllers

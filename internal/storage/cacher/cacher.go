@@ -56,6 +56,9 @@ type event struct {
 	obj  runtime.Object // new state (DELETED: last state)
 	prev runtime.Object // state before, nil for ADDED
 	rev  int64
+	// shared is obj as every watcher of the live stream gets it, encoded
+	// at most once per format; replays from the window wrap obj afresh.
+	shared *cachingObject
 }
 
 // Cacher serves reads from memory and passes writes through.
@@ -243,7 +246,7 @@ func (c *Cacher) apply(ev watch.Event) error {
 	key := c.keyOf(ev.Object)
 	c.mu.Lock()
 	prev := c.items[key]
-	e := event{typ: ev.Type, key: key, obj: ev.Object, prev: prev, rev: rev}
+	e := event{typ: ev.Type, key: key, obj: ev.Object, prev: prev, rev: rev, shared: newCachingObject(ev.Object)}
 	if ev.Type == watch.Deleted {
 		delete(c.items, key)
 	} else {
@@ -254,7 +257,9 @@ func (c *Cacher) apply(ev watch.Event) error {
 			e.typ = watch.Modified
 		}
 	}
-	c.pushEvent(e)
+	window := e
+	window.shared = nil // the window keeps the object, not its encodings
+	c.pushEvent(window)
 	if rev > c.rev {
 		c.rev = rev
 	}

@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/skiff-sh/skiff/internal/storage"
@@ -66,18 +67,22 @@ func (w *cacheWatcher) translate(e event) (watch.Event, bool) {
 	if e.prev != nil {
 		prev, _ = w.c.matches(w.pred, e.prev)
 	}
+	var obj runtime.Object = e.shared
+	if e.shared == nil {
+		obj = newCachingObject(e.obj)
+	}
 	switch {
 	case e.typ == watch.Deleted:
 		if !cur {
 			return watch.Event{}, false
 		}
-		return watch.Event{Type: watch.Deleted, Object: e.obj}, true
+		return watch.Event{Type: watch.Deleted, Object: obj}, true
 	case cur && prev:
-		return watch.Event{Type: watch.Modified, Object: e.obj}, true
+		return watch.Event{Type: watch.Modified, Object: obj}, true
 	case cur:
-		return watch.Event{Type: watch.Added, Object: e.obj}, true
+		return watch.Event{Type: watch.Added, Object: obj}, true
 	case prev:
-		return watch.Event{Type: watch.Deleted, Object: e.obj}, true
+		return watch.Event{Type: watch.Deleted, Object: obj}, true
 	}
 	return watch.Event{}, false
 }
@@ -95,14 +100,11 @@ func (w *cacheWatcher) dispatchLocked(e event) {
 	}
 }
 
-// run copies events to the result channel. Each watcher gets its own copy
-// of every object: encoders set TypeMeta while they write.
+// run copies events to the result channel. Objects of changes are shared
+// by every watcher as a cachingObject (read-only, encoded once).
 func (w *cacheWatcher) run(initial []watch.Event) {
 	defer close(w.result)
 	send := func(ev watch.Event) bool {
-		if ev.Type != watch.Error {
-			ev.Object = ev.Object.DeepCopyObject()
-		}
 		select {
 		case w.result <- ev:
 			return true
@@ -174,7 +176,7 @@ func (c *Cacher) Watch(ctx context.Context, key string, opts storage.ListOptions
 		sort.Strings(keys) // the current state in key order, as a list would give it
 		for _, k := range keys {
 			if ok, _ := c.matches(w.pred, c.items[k]); ok {
-				initial = append(initial, watch.Event{Type: watch.Added, Object: c.items[k]})
+				initial = append(initial, watch.Event{Type: watch.Added, Object: newCachingObject(c.items[k])})
 			}
 		}
 		if sendInitial {

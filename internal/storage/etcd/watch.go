@@ -185,20 +185,23 @@ func (w *watcher) translate(ev *clientv3.Event, p storage.SelectionPredicate) (w
 			return watch.Event{}, false, err
 		}
 	}
-	if ev.PrevKv != nil {
+	// The previous state is decoded only when it is sent (DELETED) or
+	// tested against a selector: an unfiltered watch of a change needs
+	// to know only that there was one.
+	if ev.PrevKv != nil && (ev.Type == clientv3.EventTypeDelete || !p.Empty()) {
 		prev = s.newFn()
 		if err := s.decode(ev.PrevKv.Value, prev, rev); err != nil {
 			return watch.Event{}, false, err
 		}
 	}
-	curOK, prevOK := cur != nil, prev != nil
+	curOK, prevOK := cur != nil, prev != nil || ev.PrevKv != nil
 	var err error
 	if curOK {
 		if curOK, err = matches(p, cur); err != nil {
 			return watch.Event{}, false, err
 		}
 	}
-	if prevOK {
+	if prev != nil {
 		if prevOK, err = matches(p, prev); err != nil {
 			return watch.Event{}, false, err
 		}

@@ -332,6 +332,9 @@ func next(t *testing.T, w watch.Interface) watch.Event {
 		if !ok {
 			t.Fatal("watch closed")
 		}
+		if co, shared := ev.Object.(runtime.CacheableObject); shared {
+			ev.Object = co.GetObject() // shared by watchers, encoded once
+		}
 		return ev
 	case <-time.After(10 * time.Second):
 		t.Fatal("no watch event within 10s")

@@ -1,0 +1,68 @@
+package cacher
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/skiff-sh/skiff/internal/api/scheme"
+)
+
+// TestCachingObjectEncodesOncePerFormat: watchers sharing one event get
+// identical bytes, each format is encoded once, concurrently without
+// races, and the shared object keeps its empty TypeMeta.
+func TestCachingObjectEncodesOncePerFormat(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", ResourceVersion: "7"}}
+	co := newCachingObject(pod)
+	gv := schema.GroupVersion{Version: "v1"}
+	var encoders []runtime.Encoder
+	for _, mt := range []string{runtime.ContentTypeJSON, runtime.ContentTypeProtobuf} {
+		info, ok := runtime.SerializerInfoForMediaType(scheme.Codecs.SupportedMediaTypes(), mt)
+		if !ok {
+			t.Fatalf("no serializer for %s", mt)
+		}
+		encoders = append(encoders, scheme.Codecs.EncoderForVersion(info.Serializer, gv))
+	}
+	want := make([][]byte, len(encoders))
+	for i, enc := range encoders {
+		var b bytes.Buffer
+		if err := enc.Encode(pod.DeepCopy(), &b); err != nil {
+			t.Fatal(err)
+		}
+		want[i] = b.Bytes()
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		for i, enc := range encoders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var b bytes.Buffer
+				if err := enc.Encode(co, &b); err != nil {
+					t.Error(err)
+					return
+				}
+				if !bytes.Equal(b.Bytes(), want[i]) {
+					t.Errorf("encoder %d: got %q, want %q", i, b.Bytes(), want[i])
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if len(co.enc) != len(encoders) {
+		t.Fatalf("%d cached encodings, want %d", len(co.enc), len(encoders))
+	}
+	if pod.Kind != "" || pod.APIVersion != "" {
+		t.Fatalf("shared object's TypeMeta was set: %+v", pod.TypeMeta)
+	}
+	cp := co.GetObject().(*corev1.Pod)
+	cp.Name = "changed"
+	if pod.Name != "p" {
+		t.Fatal("GetObject did not return a copy")
+	}
+}
