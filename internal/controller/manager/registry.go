@@ -13,6 +13,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/namespace"
 	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
+	"github.com/skiff-sh/skiff/internal/controller/persistentvolume"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/controller/replicationcontroller"
@@ -51,6 +52,9 @@ var registry = map[string]descriptor{
 	"podgc":         {1, func(c *controller.Context) (controller.Controller, error) { return podgc.New(c) }},
 	"resourcequota": {5, func(c *controller.Context) (controller.Controller, error) { return resourcequota.New(c) }},
 	"disruption":    {5, func(c *controller.Context) (controller.Controller, error) { return disruption.New(c) }},
+	"persistentvolume-binder": {1, func(c *controller.Context) (controller.Controller, error) {
+		return persistentvolume.New(c)
+	}},
 }
 
 // aliases are upstream's other spellings of the same controllers.
@@ -62,4 +66,5 @@ var aliases = map[string]string{
 	"node-lifecycle":        "nodelifecycle",
 	"pod-garbage-collector": "podgc",
 	"service-account":       "serviceaccount",
+	"persistentvolume":      "persistentvolume-binder",
 }

@@ -118,4 +118,3 @@ func ValidateUpdate(sc, old *storagev1.StorageClass) field.ErrorList {
 func IsDefault(sc *storagev1.StorageClass) bool {
 	return sc.Annotations[IsDefaultAnnotation] == "true" || sc.Annotations["storageclass.beta.kubernetes.io/is-default-class"] == "true"
 }
-
