@@ -67,11 +67,15 @@ func TestValidatePVCUpdate(t *testing.T) {
 	}{
 		{"bind", func(c *corev1.PersistentVolumeClaim) { c.Spec.VolumeName = "pv" }, ""},
 		{"class on an unbound claim without one", func(c *corev1.PersistentVolumeClaim) { c.Spec.StorageClassName = &class }, ""},
-		{"grow", func(c *corev1.PersistentVolumeClaim) { c.Spec.Resources.Requests[corev1.ResourceStorage] = apiresource.MustParse("2Gi") }, ""},
+		{"grow", func(c *corev1.PersistentVolumeClaim) {
+			c.Spec.Resources.Requests[corev1.ResourceStorage] = apiresource.MustParse("2Gi")
+		}, ""},
 		{"access modes", func(c *corev1.PersistentVolumeClaim) {
 			c.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
 		}, "spec is immutable after creation"},
-		{"zero request", func(c *corev1.PersistentVolumeClaim) { c.Spec.Resources.Requests[corev1.ResourceStorage] = apiresource.MustParse("0") }, "must be greater than zero"},
+		{"zero request", func(c *corev1.PersistentVolumeClaim) {
+			c.Spec.Resources.Requests[corev1.ResourceStorage] = apiresource.MustParse("0")
+		}, "must be greater than zero"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := old.DeepCopy()

@@ -40,7 +40,9 @@ func TestLocalPathOnNode(t *testing.T) {
 	if _, err := cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, claim("data", "-", "1Gi"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	succeeded := func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed }
+	succeeded := func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	}
 	run := func(name string, readOnly bool, script string) *corev1.Pod {
 		t.Helper()
 		p := claimPod(name, "data")
