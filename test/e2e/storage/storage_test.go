@@ -240,6 +240,32 @@ func TestStorage(t *testing.T) {
 		framework.WaitPod(t, cs, "no-claim", 30*time.Second, "scheduled once its claim exists", func(p *corev1.Pod) bool { return p.Spec.NodeName != "" })
 	})
 
+	t.Run("immediate classes", func(t *testing.T) {
+		immediate := storagev1.VolumeBindingImmediate
+		for name, prov := range map[string]string{"lp-now": "rancher.io/local-path", "ext": "example.com/ext"} {
+			sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Provisioner: prov, VolumeBindingMode: &immediate}
+			if _, err := cs.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, claim("c-"+name, name, "1Gi"), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		event := func(claim, reason, text string) func() bool {
+			return func() bool {
+				l, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: fields.Set{
+					"involvedObject.name": claim, "reason": reason}.String()})
+				return err == nil && len(l.Items) > 0 && strings.Contains(l.Items[0].Message, text)
+			}
+		}
+		// As K3s: local-path needs a node, which only WaitForFirstConsumer gives.
+		until(t, 20*time.Second, "local-path without a node fails", event("c-lp-now", "ProvisioningFailed", "configuration error, no node was specified"))
+		until(t, 20*time.Second, "external provisioner awaited", event("c-ext", "ExternalProvisioning", "external provisioner 'example.com/ext'"))
+		if c := getClaim(t, cs, "c-ext"); c.Annotations["volume.kubernetes.io/storage-provisioner"] != "example.com/ext" || c.Status.Phase != corev1.ClaimPending {
+			t.Errorf("claim c-ext: %s, annotations %v", c.Status.Phase, c.Annotations)
+		}
+	})
+
 	t.Run("local-path provisioning", func(t *testing.T) {
 		c, err := cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, claim("data", "-", "2Gi"), metav1.CreateOptions{})
 		if err != nil {
