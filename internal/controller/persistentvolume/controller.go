@@ -51,6 +51,7 @@ type Controller struct {
 	volumes  listerscorev1.PersistentVolumeLister
 	classes  listersstoragev1.StorageClassLister
 	nodes    listerscorev1.NodeLister
+	pods     listerscorev1.PodLister
 	queue    workqueue.TypedRateLimitingInterface[key]
 	recorder record.EventRecorder
 	metrics  *metrics.Metrics
@@ -64,15 +65,16 @@ func New(cc *controller.Context) (*Controller, error) {
 	pvInf := cc.Informers.Core().V1().PersistentVolumes()
 	scInf := cc.Informers.Storage().V1().StorageClasses()
 	nodeInf := cc.Informers.Core().V1().Nodes()
+	podInf := cc.Informers.Core().V1().Pods()
 	c := &Controller{
-		client: cc.Client, claims: pvcInf.Lister(), volumes: pvInf.Lister(), classes: scInf.Lister(), nodes: nodeInf.Lister(),
+		client: cc.Client, claims: pvcInf.Lister(), volumes: pvInf.Lister(), classes: scInf.Lister(), nodes: nodeInf.Lister(), pods: podInf.Lister(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[key](),
 			workqueue.TypedRateLimitingQueueConfig[key]{Name: "persistentvolume"}),
 		recorder: cc.Recorder("persistentvolume-controller"),
 		metrics:  cc.Metrics,
 		log:      cc.Logger.With("controller", Name),
 		synced: []cache.InformerSynced{pvcInf.Informer().HasSynced, pvInf.Informer().HasSynced,
-			scInf.Informer().HasSynced, nodeInf.Informer().HasSynced},
+			scInf.Informer().HasSynced, nodeInf.Informer().HasSynced, podInf.Informer().HasSynced},
 	}
 	claimEvent := func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -437,6 +439,13 @@ func (c *Controller) reclaim(ctx context.Context, pv *corev1.PersistentVolume) e
 		prov := pv.Annotations[localpath.ProvisionedByAnnotation]
 		switch {
 		case prov == localpath.Provisioner:
+			// Without pvc-protection a claim can go while pods still
+			// use it: keep its data until they are done.
+			if pod := c.podUsing(pv.Spec.ClaimRef.Namespace, pv.Spec.ClaimRef.Name); pod != "" {
+				c.log.Debug("released volume still in use", "volume", pv.Name, "pod", pod)
+				c.queue.AddAfter(key{volume: true, name: pv.Name}, inUseRetry)
+				return nil
+			}
 			err := c.client.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pv.UID}})
 			if err != nil && !apierrors.IsNotFound(err) {
 				return fmt.Errorf("delete released volume %s: %w", pv.Name, err)
@@ -472,4 +481,28 @@ func (c *Controller) setVolumePhase(ctx context.Context, pv *corev1.PersistentVo
 		return fmt.Errorf("volume %s phase %s: %w", pv.Name, phase, err)
 	}
 	return nil
+}
+
+// inUseRetry is how often a released volume still mounted by a pod is
+// looked at again.
+const inUseRetry = 2 * time.Second
+
+// podUsing names a pod of ns that is not finished and uses claim, "" when
+// none does.
+func (c *Controller) podUsing(ns, claim string) string {
+	pods, err := c.pods.Pods(ns).List(labels.Everything())
+	if err != nil {
+		return ""
+	}
+	for _, p := range pods {
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		for _, v := range p.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == claim {
+				return p.Name
+			}
+		}
+	}
+	return ""
 }

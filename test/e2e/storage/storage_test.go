@@ -323,6 +323,18 @@ func TestStorage(t *testing.T) {
 		if err := cs.CoreV1().PersistentVolumeClaims("default").Delete(ctx, "data", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		// Its pods still run: the volume is Released but its data kept.
+		until(t, 20*time.Second, "volume Released", func() bool { return getPV(t, cs, pv.Name).Status.Phase == corev1.VolumeReleased })
+		time.Sleep(3 * time.Second)
+		if v := getPV(t, cs, pv.Name); v.DeletionTimestamp != nil {
+			t.Fatalf("volume %s deleted while pods use its claim", pv.Name)
+		}
+		zero := int64(0)
+		for _, name := range []string{"writer", "reader-0", "reader-1", "reader-2"} {
+			if err := cs.CoreV1().Pods("default").Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		until(t, 30*time.Second, "volume deleted, waiting for its node", func() bool {
 			v := getPV(t, cs, pv.Name)
 			return v.DeletionTimestamp != nil && v.Status.Phase == corev1.VolumeReleased
