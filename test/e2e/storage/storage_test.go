@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -348,5 +349,33 @@ func TestStorage(t *testing.T) {
 			_, err := cs.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
 			return apierrors.IsNotFound(err)
 		})
+	})
+
+	t.Run("statefulset claims", func(t *testing.T) {
+		replicas := int32(2)
+		labels := map[string]string{"app": "db"}
+		tmpl := claimPod("x", "data").Spec
+		tmpl.Volumes = nil
+		ss := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "default"}, Spec: appsv1.StatefulSetSpec{
+			Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels}, ServiceName: "db",
+			Template:             corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: tmpl},
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{*claim("data", "-", "1Gi")},
+		}}
+		ss.Spec.VolumeClaimTemplates[0].Namespace = ""
+		if _, err := cs.AppsV1().StatefulSets("default").Create(ctx, ss, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			pod, claimName := fmt.Sprintf("db-%d", i), fmt.Sprintf("data-db-%d", i)
+			until(t, 60*time.Second, claimName+" Bound", func() bool {
+				c, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, claimName, metav1.GetOptions{})
+				return err == nil && c.Status.Phase == corev1.ClaimBound
+			})
+			p := framework.WaitPod(t, cs, pod, 30*time.Second, "scheduled", func(p *corev1.Pod) bool { return p.Spec.NodeName != "" })
+			c := getClaim(t, cs, claimName)
+			if *c.Spec.StorageClassName != "local-path" || c.Annotations["volume.kubernetes.io/selected-node"] != p.Spec.NodeName {
+				t.Errorf("claim %s: class %s, annotations %v, pod on %s", claimName, *c.Spec.StorageClassName, c.Annotations, p.Spec.NodeName)
+			}
+		}
 	})
 }
