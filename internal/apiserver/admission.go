@@ -21,6 +21,7 @@ func (s *Server) admitCreate(ctx context.Context, res *resource, obj runtime.Obj
 	if err := s.admitLimitRanges(ctx, res, obj); err != nil {
 		return err
 	}
+	s.admitDefaultStorageClass(ctx, obj)
 	if pod, ok := obj.(*corev1.Pod); ok {
 		addDefaultTolerations(pod)
 		return s.admitPodPriority(ctx, pod)

@@ -147,6 +147,8 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); k.relist(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); k.cleanLocalPath(ctx) }()
 	k.log.Info("kubelet ready", "podCIDR", cidr, "runtime", k.runtimeVersion, "nodeIP", k.nodeIP)
 	close(k.ready)
 	<-ctx.Done()

@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/skiff-sh/skiff/internal/controller/localpath"
 )
 
 const kubeletPort = 10250
@@ -48,11 +50,12 @@ func (k *Kubelet) registerNode(ctx context.Context) error {
 }
 
 func (k *Kubelet) nodeObject() *corev1.Node {
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName, Labels: map[string]string{
-		corev1.LabelHostname:   k.cfg.NodeName,
-		corev1.LabelOSStable:   runtime.GOOS,
-		corev1.LabelArchStable: runtime.GOARCH,
-	}}}
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName,
+		Annotations: map[string]string{localpath.DirAnnotation: k.localPathDir()}, Labels: map[string]string{
+			corev1.LabelHostname:   k.cfg.NodeName,
+			corev1.LabelOSStable:   runtime.GOOS,
+			corev1.LabelArchStable: runtime.GOARCH,
+		}}}
 }
 
 // heartbeat renews the Lease every LeaseRenew and posts node status every

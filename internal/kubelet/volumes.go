@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -74,6 +75,8 @@ func (k *Kubelet) setupVolume(ctx context.Context, p *corev1.Pod, v *corev1.Volu
 		return volume{path: path, contained: true}, setupEmptyDir(path, v.EmptyDir)
 	case v.HostPath != nil:
 		return volume{path: v.HostPath.Path}, checkHostPath(v.HostPath)
+	case v.PersistentVolumeClaim != nil:
+		return claimVolume(ctx, o, v.PersistentVolumeClaim)
 	case v.ConfigMap != nil:
 		path = dir("kubernetes.io~configmap")
 		payload, err = configMapPayload(ctx, o, &v.ConfigMap.LocalObjectReference, v.ConfigMap.Items, v.ConfigMap.Optional, modeOr(v.ConfigMap.DefaultMode))
@@ -350,4 +353,44 @@ func (k *Kubelet) removePodDir(uid string) {
 	if err := os.RemoveAll(dir); err != nil {
 		k.log.Warn("remove pod dir", "path", dir, "err", err)
 	}
+}
+
+// claimVolume resolves a persistentVolumeClaim volume to the host path of
+// its bound volume (hostPath, with its type checks and creation, or
+// local). Until the claim is Bound the error keeps the pod in
+// ContainerCreating and the pod is retried.
+func claimVolume(ctx context.Context, o *objects, src *corev1.PersistentVolumeClaimVolumeSource) (volume, error) {
+	claims := o.client.CoreV1().PersistentVolumeClaims(o.namespace)
+	claim, err := claims.Get(ctx, src.ClaimName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return volume{}, fmt.Errorf("persistentvolumeclaim %q not found", src.ClaimName)
+	}
+	if err != nil {
+		return volume{}, err
+	}
+	if claim.DeletionTimestamp != nil {
+		return volume{}, fmt.Errorf("persistentvolumeclaim %q is being deleted", src.ClaimName)
+	}
+	if claim.Spec.VolumeName == "" || claim.Status.Phase != corev1.ClaimBound {
+		return volume{}, fmt.Errorf("error processing PVC %s/%s: PVC is not bound", o.namespace, src.ClaimName)
+	}
+	pv, err := o.client.CoreV1().PersistentVolumes().Get(ctx, claim.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil {
+		return volume{}, fmt.Errorf("get persistent volume %s: %w", claim.Spec.VolumeName, err)
+	}
+	if r := pv.Spec.ClaimRef; r == nil || r.UID != claim.UID {
+		return volume{}, fmt.Errorf("persistent volume %s is not bound to claim %s/%s", pv.Name, o.namespace, src.ClaimName)
+	}
+	switch {
+	case pv.Spec.HostPath != nil:
+		return volume{path: pv.Spec.HostPath.Path, readOnly: src.ReadOnly}, checkHostPath(pv.Spec.HostPath)
+	case pv.Spec.Local != nil:
+		if fi, err := os.Stat(pv.Spec.Local.Path); err != nil {
+			return volume{}, fmt.Errorf("local volume %s: %w", pv.Name, err)
+		} else if !fi.IsDir() {
+			return volume{}, fmt.Errorf("local volume %s: %s is not a directory", pv.Name, pv.Spec.Local.Path)
+		}
+		return volume{path: pv.Spec.Local.Path, readOnly: src.ReadOnly}, nil
+	}
+	return volume{}, fmt.Errorf("persistent volume %s: volume type not supported by this kubelet", pv.Name)
 }

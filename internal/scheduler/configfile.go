@@ -18,6 +18,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/nodeunschedulable"
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/podtopologyspread"
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/tainttoleration"
+	"github.com/skiff-sh/skiff/internal/scheduler/plugins/volumebinding"
 )
 
 // The --config file: the part of upstream's KubeSchedulerConfiguration
@@ -107,6 +108,7 @@ var (
 		noderesources.FitName:  func() framework.FilterPlugin { return noderesources.Fit{} },
 		podtopologyspread.Name: func() framework.FilterPlugin { return podtopologyspread.New() },
 		interpodaffinity.Name:  func() framework.FilterPlugin { return interpodaffinity.New() },
+		volumebinding.Name:     func() framework.FilterPlugin { return volumebinding.VolumeBinding{} },
 	}
 	scoreRegistry = map[string]func() framework.ScorePlugin{
 		tainttoleration.Name:       func() framework.ScorePlugin { return tainttoleration.TaintToleration{} },

@@ -46,7 +46,7 @@ profiles:
 			if strings.Join(got, ",") != "NodeAffinity,NodeResourcesFit,NodeResourcesBalancedAllocation,ImageLocality,PodTopologySpread,InterPodAffinity" {
 				t.Errorf("scorers %v", got)
 			}
-			if len(cfg.Plugins.Filters) != 8 || cfg.DisablePreemption {
+			if len(cfg.Plugins.Filters) != len(DefaultPlugins().Filters) || cfg.DisablePreemption {
 				t.Errorf("filters %d, preemption disabled %v", len(cfg.Plugins.Filters), cfg.DisablePreemption)
 			}
 		},

@@ -40,6 +40,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/nodeunschedulable"
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/podtopologyspread"
 	"github.com/skiff-sh/skiff/internal/scheduler/plugins/tainttoleration"
+	"github.com/skiff-sh/skiff/internal/scheduler/plugins/volumebinding"
 )
 
 // Config configures a scheduler.
@@ -87,6 +88,7 @@ type Scheduler struct {
 	// what-ifs (preemption, nominated pods).
 	exts     []framework.PreFilterExtensions
 	filters  []framework.FilterPlugin
+	preBinds []framework.PreBindPlugin
 	scorers  []framework.WeightedScorer
 	queue    *queue
 	pods     listerscorev1.PodLister
@@ -107,7 +109,7 @@ func DefaultPlugins() framework.Profile {
 	return framework.Profile{
 		Filters: []framework.FilterPlugin{
 			nodename.NodeName{}, nodeunschedulable.NodeUnschedulable{}, tainttoleration.TaintToleration{},
-			nodeaffinity.NodeAffinity{}, nodeports.NodePorts{}, noderesources.Fit{},
+			nodeaffinity.NodeAffinity{}, nodeports.NodePorts{}, noderesources.Fit{}, volumebinding.VolumeBinding{},
 			podtopologyspread.New(), interpodaffinity.New(),
 		},
 		Scorers: []framework.WeightedScorer{
@@ -150,6 +152,9 @@ func New(cfg Config) (*Scheduler, error) {
 		}
 		if ext, ok := f.(framework.PreFilterExtensions); ok {
 			s.exts = append(s.exts, ext)
+		}
+		if pb, ok := f.(framework.PreBindPlugin); ok {
+			s.preBinds = append(s.preBinds, pb)
 		}
 	}
 	return s, nil
@@ -196,6 +201,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		ReplicationControllers: factory.Core().V1().ReplicationControllers().Lister(),
 		ReplicaSets:            factory.Apps().V1().ReplicaSets().Lister(),
 		StatefulSets:           factory.Apps().V1().StatefulSets().Lister(),
+	}
+	if len(s.preBinds) > 0 {
+		if err := s.watchVolumes(factory); err != nil {
+			return err
+		}
 	}
 	_, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj interface{}) {
@@ -449,10 +459,13 @@ func (s *Scheduler) scheduleOne(ctx context.Context, e entry) {
 }
 
 func (s *Scheduler) bind(ctx context.Context, pod *corev1.Pod, host string, e entry) {
-	err := s.cfg.Client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
-		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
-		Target:     corev1.ObjectReference{Kind: "Node", Name: host},
-	}, metav1.CreateOptions{})
+	err := s.preBind(ctx, pod, host)
+	if err == nil {
+		err = s.cfg.Client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
+			ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
+			Target:     corev1.ObjectReference{Kind: "Node", Name: host},
+		}, metav1.CreateOptions{})
+	}
 	if err != nil {
 		s.cache.remove(e.key)
 		if apierrors.IsNotFound(err) || ctx.Err() != nil {

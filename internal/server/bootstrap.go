@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-sh/skiff/internal/controller/localpath"
 )
 
 // SystemNamespaces exist in every cluster.
@@ -65,6 +67,9 @@ func bootstrap(ctx context.Context, kubeconfig string, cfg bootstrapConfig) erro
 		if _, err := cs.SchedulingV1().PriorityClasses().Create(ctx, pc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create priority class %s: %w", name, err)
 		}
+	}
+	if err := localpath.EnsureStorageClass(ctx, cs); err != nil {
+		return err
 	}
 	labels := map[string]string{"component": "apiserver", "provider": "kubernetes"}
 	svc := &corev1.Service{

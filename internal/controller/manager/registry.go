@@ -13,6 +13,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/namespace"
 	"github.com/skiff-sh/skiff/internal/controller/nodeipam"
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
+	"github.com/skiff-sh/skiff/internal/controller/persistentvolume"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/controller/replicationcontroller"
@@ -53,6 +54,9 @@ var registry = map[string]descriptor{
 	"resourcequota": {5, func(c *controller.Context) (controller.Controller, error) { return resourcequota.New(c) }},
 	"disruption":    {5, func(c *controller.Context) (controller.Controller, error) { return disruption.New(c) }},
 	"servicelb":     {2, func(c *controller.Context) (controller.Controller, error) { return servicelb.New(c) }},
+	"persistentvolume-binder": {1, func(c *controller.Context) (controller.Controller, error) {
+		return persistentvolume.New(c)
+	}},
 }
 
 // aliases are upstream's other spellings of the same controllers.
@@ -65,4 +69,5 @@ var aliases = map[string]string{
 	"pod-garbage-collector": "podgc",
 	"service-account":       "serviceaccount",
 	"service-lb":            "servicelb",
+	"persistentvolume":      "persistentvolume-binder",
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/registry/policy"
 	"github.com/skiff-sh/skiff/internal/registry/printers"
 	"github.com/skiff-sh/skiff/internal/registry/scheduling"
+	"github.com/skiff-sh/skiff/internal/registry/storage"
 )
 
 // Resources returns every resource the API server serves, core first, each
@@ -33,6 +34,7 @@ func Resources(opts core.Options) ([]*registry.Resource, error) {
 		scheduling.Resources(),
 		policy.Resources(),
 		networking.Resources(),
+		storage.Resources(),
 	}
 	var out []*registry.Resource
 	for _, g := range groups {

@@ -2,6 +2,7 @@ package apps
 
 import (
 	"context"
+	"slices"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -71,11 +72,11 @@ func Resources() []*registry.Resource {
 		DefaultFunc: func(o runtime.Object) { defaultStatefulSet(o.(*appsv1.StatefulSet)) },
 		ValidateFunc: func(_ context.Context, o runtime.Object) field.ErrorList {
 			s := o.(*appsv1.StatefulSet)
-			return validateWorkload(s.Spec.Replicas, s.Spec.Selector, &s.Spec.Template)
+			return validateWorkload(s.Spec.Replicas, s.Spec.Selector, claimTemplateVolumes(s))
 		},
 		ValidateUpdateFunc: func(_ context.Context, o, old runtime.Object) field.ErrorList {
 			s, os := o.(*appsv1.StatefulSet), old.(*appsv1.StatefulSet)
-			errs := validateWorkload(s.Spec.Replicas, s.Spec.Selector, &s.Spec.Template)
+			errs := validateWorkload(s.Spec.Replicas, s.Spec.Selector, claimTemplateVolumes(s))
 			// Upstream forbids changes other than replicas, ordinals,
 			// template, updateStrategy, PVC retention policy and
 			// minReadySeconds.
@@ -288,4 +289,21 @@ func immutableSelector(sel, old *metav1.LabelSelector) field.ErrorList {
 		return field.ErrorList{field.Invalid(field.NewPath("spec", "selector"), sel, "field is immutable")}
 	}
 	return nil
+}
+
+// claimTemplateVolumes is the template as the pods will have it: each
+// volumeClaimTemplate a claim volume of that name, so that volumeMounts
+// may name them.
+func claimTemplateVolumes(s *appsv1.StatefulSet) *corev1.PodTemplateSpec {
+	if len(s.Spec.VolumeClaimTemplates) == 0 {
+		return &s.Spec.Template
+	}
+	t := s.Spec.Template.DeepCopy()
+	for _, c := range s.Spec.VolumeClaimTemplates {
+		if !slices.ContainsFunc(t.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == c.Name }) {
+			t.Spec.Volumes = append(t.Spec.Volumes, corev1.Volume{Name: c.Name, VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name}}})
+		}
+	}
+	return t
 }

@@ -245,8 +245,9 @@ func resourceQuotas() *registry.Resource {
 }
 
 func persistentVolumes() *registry.Resource {
+	validate, validateUpdate := pvValidators()
 	s := &registry.BaseStrategy{
-		HasStatus: true,
+		HasStatus: true, ValidateFunc: validate, ValidateUpdateFunc: validateUpdate,
 		DefaultFunc: func(obj runtime.Object) {
 			pv := obj.(*corev1.PersistentVolume)
 			if pv.Spec.PersistentVolumeReclaimPolicy == "" {
@@ -269,8 +270,9 @@ func persistentVolumes() *registry.Resource {
 }
 
 func persistentVolumeClaims() *registry.Resource {
+	validate, validateUpdate := pvcValidators()
 	s := &registry.BaseStrategy{
-		HasStatus: true,
+		HasStatus: true, ValidateFunc: validate, ValidateUpdateFunc: validateUpdate,
 		DefaultFunc: func(obj runtime.Object) {
 			pvc := obj.(*corev1.PersistentVolumeClaim)
 			if pvc.Spec.VolumeMode == nil {
@@ -280,17 +282,6 @@ func persistentVolumeClaims() *registry.Resource {
 		},
 		PrepareForCreateFunc: func(_ context.Context, obj runtime.Object) {
 			obj.(*corev1.PersistentVolumeClaim).Status.Phase = corev1.ClaimPending
-		},
-		ValidateFunc: func(_ context.Context, obj runtime.Object) field.ErrorList {
-			pvc := obj.(*corev1.PersistentVolumeClaim)
-			var errs field.ErrorList
-			if len(pvc.Spec.AccessModes) == 0 {
-				errs = append(errs, field.Required(field.NewPath("spec", "accessModes"), "at least 1 access mode is required"))
-			}
-			if _, ok := pvc.Spec.Resources.Requests[corev1.ResourceStorage]; !ok && pvc.Spec.DataSource == nil {
-				errs = append(errs, field.Required(field.NewPath("spec", "resources").Key(string(corev1.ResourceStorage)), ""))
-			}
-			return errs
 		},
 	}
 	r := resource("persistentvolumeclaims", "PersistentVolumeClaim", true, func() runtime.Object { return &corev1.PersistentVolumeClaim{} },

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 // Code is a plugin verdict.
@@ -72,6 +73,14 @@ type PreFilterExtensions interface {
 	PreFilterPlugin
 	AddPod(ctx context.Context, state *CycleState, pod, add *corev1.Pod, node *NodeInfo) *Status
 	RemovePod(ctx context.Context, state *CycleState, pod, remove *corev1.Pod, node *NodeInfo) *Status
+}
+
+// PreBindPlugin runs after a node is chosen and before the pod is bound
+// to it, with a client for the writes it needs (volume binding annotates
+// claims). A failure fails the binding; the pod is retried.
+type PreBindPlugin interface {
+	Plugin
+	PreBind(ctx context.Context, client kubernetes.Interface, l Listers, pod *corev1.Pod, node string) *Status
 }
 
 // ScorePlugin ranks the nodes that passed the filters, 0..MaxNodeScore.

@@ -4,6 +4,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	listersappsv1 "k8s.io/client-go/listers/apps/v1"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	listersstoragev1 "k8s.io/client-go/listers/storage/v1"
 )
 
 // Listers are the informer caches, beyond nodes and pods, that plugins may
@@ -16,6 +17,10 @@ type Listers struct {
 	ReplicationControllers listerscorev1.ReplicationControllerLister
 	ReplicaSets            listersappsv1.ReplicaSetLister
 	StatefulSets           listersappsv1.StatefulSetLister
+	// Claims, Volumes and StorageClasses serve volume binding.
+	Claims         listerscorev1.PersistentVolumeClaimLister
+	Volumes        listerscorev1.PersistentVolumeLister
+	StorageClasses listersstoragev1.StorageClassLister
 }
 
 // Snapshot is the cluster as one scheduling cycle sees it: every node with
