@@ -45,7 +45,7 @@ type Config struct {
 	ClusterDomain string
 	DisableDNS    bool
 	// DisableHostGW turns off the routes to other nodes' podCIDRs (see
-	// routes.go).
+	// routes.go); pods' egress is masqueraded all the same (masq.go).
 	DisableHostGW bool
 	// ProxyTable is the Service proxy's nftables table (default skiff-proxy);
 	// DisableProxy runs no proxy.
@@ -72,7 +72,7 @@ type Agent struct {
 	kubelet    *kubelet.Kubelet
 	netpol     *netpol.Enforcer // nil when disabled
 	dns        *nodeDNS         // nil with DisableDNS
-	routes     *hostRoutes      // nil with DisableHostGW
+	routes     *hostRoutes      // routes only without DisableHostGW; always the egress masquerade
 	proxy      *proxy.Proxy
 	ready      chan struct{}
 }
@@ -129,8 +129,8 @@ func New(cfg Config) (*Agent, error) {
 	if !cfg.DisableDNS {
 		a.dns = newNodeDNS(cfg)
 	}
-	if !cfg.DisableHostGW {
-		a.routes = newHostRoutes(cfg)
+	if a.routes, err = newHostRoutes(cfg); err != nil {
+		return nil, err
 	}
 	return a, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
@@ -20,14 +21,16 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-sh/skiff/internal/kubelet"
 )
 
 // routeProtocol marks the routes the agent installs (`ip route` shows
 // "proto 115").
 const routeProtocol netlink.RouteProtocol = 115
 
-// hostRoutes is the host-gw pod network between nodes, as flannel's
-// host-gw backend: for every other node, a route to its podCIDR via its
+// hostRoutes is the pod network between nodes, as flannel's host-gw
+// backend, and the pods' egress masquerade (masq.go): for every other node, a route to its podCIDR via its
 // InternalIP. Nodes whose InternalIP is an address of this host (agents
 // sharing a machine) need none: their bridges are local. Routes stay when
 // the agent stops (pods outlive it); a deleted node's route is removed.
@@ -39,14 +42,27 @@ type hostRoutes struct {
 	nodes corelisters.NodeLister
 	queue workqueue.TypedRateLimitingInterface[string]
 
+	// routes is false with --disable-host-gw: only the egress
+	// masquerade is kept then.
+	routes bool
+	egress *podEgress
+
 	mu   sync.Mutex
 	have map[string]*net.IPNet // node name → the podCIDR routed for it
 	gws  map[string]net.IP     // node name → that route's gateway
 }
 
-func newHostRoutes(cfg Config) *hostRoutes {
+func newHostRoutes(cfg Config) (*hostRoutes, error) {
+	bridge := cfg.Bridge
+	if bridge == "" {
+		bridge = kubelet.DefaultBridge
+	}
+	eg, err := newPodEgress(bridge)
+	if err != nil {
+		return nil, err
+	}
 	return &hostRoutes{client: cfg.Client, node: cfg.NodeName, log: cfg.Logger.With("component", "routes"),
-		have: map[string]*net.IPNet{}, gws: map[string]net.IP{}}
+		routes: !cfg.DisableHostGW, egress: eg, have: map[string]*net.IPNet{}, gws: map[string]net.IP{}}, nil
 }
 
 // Run keeps the routes until ctx ends.
@@ -101,6 +117,17 @@ func (r *hostRoutes) next() bool {
 }
 
 func (r *hostRoutes) sync(name string) error {
+	if err := r.syncRoute(name); err != nil {
+		return err
+	}
+	nodes, err := r.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	return r.egress.sync(context.Background(), r.node, nodes)
+}
+
+func (r *hostRoutes) syncRoute(name string) error {
 	var dst *net.IPNet
 	var gw net.IP
 	node, err := r.nodes.Get(name)
@@ -108,7 +135,7 @@ func (r *hostRoutes) sync(name string) error {
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return err
-	case name != r.node:
+	case name != r.node && r.routes:
 		dst, gw = desiredRoute(node, localAddress)
 	}
 	r.mu.Lock()

@@ -27,7 +27,7 @@ func (k *Kubelet) cniConfig(podCIDR string) ([]byte, error) {
 				"type":        "bridge",
 				"bridge":      k.cfg.Bridge,
 				"isGateway":   true,
-				"ipMasq":      true,
+				"ipMasq":      false,
 				"hairpinMode": true,
 				"ipam": map[string]any{
 					"type":    "host-local",

@@ -119,7 +119,11 @@ func StartAgent(t *testing.T, srv *Server, node, bridge string, extra ...string)
 		// their servers' ClusterIPs overlap: only tests that ask get one.
 		a.args = append(a.args, "--disable-proxy")
 	}
-	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", bridge).Run()
+		// The agent's pod egress masquerade table (internal/agent/masq.go).
+		exec.Command("nft", "delete", "table", "ip", "skiff-masq-"+bridge).Run()
+	})
 	t.Cleanup(a.Stop)
 	t.Cleanup(func() {
 		if t.Failed() || testing.Verbose() {
