@@ -29,6 +29,10 @@ type Options struct {
 	NodeMonitorGracePeriod time.Duration
 	// TerminatedPodGCThreshold: pod GC deletes terminated pods beyond it.
 	TerminatedPodGCThreshold int
+	// ClusterSigningCertFile and ClusterSigningKeyFile: the CA the CSR
+	// signer uses; empty means the signer does nothing.
+	ClusterSigningCertFile string
+	ClusterSigningKeyFile  string
 }
 
 // Context is what a controller is built from. Controllers share one

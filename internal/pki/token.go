@@ -135,3 +135,6 @@ func ParseNodeToken(s string) (NodeToken, error) {
 	}
 	return NodeToken{CAHash: hash, Token: tok}, nil
 }
+
+// WriteSecretFile writes data to path with mode 0600, atomically.
+func WriteSecretFile(path string, data []byte) error { return writeFile(path, data, 0o600) }

@@ -130,6 +130,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		Resources:         resources,
 		Storage:           s.storageFactory(ctx),
 		ClientCAs:         ca.Pool(),
+		CABundle:          ca.PEM,
 		ServiceCIDR:       serviceNet,
 		Version:           Version,
 		Logger:            s.log,
@@ -173,6 +174,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	if err := bootstrap(ctx, kubeconfig, bootstrapConfig{
 		ServiceIP: firstServiceIP, AdvertiseAddress: advertise, Port: s.cfg.HTTPSPort,
+		NodeTokenPath: s.cfg.NodeTokenPath(), CAPEM: ca.PEM,
 	}); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
@@ -284,7 +286,10 @@ func (s *Server) startControllers(ctx context.Context, kubeconfig string) error 
 	m, err := manager.NewFromKubeconfig(kubeconfig, manager.Config{
 		Controllers: s.cfg.Controllers, LeaderElect: true, Identity: s.identity(),
 		ClusterCIDR: s.cfg.ClusterCIDR, NodeMonitorGracePeriod: s.cfg.NodeMonitorGracePeriod,
-		Logger: s.log.With("component", "controller-manager"),
+		// The CSR signer signs with the cluster CA.
+		ClusterSigningCertFile: filepath.Join(s.cfg.tlsDir(), pki.CACertFile),
+		ClusterSigningKeyFile:  filepath.Join(s.cfg.tlsDir(), pki.CAKeyFile),
+		Logger:                 s.log.With("component", "controller-manager"),
 	})
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)

@@ -54,6 +54,10 @@ type Config struct {
 	// TerminatedPodGCThreshold: pod GC deletes terminated pods beyond this
 	// many (0: the default 12500; negative: never).
 	TerminatedPodGCThreshold int
+	// ClusterSigningCertFile and ClusterSigningKeyFile are the CA the CSR
+	// signer issues kubelet certificates with (empty: no signer runs).
+	ClusterSigningCertFile string
+	ClusterSigningKeyFile  string
 	// MetricsBindAddress, when set, serves the controllers' sync metrics
 	// at http://<address>/metrics.
 	MetricsBindAddress string
@@ -87,6 +91,9 @@ func (c *Config) Validate() error {
 		if c.NodeCIDRMaskSize != 0 && (c.NodeCIDRMaskSize < ones || c.NodeCIDRMaskSize > bits) {
 			return fmt.Errorf("--node-cidr-mask-size %d does not fit in --cluster-cidr %s", c.NodeCIDRMaskSize, c.ClusterCIDR)
 		}
+	}
+	if (c.ClusterSigningCertFile == "") != (c.ClusterSigningKeyFile == "") {
+		return errors.New("--cluster-signing-cert-file and --cluster-signing-key-file must be given together")
 	}
 	if c.NodeMonitorGracePeriod < 0 {
 		return errors.New("--node-monitor-grace-period must not be negative")
@@ -303,6 +310,8 @@ func (m *Manager) runControllers(ctx context.Context) error {
 		NodeCIDRMaskSize:         m.cfg.NodeCIDRMaskSize,
 		NodeMonitorGracePeriod:   m.cfg.NodeMonitorGracePeriod,
 		TerminatedPodGCThreshold: m.cfg.TerminatedPodGCThreshold,
+		ClusterSigningCertFile:   m.cfg.ClusterSigningCertFile,
+		ClusterSigningKeyFile:    m.cfg.ClusterSigningKeyFile,
 	}
 	if m.cfg.ClusterCIDR != "" {
 		_, opts.ClusterCIDR, _ = net.ParseCIDR(m.cfg.ClusterCIDR)

@@ -3,6 +3,8 @@ package manager
 import (
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
+	"github.com/skiff-sh/skiff/internal/controller/csrapproving"
+	"github.com/skiff-sh/skiff/internal/controller/csrsigning"
 	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
 	"github.com/skiff-sh/skiff/internal/controller/disruption"
@@ -51,15 +53,19 @@ var registry = map[string]descriptor{
 	"podgc":         {1, func(c *controller.Context) (controller.Controller, error) { return podgc.New(c) }},
 	"resourcequota": {5, func(c *controller.Context) (controller.Controller, error) { return resourcequota.New(c) }},
 	"disruption":    {5, func(c *controller.Context) (controller.Controller, error) { return disruption.New(c) }},
+	"csrapproving":  {5, func(c *controller.Context) (controller.Controller, error) { return csrapproving.New(c) }},
+	"csrsigning":    {5, func(c *controller.Context) (controller.Controller, error) { return csrsigning.New(c) }},
 }
 
 // aliases are upstream's other spellings of the same controllers.
 var aliases = map[string]string{
-	"endpoints":             "endpoint",
-	"endpoint-slice":        "endpointslice",
-	"garbage-collector":     "garbagecollector",
-	"node-ipam":             "nodeipam",
-	"node-lifecycle":        "nodelifecycle",
-	"pod-garbage-collector": "podgc",
-	"service-account":       "serviceaccount",
+	"endpoints":                           "endpoint",
+	"certificatesigningrequest-approving": "csrapproving",
+	"certificatesigningrequest-signing":   "csrsigning",
+	"endpoint-slice":                      "endpointslice",
+	"garbage-collector":                   "garbagecollector",
+	"node-ipam":                           "nodeipam",
+	"node-lifecycle":                      "nodelifecycle",
+	"pod-garbage-collector":               "podgc",
+	"service-account":                     "serviceaccount",
 }
