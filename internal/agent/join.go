@@ -265,9 +265,13 @@ func requestCertificate(ctx context.Context, cs kubernetes.Interface, key *ecdsa
 	if err != nil {
 		return nil, err
 	}
-	// A name derived from the key and node: a retry finds its own request.
+	// A name from the node and its key: `kubectl get csr` shows the node,
+	// and a retry finds its own request.
 	sum := sha256.Sum256(append(pub, nodeName...))
-	name := "node-csr-" + hex.EncodeToString(sum[:])[:32]
+	name := "node-csr-" + nodeName + "-" + hex.EncodeToString(sum[:])[:16]
+	if len(name) > 253 {
+		name = "node-csr-" + hex.EncodeToString(sum[:])[:32]
+	}
 	csr := &certificatesv1.CertificateSigningRequest{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: certificatesv1.CertificateSigningRequestSpec{
