@@ -1,6 +1,7 @@
 // Command bench starts a real `skiff server` and prints control-plane
 // figures: create throughput and latency, LIST latency at 10,000 pods,
-// watch delivery with 1,000 watchers, and server memory. It is run by
+// watch delivery with 1,000 watchers, and server memory; and, as root, pod
+// start-up on a real node (pods.go). It is run by
 // `make bench`, never by `make test`.
 package main
 
@@ -38,6 +39,7 @@ func main() {
 	schedPods := flag.Int("sched-pods", 10000, "pods for the scheduler figures")
 	ctrlNodes := flag.Int("controller-nodes", 100, "hollow nodes for the controller figures (0 skips them)")
 	replicas := flag.Int("replicas", 3000, "Deployment replicas for the controller figures")
+	startupPods := flag.Int("startup-pods", 100, "pods for the pod start-up figures on a real node (0 skips them; needs root)")
 	flag.Parse()
 	if *bin == "" {
 		*bin = "bin/skiff"
@@ -50,6 +52,12 @@ func main() {
 	}
 	if *ctrlNodes > 0 {
 		if err := runControllers(*bin, *ctrlNodes, int32(*replicas)); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+	if *startupPods > 0 {
+		if err := runPodStartup(*bin, *startupPods); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
