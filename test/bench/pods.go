@@ -254,7 +254,7 @@ func startAgent(bin, dir, kubeconfig, bridge string) (*benchAgent, error) {
 	a := &benchAgent{dir: dir, node: "bench-node", bridge: bridge}
 	cmd := exec.Command(bin, "agent", "--kubeconfig", kubeconfig, "--data-dir", dir, "--node-name", a.node,
 		"--cni-bridge", bridge, "--kubelet-port", strconv.Itoa(port), "--node-ip", "127.0.0.1")
-	cmd.Stderr = nil
+	cmd.Stderr = os.Stderr // like the server's log
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

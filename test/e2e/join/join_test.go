@@ -210,11 +210,18 @@ func TestJoinWithToken(t *testing.T) {
 			t.Errorf("kubectl get csr %s: %q, want condition %s", c.name, line, c.want)
 		}
 	}
-	// Once approved, a request cannot be denied.
-	if r := k.Run("certificate", "deny", "manual-approve"); r.Err == nil {
-		t.Errorf("deny after approve succeeded: %s", r.Stdout)
-	} else {
-		t.Logf("deny after approve: %s", strings.TrimSpace(r.Stderr))
+	// Once approved, a request cannot be denied: the server refuses even
+	// when kubectl is forced to send it.
+	if r := k.Run("certificate", "deny", "--force", "manual-approve"); r.Err == nil || !strings.Contains(r.Stderr, "Approved and Denied conditions are mutually exclusive") {
+		t.Errorf("forced deny after approve: %v %s %s", r.Err, r.Stdout, r.Stderr)
+	}
+	// A bootstrap identity cannot approve its own request.
+	own, err := bootCS.CertificatesV1().CertificateSigningRequests().Get(ctx, "manual-deny", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bootCS.CertificatesV1().CertificateSigningRequests().UpdateApproval(ctx, own.Name, own, metav1.UpdateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("bootstrap token writing approval: %v, want 403", err)
 	}
 }
 
