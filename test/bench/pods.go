@@ -93,7 +93,8 @@ func runPodStartup(bin string, n int) error {
 
 // startPods creates n pods named prefix-i, one every interval (0: all at
 // once from 20 clients), and returns each pod's create → Running+Ready
-// latency as seen by a watch.
+// latency as seen by a watch. It prints how that splits into create →
+// bound to the node (control plane) and bound → Running+Ready (node).
 func startPods(ctx context.Context, cfg *rest.Config, ns, prefix string, n int, interval time.Duration) ([]time.Duration, error) {
 	cs := clientset(cfg, true)
 	w, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
@@ -105,6 +106,9 @@ func startPods(ctx context.Context, cfg *rest.Config, ns, prefix string, n int, 
 		mu      sync.Mutex
 		created = map[string]time.Time{}
 		lat     []time.Duration
+		bound   = map[string]time.Time{}
+		toBind  []time.Duration
+		toRun   []time.Duration
 	)
 	done := make(chan struct{})
 	go func() {
@@ -115,14 +119,28 @@ func startPods(ctx context.Context, cfg *rest.Config, ns, prefix string, n int, 
 				continue
 			}
 			p, ok := ev.Object.(*corev1.Pod)
-			if !ok || seen[p.Name] || p.Status.Phase != corev1.PodRunning || !podReady(p) {
+			if !ok || seen[p.Name] {
 				continue
 			}
 			now := time.Now()
+			mu.Lock()
+			if _, ok := bound[p.Name]; !ok && p.Spec.NodeName != "" {
+				bound[p.Name] = now
+				if t, ok := created[p.Name]; ok {
+					toBind = append(toBind, now.Sub(t))
+				}
+			}
+			mu.Unlock()
+			if p.Status.Phase != corev1.PodRunning || !podReady(p) {
+				continue
+			}
 			seen[p.Name] = true
 			mu.Lock()
 			if t, ok := created[p.Name]; ok {
 				lat = append(lat, now.Sub(t))
+			}
+			if b, ok := bound[p.Name]; ok {
+				toRun = append(toRun, now.Sub(b))
 			}
 			mu.Unlock()
 			if len(seen) == n {
@@ -181,6 +199,8 @@ func startPods(ctx context.Context, cfg *rest.Config, ns, prefix string, n int, 
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	fmt.Printf("  %s: create → bound p50 %v p99 %v; bound → Running+Ready p50 %v p99 %v\n", prefix,
+		pct(toBind, 50), pct(toBind, 99), pct(toRun, 50), pct(toRun, 99))
 	return lat, nil
 }
 
