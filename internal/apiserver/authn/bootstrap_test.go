@@ -19,7 +19,9 @@ import (
 func TestBootstrapAuthenticator(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	tok := pki.BootstrapToken{ID: "abcdef", Secret: "0123456789abcdef"}
-	valid := func() *corev1.Secret { return BootstrapSecret(tok, "test", now.Add(time.Hour), pki.BootstrapAgentGroup) }
+	valid := func() *corev1.Secret {
+		return BootstrapSecret(tok, "test", now.Add(time.Hour), pki.BootstrapAgentGroup)
+	}
 	for _, tc := range []struct {
 		name   string
 		token  string
