@@ -58,7 +58,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 		*kubeconfig = path
 	case *kubeconfig == "":
 		if _, err := os.Stat(agent.KubeletKubeconfigPath(dir)); err != nil {
-			return errors.New("--kubeconfig or --server with --token is required")
+			return errors.New("--kubeconfig is required (or --server and --token to join)")
 		}
 		// An earlier join left a node kubeconfig; use it.
 		*kubeconfig = agent.KubeletKubeconfigPath(dir)
