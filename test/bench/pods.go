@@ -82,10 +82,11 @@ func runPodStartup(bin string, n int) error {
 		return err
 	}
 	all := time.Since(t0)
-	cpu := ag.cpuSeconds() - cpu0
+	cpu := ag.cpuSeconds().sub(cpu0)
 	fmt.Printf("pod start-up, %d pods at once: all Running+Ready after %v (%.1f pods/s), p50 %v p99 %v\n",
 		n, all.Round(time.Millisecond), float64(n)/all.Seconds(), pct(lat, 50), pct(lat, 99))
-	fmt.Printf("CPU per pod start (agent + containerd + shims): %.3f s\n", cpu/float64(n))
+	fmt.Printf("CPU per pod start (agent + containerd + shims): %.3f s (agent %.3f, containerd %.3f, shims %.3f)\n",
+		cpu.total()/float64(n), cpu.agent/float64(n), cpu.containerd/float64(n), cpu.shims/float64(n))
 	fmt.Printf("RSS with %d pods: agent %.1f MB, containerd %.1f MB, shims %.1f MB total\n", n,
 		rssMB(ag.cmd.Process.Pid), rssMB(ag.containerdPID()), ag.shimRSSMB())
 	return nil
@@ -336,13 +337,20 @@ func (a *benchAgent) shimPIDs() []int {
 
 // cpuSeconds is the CPU time of agent, containerd and shims, with their
 // reaped children (runc, CNI plugins).
-func (a *benchAgent) cpuSeconds() float64 {
-	total := processCPUAll(a.cmd.Process.Pid) + processCPUAll(a.containerdPID())
+func (a *benchAgent) cpuSeconds() cpuTimes {
+	c := cpuTimes{agent: processCPUAll(a.cmd.Process.Pid), containerd: processCPUAll(a.containerdPID())}
 	for _, pid := range a.shimPIDs() {
-		total += processCPUAll(pid)
+		c.shims += processCPUAll(pid)
 	}
-	return total
+	return c
 }
+
+type cpuTimes struct{ agent, containerd, shims float64 }
+
+func (c cpuTimes) sub(o cpuTimes) cpuTimes {
+	return cpuTimes{c.agent - o.agent, c.containerd - o.containerd, c.shims - o.shims}
+}
+func (c cpuTimes) total() float64 { return c.agent + c.containerd + c.shims }
 
 func (a *benchAgent) shimRSSMB() float64 {
 	total := 0.0
