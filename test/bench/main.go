@@ -40,7 +40,15 @@ func main() {
 	ctrlNodes := flag.Int("controller-nodes", 100, "hollow nodes for the controller figures (0 skips them)")
 	replicas := flag.Int("replicas", 3000, "Deployment replicas for the controller figures")
 	startupPods := flag.Int("startup-pods", 100, "pods for the pod start-up figures on a real node (0 skips them; needs root)")
+	cleanDir := flag.String("clean-node", "", "remove the sandboxes an interrupted pod start-up run left in this agent data dir, then exit")
 	flag.Parse()
+	if *cleanDir != "" {
+		if err := cleanNode(*cleanDir); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *bin == "" {
 		*bin = "bin/skiff"
 	}

@@ -65,6 +65,9 @@ func runPodStartup(bin string, n int) error {
 	if err := deleteAllPods(ctx, cs, ns); err != nil {
 		return err
 	}
+	if err := waitNoSandboxes(ctx, ag.dir, 2*time.Minute); err != nil {
+		return err
+	}
 
 	lat, err := startPods(ctx, cfg, ns, "paced", n, 200*time.Millisecond)
 	if err != nil {
@@ -72,6 +75,10 @@ func runPodStartup(bin string, n int) error {
 	}
 	fmt.Printf("pod start-up, %d pods at 5/s: p50 %v  p99 %v  (create → Running+Ready via watch)\n", n, pct(lat, 50), pct(lat, 99))
 	if err := deleteAllPods(ctx, cs, ns); err != nil {
+		return err
+	}
+	// The burst starts on an empty node.
+	if err := waitNoSandboxes(ctx, ag.dir, 2*time.Minute); err != nil {
 		return err
 	}
 
@@ -206,7 +213,9 @@ func startPods(ctx context.Context, cfg *rest.Config, ns, prefix string, n int, 
 }
 
 func startupPod(name string) *corev1.Pod {
-	grace := int64(0)
+	// With a grace period the pod object stays until the kubelet has
+	// stopped it (0 would delete the object at once, leaving containers).
+	grace := int64(1)
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "startup"}},
 		Spec: corev1.PodSpec{TerminationGracePeriodSeconds: &grace, Containers: []corev1.Container{{
@@ -227,8 +236,7 @@ func podReady(p *corev1.Pod) bool {
 // deleteAllPods deletes every pod in ns and waits until the kubelet has
 // finished them (the objects are gone).
 func deleteAllPods(ctx context.Context, cs kubernetes.Interface, ns string) error {
-	zero := int64(0)
-	if err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{}); err != nil {
+	if err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(3 * time.Minute)
@@ -300,11 +308,13 @@ func startAgent(bin, dir, kubeconfig, bridge string) (*benchAgent, error) {
 	return nil, fmt.Errorf("skiff agent exited before ready")
 }
 
-// stop ends the agent (the caller deleted the pods first) and removes its
-// bridge.
+// stop ends the agent, removes what containers are left and its bridge.
 func (a *benchAgent) stop() {
 	a.cmd.Process.Signal(syscall.SIGTERM)
 	a.cmd.Wait()
+	if err := cleanNode(a.dir); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: clean node:", err)
+	}
 	exec.Command("ip", "link", "del", a.bridge).Run()
 }
 
