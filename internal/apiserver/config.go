@@ -25,6 +25,9 @@ type Config struct {
 	// ClientCAs verifies client certificates. A request without a verified
 	// certificate gets 401. Nil disables authentication (unit tests only).
 	ClientCAs *x509.CertPool
+	// CABundle (PEM) is served unauthenticated at /cacerts for joining
+	// agents, who check it against their token's hash.
+	CABundle []byte
 	// ServiceCIDR is where Service clusterIPs come from.
 	ServiceCIDR *net.IPNet
 	// Version is served at /version.

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/skiff-sh/skiff/internal/apiserver/authn"
 	"github.com/skiff-sh/skiff/internal/apiserver/openapi"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
@@ -111,6 +112,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.HandleFunc("/version", s.serveVersion)
 	mux.HandleFunc("/version/", s.serveVersion)
 	mux.Handle("/metrics", s.metrics.handler())
+	mux.HandleFunc("/cacerts", s.serveCACerts)
 	// Profiling, as kube-apiserver's --profiling (on by default); behind
 	// authentication like every non-health path.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -172,9 +174,11 @@ func (s *Server) withAuthentication(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.ClientCAs != nil && !publicPath(r.URL.Path) {
 			if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-				s.writeStatus(w, r, &metav1.Status{Code: http.StatusUnauthorized, Reason: metav1.StatusReasonUnauthorized, Message: "Unauthorized"})
+				// No certificate: a bootstrap token or 401 (authn_token.go).
+				s.authenticateToken(w, r, next)
 				return
 			}
+			r = r.WithContext(authn.WithUser(r.Context(), authn.FromCertificate(r.TLS.VerifiedChains[0][0])))
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -182,7 +186,7 @@ func (s *Server) withAuthentication(next http.Handler) http.Handler {
 
 func publicPath(p string) bool {
 	switch p {
-	case "/healthz", "/livez", "/readyz", "/version", "/version/":
+	case "/healthz", "/livez", "/readyz", "/version", "/version/", "/cacerts":
 		return true
 	}
 	return false

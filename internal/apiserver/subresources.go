@@ -32,7 +32,9 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, res *r
 	}
 	sub := res.Subresources[info.Subresource]
 	switch info.Subresource {
-	case "status":
+	case "status", "approval":
+		// approval (CertificateSigningRequests) writes conditions through
+		// its own strategy, otherwise as status does.
 		s.serveStatus(w, r, res, info, sub)
 	case "scale":
 		s.serveScale(w, r, res, info)
@@ -80,7 +82,7 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request, res *resour
 		manager := managerName(r, params)
 		out, _, err := s.updateObject(r.Context(), res, info, strategy, params.DryRun, false,
 			func(current runtime.Object, exists bool) (runtime.Object, error) {
-				return s.trackUpdate(res, "status", current, obj.DeepCopyObject(), manager)
+				return s.trackUpdate(res, info.Subresource, current, obj.DeepCopyObject(), manager)
 			})
 		if err != nil {
 			s.writeError(w, r, err, res.gr, info.Name)

@@ -17,12 +17,15 @@ import (
 )
 
 // runAgent runs `skiff agent`: containerd and the kubelet of one node. It
-// authenticates with a kubeconfig; joining with a token is not built yet.
+// authenticates with --kubeconfig, or joins with --server and --token (a
+// node certificate through a CertificateSigningRequest, see
+// internal/agent/join.go).
 func runAgent(ctx context.Context, env *Env, args []string) error {
 	fs := flag.NewFlagSet("skiff agent", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	serverURL := fs.String("server", "", "API server URL (default: the kubeconfig's)")
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig the agent authenticates with (required)")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig the agent authenticates with (or join with --server and --token)")
+	token := fs.String("token", "", "node token from the server's <data-dir>/node-token (K10<ca sha256>::<id>.<secret>) to join with")
 	dataDir := fs.String("data-dir", server.DefaultConfig().DataDir, "data directory of the agent (containerd, images, pod logs)")
 	nodeName := fs.String("node-name", "", "name of the Node (default: host name)")
 	nodeIP := fs.String("node-ip", "", "the node's InternalIP (default: the host's first IPv4 address)")
@@ -43,8 +46,35 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	if len(clusterDNS) == 0 {
 		clusterDNS = []string{"10.43.0.10"}
 	}
-	if *kubeconfig == "" {
-		return errors.New("--kubeconfig is required (joining with a token is not supported yet)")
+	dir, err := filepath.Abs(*dataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	switch {
+	case *kubeconfig != "" && *token != "":
+		return errors.New("--kubeconfig and --token are mutually exclusive")
+	case *token != "":
+		if *serverURL == "" {
+			return errors.New("--token needs --server https://HOST:PORT")
+		}
+		name := *nodeName
+		if name == "" {
+			if name, err = os.Hostname(); err != nil {
+				return fmt.Errorf("--node-name: host name: %w", err)
+			}
+		}
+		*nodeName = name
+		path, err := agent.Join(ctx, agent.JoinConfig{Server: *serverURL, Token: *token, DataDir: dir, NodeName: name, Logger: env.Logger})
+		if err != nil {
+			return err
+		}
+		*kubeconfig = path
+	case *kubeconfig == "":
+		if _, err := os.Stat(agent.KubeletKubeconfigPath(dir)); err != nil {
+			return errors.New("--kubeconfig is required (or --server and --token to join)")
+		}
+		// An earlier join left a node kubeconfig; use it.
+		*kubeconfig = agent.KubeletKubeconfigPath(dir)
 	}
 	rc, err := clientcmd.BuildConfigFromFlags(*serverURL, *kubeconfig)
 	if err != nil {
@@ -55,10 +85,6 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return err
-	}
-	dir, err := filepath.Abs(*dataDir)
-	if err != nil {
-		return fmt.Errorf("--data-dir: %w", err)
 	}
 	ca := rc.CAData
 	if len(ca) == 0 && rc.CAFile != "" {

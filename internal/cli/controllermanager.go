@@ -21,6 +21,8 @@ func runControllerManager(ctx context.Context, env *Env, args []string) error {
 	fs.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", 0, "time without heartbeat before a node is marked unhealthy (default 40s)")
 	fs.IntVar(&cfg.TerminatedPodGCThreshold, "terminated-pod-gc-threshold", 12500, "terminated pods kept before the pod garbage collector deletes the oldest (negative: keep all)")
 	fs.StringVar(&cfg.ServiceLBPool, "service-lb-pool", "", "CIDR LoadBalancer Services get addresses from (default: the Ready nodes' InternalIPs)")
+	fs.StringVar(&cfg.ClusterSigningCertFile, "cluster-signing-cert-file", "", "PEM CA certificate the CSR signer issues kubelet certificates with")
+	fs.StringVar(&cfg.ClusterSigningKeyFile, "cluster-signing-key-file", "", "PEM private key of --cluster-signing-cert-file")
 	fs.StringVar(&cfg.MetricsBindAddress, "metrics-bind-address", "", "host:port to serve controller sync metrics on, over plain HTTP at /metrics (default: off)")
 	if err := parse(fs, args); err != nil {
 		return err

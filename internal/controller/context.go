@@ -32,6 +32,10 @@ type Options struct {
 	// ServiceLBPool, when set, is where ServiceLB takes LoadBalancer
 	// addresses from; nil gives the Ready nodes' InternalIPs.
 	ServiceLBPool *net.IPNet
+	// ClusterSigningCertFile and ClusterSigningKeyFile: the CA the CSR
+	// signer uses; empty means the signer does nothing.
+	ClusterSigningCertFile string
+	ClusterSigningKeyFile  string
 }
 
 // Context is what a controller is built from. Controllers share one

@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,7 +19,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/skiff-sh/skiff/internal/apiserver/authn"
 	"github.com/skiff-sh/skiff/internal/controller/localpath"
+	"github.com/skiff-sh/skiff/internal/pki"
 )
 
 // SystemNamespaces exist in every cluster.
@@ -30,6 +34,10 @@ type bootstrapConfig struct {
 	Logger           *slog.Logger
 	AdvertiseAddress string
 	Port             int
+	// NodeTokenPath is where the agents' join token is written; CAPEM is
+	// the bundle its hash pins.
+	NodeTokenPath string
+	CAPEM         []byte
 }
 
 // bootstrap creates, through the API, the namespaces and the `kubernetes`
@@ -58,6 +66,11 @@ func bootstrap(ctx context.Context, kubeconfig string, cfg bootstrapConfig) erro
 		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create namespace %s: %w", ns, err)
+		}
+	}
+	if cfg.NodeTokenPath != "" {
+		if err := ensureNodeToken(ctx, cs, cfg.NodeTokenPath, cfg.CAPEM); err != nil {
+			return err
 		}
 	}
 	// The system priority classes every cluster has, as upstream creates them.
@@ -184,6 +197,37 @@ func upsertEndpointSlice(ctx context.Context, cs kubernetes.Interface, want *dis
 	cur.Endpoints, cur.Ports, cur.AddressType, cur.Labels = want.Endpoints, want.Ports, want.AddressType, want.Labels
 	_, err = client.Update(ctx, cur, metav1.UpdateOptions{})
 	return wrap("update kubernetes endpointslice", err)
+}
+
+// ensureNodeToken makes sure the node token file and its bootstrap token
+// Secret exist: a first start draws a token and writes
+// K10<sha256 of the CA>::<id>.<secret> with mode 0600; later starts re-use
+// the file's token and recreate its Secret if someone deleted it.
+func ensureNodeToken(ctx context.Context, cs kubernetes.Interface, path string, caPEM []byte) error {
+	var tok pki.BootstrapToken
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		nt, err := pki.ParseNodeToken(string(data))
+		if err != nil {
+			return fmt.Errorf("node token %s: %w", path, err)
+		}
+		tok = nt.Token
+	case errors.Is(err, os.ErrNotExist):
+		if tok, err = pki.NewBootstrapToken(); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("read node token: %w", err)
+	}
+	secret := authn.BootstrapSecret(tok, "skiff node join token", time.Time{}, pki.BootstrapAgentGroup)
+	if _, err := cs.CoreV1().Secrets(secret.Namespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create bootstrap token secret: %w", err)
+	}
+	if err := pki.WriteSecretFile(path, []byte(pki.FormatNodeToken(caPEM, tok)+"\n")); err != nil {
+		return fmt.Errorf("node token: %w", err)
+	}
+	return nil
 }
 
 func wrap(what string, err error) error {

@@ -146,5 +146,8 @@ func (c *Config) ClusterDNSIP() (net.IP, error) {
 // KubeconfigPath is where the admin kubeconfig is written.
 func (c *Config) KubeconfigPath() string { return filepath.Join(c.DataDir, "admin.kubeconfig") }
 
+// NodeTokenPath is where the agents' join token is written (mode 0600).
+func (c *Config) NodeTokenPath() string { return filepath.Join(c.DataDir, "node-token") }
+
 func (c *Config) tlsDir() string { return filepath.Join(c.DataDir, "tls") }
 func (c *Config) dbDir() string  { return filepath.Join(c.DataDir, "db") }

@@ -134,6 +134,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		Resources:         resources,
 		Storage:           s.storageFactory(ctx),
 		ClientCAs:         ca.Pool(),
+		CABundle:          ca.PEM,
 		ServiceCIDR:       serviceNet,
 		Version:           Version,
 		Logger:            s.log,
@@ -181,6 +182,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	if err := bootstrap(ctx, kubeconfig, bootstrapConfig{
 		ServiceIP: firstServiceIP, ClusterDNSIP: clusterDNS, Logger: s.log, AdvertiseAddress: advertise, Port: s.cfg.HTTPSPort,
+		NodeTokenPath: s.cfg.NodeTokenPath(), CAPEM: ca.PEM,
 	}); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
@@ -345,8 +347,11 @@ func (s *Server) startControllers(ctx context.Context, kubeconfig string) error 
 	m, err := manager.NewFromKubeconfig(kubeconfig, manager.Config{
 		Controllers: s.cfg.Controllers, LeaderElect: true, Identity: s.identity(),
 		ClusterCIDR: s.cfg.ClusterCIDR, NodeMonitorGracePeriod: s.cfg.NodeMonitorGracePeriod,
-		ServiceLBPool: s.cfg.ServiceLBPool, Logger: s.log.With("component", "controller-manager"),
-		Informers: s.informers,
+		ServiceLBPool: s.cfg.ServiceLBPool, Informers: s.informers,
+		// The CSR signer signs with the cluster CA.
+		ClusterSigningCertFile: filepath.Join(s.cfg.tlsDir(), pki.CACertFile),
+		ClusterSigningKeyFile:  filepath.Join(s.cfg.tlsDir(), pki.CAKeyFile),
+		Logger:                 s.log.With("component", "controller-manager"),
 	})
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)

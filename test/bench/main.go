@@ -1,6 +1,7 @@
 // Command bench starts a real `skiff server` and prints control-plane
 // figures: create throughput and latency, LIST latency at 10,000 pods,
-// watch delivery with 1,000 watchers, and server memory. It is run by
+// watch delivery with 1,000 watchers, and server memory; and, as root, pod
+// start-up on a real node (pods.go). It is run by
 // `make bench`, never by `make test`.
 package main
 
@@ -41,7 +42,16 @@ func main() {
 	proxySvcs := flag.Int("proxy-services", 1000, "Services for the proxy figures (0 skips them)")
 	proxyEps := flag.Int("proxy-endpoints", 10, "endpoints per Service for the proxy figures")
 	profileDir := flag.String("profile-dir", "", "save the server's CPU profile of the 10,000-pod fill and a heap profile after it here")
+	startupPods := flag.Int("startup-pods", 100, "pods for the pod start-up figures on a real node (0 skips them; needs root)")
+	cleanDir := flag.String("clean-node", "", "remove the sandboxes an interrupted pod start-up run left in this agent data dir, then exit")
 	flag.Parse()
+	if *cleanDir != "" {
+		if err := cleanNode(*cleanDir); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *bin == "" {
 		*bin = "bin/skiff"
 	}
@@ -59,6 +69,12 @@ func main() {
 	}
 	if *proxySvcs > 0 {
 		if err := runProxyBench(*bin, *proxySvcs, *proxyEps); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+	if *startupPods > 0 {
+		if err := runPodStartup(*bin, *startupPods); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}

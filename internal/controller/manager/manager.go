@@ -57,6 +57,10 @@ type Config struct {
 	// ServiceLBPool, when set, is the CIDR the ServiceLB controller hands
 	// LoadBalancer addresses out of (default: the Ready nodes' IPs).
 	ServiceLBPool string
+	// ClusterSigningCertFile and ClusterSigningKeyFile are the CA the CSR
+	// signer issues kubelet certificates with (empty: no signer runs).
+	ClusterSigningCertFile string
+	ClusterSigningKeyFile  string
 	// MetricsBindAddress, when set, serves the controllers' sync metrics
 	// at http://<address>/metrics.
 	MetricsBindAddress string
@@ -99,6 +103,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.ParseCIDR(c.ServiceLBPool); err != nil {
 			return fmt.Errorf("--service-lb-pool: %w", err)
 		}
+	}
+	if (c.ClusterSigningCertFile == "") != (c.ClusterSigningKeyFile == "") {
+		return errors.New("--cluster-signing-cert-file and --cluster-signing-key-file must be given together")
 	}
 	if c.NodeMonitorGracePeriod < 0 {
 		return errors.New("--node-monitor-grace-period must not be negative")
@@ -315,6 +322,8 @@ func (m *Manager) runControllers(ctx context.Context) error {
 		NodeCIDRMaskSize:         m.cfg.NodeCIDRMaskSize,
 		NodeMonitorGracePeriod:   m.cfg.NodeMonitorGracePeriod,
 		TerminatedPodGCThreshold: m.cfg.TerminatedPodGCThreshold,
+		ClusterSigningCertFile:   m.cfg.ClusterSigningCertFile,
+		ClusterSigningKeyFile:    m.cfg.ClusterSigningKeyFile,
 	}
 	if m.cfg.ClusterCIDR != "" {
 		_, opts.ClusterCIDR, _ = net.ParseCIDR(m.cfg.ClusterCIDR)

@@ -3,6 +3,8 @@ package manager
 import (
 	"github.com/skiff-sh/skiff/internal/controller"
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
+	"github.com/skiff-sh/skiff/internal/controller/csrapproving"
+	"github.com/skiff-sh/skiff/internal/controller/csrsigning"
 	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
 	"github.com/skiff-sh/skiff/internal/controller/disruption"
@@ -57,17 +59,21 @@ var registry = map[string]descriptor{
 	"persistentvolume-binder": {1, func(c *controller.Context) (controller.Controller, error) {
 		return persistentvolume.New(c)
 	}},
+	"csrapproving": {5, func(c *controller.Context) (controller.Controller, error) { return csrapproving.New(c) }},
+	"csrsigning":   {5, func(c *controller.Context) (controller.Controller, error) { return csrsigning.New(c) }},
 }
 
 // aliases are upstream's other spellings of the same controllers.
 var aliases = map[string]string{
-	"endpoints":             "endpoint",
-	"endpoint-slice":        "endpointslice",
-	"garbage-collector":     "garbagecollector",
-	"node-ipam":             "nodeipam",
-	"node-lifecycle":        "nodelifecycle",
-	"pod-garbage-collector": "podgc",
-	"service-account":       "serviceaccount",
-	"service-lb":            "servicelb",
-	"persistentvolume":      "persistentvolume-binder",
+	"endpoints":                           "endpoint",
+	"endpoint-slice":                      "endpointslice",
+	"garbage-collector":                   "garbagecollector",
+	"node-ipam":                           "nodeipam",
+	"node-lifecycle":                      "nodelifecycle",
+	"pod-garbage-collector":               "podgc",
+	"service-account":                     "serviceaccount",
+	"service-lb":                          "servicelb",
+	"persistentvolume":                    "persistentvolume-binder",
+	"certificatesigningrequest-approving": "csrapproving",
+	"certificatesigningrequest-signing":   "csrsigning",
 }

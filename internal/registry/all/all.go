@@ -6,6 +6,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/registry/apps"
 	"github.com/skiff-sh/skiff/internal/registry/batch"
+	"github.com/skiff-sh/skiff/internal/registry/certificates"
 	"github.com/skiff-sh/skiff/internal/registry/coordination"
 	"github.com/skiff-sh/skiff/internal/registry/core"
 	"github.com/skiff-sh/skiff/internal/registry/discovery"
@@ -28,6 +29,7 @@ func Resources(opts core.Options) ([]*registry.Resource, error) {
 		coreRes,
 		apps.Resources(),
 		batch.Resources(),
+		certificates.Resources(),
 		coordination.Resources(),
 		discovery.Resources(),
 		events.Resources(),

@@ -111,8 +111,12 @@ func (a *Agent) Stop() {
 func StartAgent(t *testing.T, srv *Server, node, bridge string, extra ...string) *Agent {
 	t.Helper()
 	dir := t.TempDir()
-	a := &Agent{t: t, DataDir: dir, args: []string{"agent", "--server", srv.URL(), "--kubeconfig", srv.Kubeconfig,
+	a := &Agent{t: t, DataDir: dir, args: []string{"agent", "--server", srv.URL(),
 		"--data-dir", dir, "--node-name", node, "--cni-bridge", bridge, "--kubelet-port", strconv.Itoa(FreePort(t))}}
+	// An agent given --token joins instead of using the admin kubeconfig.
+	if !slices.Contains(extra, "--token") {
+		a.args = append(a.args, "--kubeconfig", srv.Kubeconfig)
+	}
 	a.args = append(a.args, extra...)
 	if !slices.Contains(extra, "--proxy-table") {
 		// Proxies of concurrent tests would share the default table and
