@@ -16,7 +16,8 @@ import (
 const cniConfigFile = "10-skiff.conflist"
 
 // cniConfig is the node's pod network: a bridge that is the pods' gateway
-// and masquerades their egress, host-local addresses from podCIDR, and
+// (egress is masqueraded by the agent, not the plugin, so pod-to-pod
+// traffic across nodes keeps its source), host-local addresses from podCIDR, and
 // portmap for hostPort. The runtime adds the loopback itself.
 func (k *Kubelet) cniConfig(podCIDR string) ([]byte, error) {
 	conf := map[string]any{

@@ -210,7 +210,7 @@ func TestCNIConfig(t *testing.T) {
 		t.Fatalf("plugins %+v", conf.Plugins)
 	}
 	br := conf.Plugins[0]
-	if br.Type != "bridge" || br.Bridge != DefaultBridge || !br.IsGateway || !br.IPMasq || br.IPAM.Type != "host-local" ||
+	if br.Type != "bridge" || br.Bridge != DefaultBridge || !br.IsGateway || br.IPMasq || br.IPAM.Type != "host-local" ||
 		br.IPAM.Ranges[0][0].Subnet != "10.42.3.0/24" {
 		t.Errorf("bridge plugin %+v", br)
 	}
