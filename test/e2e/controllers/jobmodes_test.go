@@ -18,7 +18,7 @@ func TestJobIndexedSuspendTTL(t *testing.T) {
 	ns := "job-modes"
 	cs, ctx := setup(t, ns)
 	indexed := batchv1.IndexedCompletion
-	ttl := int32(1)
+	ttl := int32(5)
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "indexed"}, Spec: batchv1.JobSpec{
 		Completions: i32(3), Parallelism: i32(3), CompletionMode: &indexed, Suspend: new(bool), TTLSecondsAfterFinished: &ttl,
 		Template: podTemplate()}}
@@ -78,7 +78,7 @@ func TestJobIndexedSuspendTTL(t *testing.T) {
 	if j.Status.CompletedIndexes != "0-2" || j.Status.Succeeded != 3 {
 		t.Fatalf("status %+v", j.Status)
 	}
-	// ttlSecondsAfterFinished: the Job goes a second after it finished.
+	// ttlSecondsAfterFinished: the Job goes five seconds after it finished.
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		_, err := cs.BatchV1().Jobs(ns).Get(ctx, "indexed", metav1.GetOptions{})
@@ -86,7 +86,7 @@ func TestJobIndexedSuspendTTL(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("finished Job with ttlSecondsAfterFinished=1 still there: %v", err)
+			t.Fatalf("finished Job with ttlSecondsAfterFinished=5 still there: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
