@@ -31,6 +31,7 @@ type Agent struct {
 	mu      sync.Mutex
 	logs    strings.Builder
 	DataDir string
+	netns   string // network namespace of a simulated host ("" is this one)
 }
 
 func (a *Agent) write(s string) {
@@ -54,6 +55,11 @@ func (a *Agent) Start() {
 	t := a.t
 	t.Helper()
 	cmd := exec.Command(Binary(t), a.args...)
+	if a.netns != "" {
+		// nsenter switches only the network namespace (ip netns exec
+		// would also remount /sys and hide the cgroup hierarchies).
+		cmd = exec.Command("nsenter", append([]string{"--net=/var/run/netns/" + a.netns, "--", Binary(t)}, a.args...)...)
+	}
 	cmd.Stderr = agentLog{a}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -110,8 +116,22 @@ func (a *Agent) Stop() {
 // own bridge, and removes every sandbox it left at the end.
 func StartAgent(t *testing.T, srv *Server, node, bridge string, extra ...string) *Agent {
 	t.Helper()
+	return startAgent(t, srv, "", srv.URL(), node, bridge, extra...)
+}
+
+// StartAgentInNetns is StartAgent for a simulated host: the agent runs in
+// the network namespace netns (made with `ip netns add`) and reaches the
+// server at serverURL, an address of the server's host that netns routes
+// to.
+func StartAgentInNetns(t *testing.T, srv *Server, netns, serverURL, node, bridge string, extra ...string) *Agent {
+	t.Helper()
+	return startAgent(t, srv, netns, serverURL, node, bridge, extra...)
+}
+
+func startAgent(t *testing.T, srv *Server, netns, serverURL, node, bridge string, extra ...string) *Agent {
+	t.Helper()
 	dir := t.TempDir()
-	a := &Agent{t: t, DataDir: dir, args: []string{"agent", "--server", srv.URL(),
+	a := &Agent{t: t, DataDir: dir, netns: netns, args: []string{"agent", "--server", serverURL,
 		"--data-dir", dir, "--node-name", node, "--cni-bridge", bridge, "--kubelet-port", strconv.Itoa(FreePort(t))}}
 	// An agent given --token joins instead of using the admin kubeconfig.
 	if !slices.Contains(extra, "--token") {
@@ -124,6 +144,9 @@ func StartAgent(t *testing.T, srv *Server, node, bridge string, extra ...string)
 		a.args = append(a.args, "--disable-proxy")
 	}
 	t.Cleanup(func() {
+		if netns != "" {
+			return // the bridge and tables go with the namespace
+		}
 		exec.Command("ip", "link", "del", bridge).Run()
 		// The agent's pod egress masquerade table (internal/agent/masq.go).
 		exec.Command("nft", "delete", "table", "ip", "skiff-masq-"+bridge).Run()
