@@ -24,7 +24,7 @@ func runNetpol(ctx context.Context, e *netpol.Enforcer) error {
 		<-ctx.Done()
 		return nil
 	}
-	if err := netpol.EnsureBridgeNetfilter(); err != nil {
+	if err := bridgeNetfilter(); err != nil {
 		return fmt.Errorf("%w (--disable-network-policy runs the node without enforcement)", err)
 	}
 	if err := e.Run(ctx); err != nil {

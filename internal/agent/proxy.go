@@ -23,9 +23,11 @@ func newProxy(cfg Config) (*proxy.Proxy, error) {
 	return p, nil
 }
 
-// bridgeNetfilter makes bridged pod-to-pod traffic pass the ip hooks, so a
-// reply from a pod on the same bridge to a pod that reached it through a
-// ClusterIP is un-DNATed by conntrack (NODE.md: br_netfilter works here).
+// bridgeNetfilter makes bridged pod-to-pod traffic pass the ip hooks
+// (NODE.md: br_netfilter works here): the proxy needs it so a reply from a
+// pod on the same bridge to a pod that reached it through a ClusterIP is
+// un-DNATed by conntrack, the NetworkPolicy enforcer so pod-to-pod frames
+// on one bridge cross its forward hook.
 func bridgeNetfilter() error {
 	const sysctl = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 	if _, err := os.Stat(sysctl); errors.Is(err, os.ErrNotExist) {

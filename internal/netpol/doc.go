@@ -13,7 +13,7 @@
 // (postrouting, srcnat 100), so rules see post-DNAT pod addresses and ports and
 // the original source, as upstream specifies. Pod-to-pod traffic on the same
 // Linux bridge crosses that hook only with br_netfilter and
-// net.bridge.bridge-nf-call-iptables=1, which EnsureBridgeNetfilter sets.
+// net.bridge.bridge-nf-call-iptables=1, which the agent sets (internal/agent bridgeNetfilter).
 // Traffic from the node to its pods (probes) is locally generated and never
 // reaches the forward hook, and traffic from pods to their node goes to the
 // input hook, so both are allowed, as upstream requires. Replies of allowed

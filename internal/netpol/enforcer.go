@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -152,21 +150,3 @@ func (e *Enforcer) trigger() {
 	}
 }
 
-// EnsureBridgeNetfilter makes bridged IPv4 traffic (pod to pod on one
-// bridge) pass the inet forward hook: it loads br_netfilter if needed and
-// sets net.bridge.bridge-nf-call-iptables=1.
-func EnsureBridgeNetfilter() error {
-	const knob = "/proc/sys/net/bridge/bridge-nf-call-iptables"
-	if _, err := os.Stat(knob); err != nil {
-		if out, err := exec.Command("modprobe", "br_netfilter").CombinedOutput(); err != nil {
-			return fmt.Errorf("netpol: modprobe br_netfilter: %v: %s", err, strings.TrimSpace(string(out)))
-		}
-	}
-	if b, err := os.ReadFile(knob); err == nil && strings.TrimSpace(string(b)) == "1" {
-		return nil
-	}
-	if err := os.WriteFile(knob, []byte("1\n"), 0o644); err != nil {
-		return fmt.Errorf("netpol: enable %s: %w", knob, err)
-	}
-	return nil
-}
