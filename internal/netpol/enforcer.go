@@ -149,4 +149,3 @@ func (e *Enforcer) trigger() {
 	default:
 	}
 }
-
