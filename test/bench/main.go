@@ -42,6 +42,8 @@ func main() {
 	proxySvcs := flag.Int("proxy-services", 1000, "Services for the proxy figures (0 skips them)")
 	proxyEps := flag.Int("proxy-endpoints", 10, "endpoints per Service for the proxy figures")
 	profileDir := flag.String("profile-dir", "", "save the server's CPU profile of the 10,000-pod fill and a heap profile after it here")
+	dnsSvcs := flag.Int("dns-services", 1000, "Services in the cluster DNS figures (0 skips them)")
+	dnsDur := flag.Duration("dns-duration", 5*time.Second, "how long each DNS client count is measured")
 	startupPods := flag.Int("startup-pods", 100, "pods for the pod start-up figures on a real node (0 skips them; needs root)")
 	cleanDir := flag.String("clean-node", "", "remove the sandboxes an interrupted pod start-up run left in this agent data dir, then exit")
 	flag.Parse()
@@ -69,6 +71,12 @@ func main() {
 	}
 	if *proxySvcs > 0 {
 		if err := runProxyBench(*bin, *proxySvcs, *proxyEps); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+	if *dnsSvcs > 0 {
+		if err := runDNSBench(*bin, *dnsSvcs, *dnsDur); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
