@@ -19,8 +19,9 @@ import (
 // machine keep apart), kept in step with the Node list; the table stays
 // when the agent stops (pods keep running).
 type podEgress struct {
-	nft   knftables.Interface
-	table string
+	nft    knftables.Interface
+	table  string
+	bridge string
 	// applied is the last rule set written ("" before the first).
 	applied string
 }
@@ -34,7 +35,7 @@ func newPodEgress(bridge string) (*podEgress, error) {
 	if err != nil {
 		return nil, fmt.Errorf("egress masquerade: nftables: %w", err)
 	}
-	return &podEgress{nft: nft, table: table}, nil
+	return &podEgress{nft: nft, table: table, bridge: bridge}, nil
 }
 
 // egressRules is what the table holds for the local podCIDR and every
@@ -88,7 +89,11 @@ func (e *podEgress) sync(ctx context.Context, self string, nodes []*corev1.Node)
 	}
 	tx.Add(&knftables.Chain{Name: "postrouting", Type: knftables.PtrTo(knftables.NATType),
 		Hook: knftables.PtrTo(knftables.PostroutingHook), Priority: knftables.PtrTo(knftables.SNATPriority)})
-	tx.Add(&knftables.Rule{Chain: "postrouting", Rule: knftables.Concat("ip saddr", local, "ip daddr != @pod-cidrs", "masquerade fully-random")})
+	// Only what the pods send in through this node's bridge: a table left
+	// by a gone agent must not rewrite anyone else's traffic (bridged
+	// frames of other bridges cross the ip hooks too, with br_netfilter).
+	tx.Add(&knftables.Rule{Chain: "postrouting", Rule: knftables.Concat("iifname", e.bridge, "ip saddr", local,
+		"ip daddr != @pod-cidrs", "masquerade fully-random")})
 	if err := e.nft.Run(ctx, tx); err != nil {
 		return fmt.Errorf("egress masquerade table %s: %w", e.table, err)
 	}

@@ -16,7 +16,7 @@ func node(name, cidr string) *corev1.Node {
 
 func TestPodEgress(t *testing.T) {
 	fake := knftables.NewFake(knftables.IPv4Family, "skiff-masq-br0")
-	e := &podEgress{nft: fake, table: "skiff-masq-br0"}
+	e := &podEgress{nft: fake, table: "skiff-masq-br0", bridge: "br0"}
 	ctx := context.Background()
 	// No podCIDR of our own yet: nothing written.
 	if err := e.sync(ctx, "a", []*corev1.Node{node("a", ""), node("b", "10.42.1.0/24")}); err != nil {
@@ -30,7 +30,7 @@ func TestPodEgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	dump := fake.Dump()
-	for _, want := range []string{"ip saddr 10.42.0.0/24 ip daddr != @pod-cidrs masquerade fully-random",
+	for _, want := range []string{"iifname br0 ip saddr 10.42.0.0/24 ip daddr != @pod-cidrs masquerade fully-random",
 		"add element ip skiff-masq-br0 pod-cidrs { 10.42.0.0/24 }", "add element ip skiff-masq-br0 pod-cidrs { 10.42.1.0/24 }"} {
 		if !strings.Contains(dump, want) {
 			t.Errorf("table lacks %q:\n%s", want, dump)

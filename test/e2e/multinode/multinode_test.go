@@ -73,6 +73,10 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, s
 func TestPodNetworkAcrossNodes(t *testing.T) {
 	framework.RequireRoot(t)
 	n := os.Getpid() % 100000
+	// SKM_N fixes the addresses of a run to repeat it (they derive from n).
+	if v := os.Getenv("SKM_N"); v != "" {
+		fmt.Sscan(v, &n)
+	}
 	bridge := fmt.Sprintf("skm%d", n)
 	prefix := fmt.Sprintf("10.251.%d", n%250)
 	nsA, nsB := fmt.Sprintf("skm%da", n), fmt.Sprintf("skm%db", n)
