@@ -92,13 +92,7 @@ func hookHTTP(ctx context.Context, c *corev1.Container, podIP string, g *corev1.
 	if err != nil {
 		return err
 	}
-	for _, h := range g.HTTPHeaders {
-		if strings.EqualFold(h.Name, "host") {
-			req.Host = h.Value
-		} else {
-			req.Header.Set(h.Name, h.Value)
-		}
-	}
+	setHTTPHeaders(req, g.HTTPHeaders)
 	resp, err := probeHTTP.Do(req)
 	if err != nil {
 		return err

@@ -240,13 +240,7 @@ func (k *Kubelet) runProbe(ctx context.Context, cp containerProbe, id string, pr
 		}
 		req.Header.Set("User-Agent", "kube-probe/1.37")
 		req.Header.Set("Accept", "*/*")
-		for _, h := range g.HTTPHeaders {
-			if strings.EqualFold(h.Name, "host") {
-				req.Host = h.Value
-			} else {
-				req.Header.Set(h.Name, h.Value)
-			}
-		}
+		setHTTPHeaders(req, g.HTTPHeaders)
 		resp, err := probeHTTP.Do(req)
 		if err != nil {
 			return err
@@ -295,4 +289,16 @@ func probePort(p intstr.IntOrString, c *corev1.Container) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("couldn't find port: %v in %v", p.StrVal, c.Name)
+}
+
+// setHTTPHeaders applies a probe's or hook's httpHeaders to req; a "Host"
+// header sets the request's host, as upstream.
+func setHTTPHeaders(req *http.Request, headers []corev1.HTTPHeader) {
+	for _, h := range headers {
+		if strings.EqualFold(h.Name, "host") {
+			req.Host = h.Value
+		} else {
+			req.Header.Set(h.Name, h.Value)
+		}
+	}
 }

@@ -35,23 +35,14 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "you must specify at least 1 command", http.StatusBadRequest)
 		return
 	}
-	if !req.Stdin && !req.Stdout && !req.Stderr {
-		http.Error(w, "you must specify at least one of stdin, stdout, stderr", http.StatusBadRequest)
+	id, ok := s.runningContainer(w, r, req.Stdin, req.Stdout, req.Stderr)
+	if !ok {
 		return
 	}
 	if req.Tty {
 		req.Stderr = false // a terminal merges stderr into stdout
 	}
-	c, err := s.findContainer(ctx, r.PathValue("ns"), r.PathValue("pod"), r.PathValue("container"), false)
-	if err != nil {
-		containerError(w, err)
-		return
-	}
-	if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
-		http.Error(w, fmt.Sprintf("container %s is not running", r.PathValue("container")), http.StatusBadRequest)
-		return
-	}
-	req.ContainerId = c.Id
+	req.ContainerId = id
 	raw, err := s.cfg.Runtime.Exec(ctx, req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -157,4 +148,24 @@ func (r responder) Error(w http.ResponseWriter, _ *http.Request, err error) {
 func flag(q url.Values, name string) bool {
 	v, _ := strconv.ParseBool(q.Get(name))
 	return v
+}
+
+// runningContainer is what exec and attach check first: at least one
+// stream asked for, and the request's container exists and runs. It
+// answers the client itself when a check fails.
+func (s *Server) runningContainer(w http.ResponseWriter, r *http.Request, stdin, stdout, stderr bool) (string, bool) {
+	if !stdin && !stdout && !stderr {
+		http.Error(w, "you must specify at least one of stdin, stdout, stderr", http.StatusBadRequest)
+		return "", false
+	}
+	c, err := s.findContainer(r.Context(), r.PathValue("ns"), r.PathValue("pod"), r.PathValue("container"), false)
+	if err != nil {
+		containerError(w, err)
+		return "", false
+	}
+	if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		http.Error(w, fmt.Sprintf("container %s is not running", r.PathValue("container")), http.StatusBadRequest)
+		return "", false
+	}
+	return c.Id, true
 }

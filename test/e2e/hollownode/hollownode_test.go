@@ -6,10 +6,6 @@ package hollownode_test
 import (
 	"context"
 	"net/netip"
-	"os/exec"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,54 +17,6 @@ import (
 
 	"github.com/skiff-sh/skiff/test/e2e/framework"
 )
-
-// startHollowNodes runs `skiff hollow-nodes` until the test ends.
-func startHollowNodes(t *testing.T, kubeconfig string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(framework.Binary(t), append([]string{"hollow-nodes", "--kubeconfig", kubeconfig}, args...)...)
-	logs := &lockedBuilder{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start skiff hollow-nodes: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-			if code := cmd.ProcessState.ExitCode(); code != 0 {
-				t.Errorf("skiff hollow-nodes exited %d after SIGTERM\n%s", code, logs.String())
-			}
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-			t.Errorf("skiff hollow-nodes did not stop within 15s of SIGTERM\n%s", logs.String())
-		}
-		if t.Failed() || testing.Verbose() {
-			t.Logf("skiff hollow-nodes output:\n%s", logs.String())
-		}
-	})
-}
-
-// lockedBuilder collects a process's output from two pipes.
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuilder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func until(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -102,7 +50,7 @@ func TestHollowNodes(t *testing.T) {
 	srv := framework.StartServer(t)
 	cs := srv.Client()
 	ctx := framework.Context(t, 3*time.Minute)
-	startHollowNodes(t, srv.Kubeconfig, "--count", "3", "--cpu", "2", "--node-label", "e2e=hollow")
+	framework.StartHollowNodes(t, srv.Kubeconfig, "--count", "3", "--cpu", "2", "--node-label", "e2e=hollow")
 
 	var nodes map[string]*corev1.Node
 	until(t, 30*time.Second, "3 Ready hollow nodes", func() bool { nodes = readyNodes(ctx, cs); return len(nodes) == 3 })

@@ -8,11 +8,8 @@ package servicelb_test
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,54 +20,6 @@ import (
 
 	"github.com/skiff-sh/skiff/test/e2e/framework"
 )
-
-// startHollowNodes runs `skiff hollow-nodes` until the test ends.
-func startHollowNodes(t *testing.T, kubeconfig string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(framework.Binary(t), append([]string{"hollow-nodes", "--kubeconfig", kubeconfig}, args...)...)
-	logs := &lockedBuilder{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start skiff hollow-nodes: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(15 * time.Second):
-				cmd.Process.Kill()
-				<-done
-				t.Errorf("skiff hollow-nodes did not stop within 15s of SIGTERM\n%s", logs.String())
-			}
-			if t.Failed() {
-				t.Logf("skiff hollow-nodes output:\n%s", logs.String())
-			}
-		})
-	}
-	t.Cleanup(stop)
-}
-
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuilder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func until(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
@@ -138,7 +87,7 @@ func TestServiceLBNodeAddresses(t *testing.T) {
 	srv := framework.StartServer(t)
 	cs := srv.Client()
 	ctx := framework.Context(t, 3*time.Minute)
-	startHollowNodes(t, srv.Kubeconfig, "--count", "2", "--name-prefix", "lb-a-")
+	framework.StartHollowNodes(t, srv.Kubeconfig, "--count", "2", "--name-prefix", "lb-a-")
 	until(t, 30*time.Second, "2 Ready nodes", func() (bool, string) {
 		ips := readyIPs(ctx, cs, "lb-a-")
 		return len(ips) == 2, fmt.Sprint(ips)
@@ -243,7 +192,7 @@ func TestServiceLBPool(t *testing.T) {
 	srv := framework.StartServer(t, "--service-lb-pool", "192.0.2.0/30") // .1 and .2
 	cs := srv.Client()
 	ctx := framework.Context(t, 3*time.Minute)
-	startHollowNodes(t, srv.Kubeconfig, "--count", "1", "--name-prefix", "lbp-")
+	framework.StartHollowNodes(t, srv.Kubeconfig, "--count", "1", "--name-prefix", "lbp-")
 	for _, n := range []string{"a", "b", "c"} {
 		if _, err := cs.CoreV1().Services("default").Create(ctx, lbService(n), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)

@@ -2,10 +2,6 @@ package storage
 
 import (
 	"context"
-	"os/exec"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,49 +12,6 @@ import (
 
 	"github.com/skiff-sh/skiff/test/e2e/framework"
 )
-
-// startHollowNodes runs `skiff hollow-nodes` until the test ends.
-func startHollowNodes(t *testing.T, kubeconfig string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(framework.Binary(t), append([]string{"hollow-nodes", "--kubeconfig", kubeconfig}, args...)...)
-	logs := &lockedBuilder{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start skiff hollow-nodes: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("skiff hollow-nodes output:\n%s", logs.String())
-		}
-	})
-}
-
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuilder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // until polls cond every 50 ms for d.
 func until(t *testing.T, d time.Duration, what string, cond func() bool) {

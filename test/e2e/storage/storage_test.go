@@ -25,7 +25,7 @@ func TestStorage(t *testing.T) {
 	srv := framework.StartServer(t, "--cluster-cidr", fmt.Sprintf("10.%d.0.0/16", 100+(n+31)%100))
 	cs := srv.Client()
 	ctx := framework.Context(t, 5*time.Minute)
-	startHollowNodes(t, srv.Kubeconfig, "--count", "2", "--name-prefix", "sto-")
+	framework.StartHollowNodes(t, srv.Kubeconfig, "--count", "2", "--name-prefix", "sto-")
 	until(t, 60*time.Second, "two hollow nodes", func() bool {
 		l, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		return err == nil && len(l.Items) == 2
