@@ -7,7 +7,6 @@ import (
 	"context"
 	"os/exec"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,8 +22,7 @@ import (
 func startCM(t *testing.T, kubeconfig string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(framework.Binary(t), "controller-manager", "--kubeconfig", kubeconfig)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := framework.StartProcess(cmd); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })

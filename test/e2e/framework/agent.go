@@ -65,9 +65,8 @@ func (a *Agent) Start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	begin := time.Now()
-	if err := cmd.Start(); err != nil {
+	if err := StartProcess(cmd); err != nil {
 		t.Fatal(err)
 	}
 	a.cmd, a.done = cmd, make(chan struct{})

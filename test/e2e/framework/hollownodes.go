@@ -14,8 +14,7 @@ func StartHollowNodes(t testing.TB, kubeconfig string, args ...string) {
 	cmd := exec.Command(Binary(t), append([]string{"hollow-nodes", "--kubeconfig", kubeconfig}, args...)...)
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := StartProcess(cmd); err != nil {
 		t.Fatalf("start skiff hollow-nodes: %v", err)
 	}
 	done := make(chan struct{})

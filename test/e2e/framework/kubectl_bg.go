@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -53,7 +52,6 @@ func (k *Kubectl) StartTTY(args ...string) *Background {
 func (k *Kubectl) start(cmd *exec.Cmd) *Background {
 	k.t.Helper()
 	cmd.Env = append([]string{"HOME=" + k.home, "KUBECONFIG=" + k.s.Kubeconfig, "PATH=" + os.Getenv("PATH")}, k.Env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	b := &Background{cmd: cmd, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = bgWriter{&b.mu, &b.out}, bgWriter{&b.mu, &b.errb}
 	in, err := cmd.StdinPipe()
@@ -61,7 +59,7 @@ func (k *Kubectl) start(cmd *exec.Cmd) *Background {
 		k.t.Fatal(err)
 	}
 	b.in = in
-	if err := cmd.Start(); err != nil {
+	if err := StartProcess(cmd); err != nil {
 		k.t.Fatal(err)
 	}
 	go func() { cmd.Wait(); close(b.done) }()

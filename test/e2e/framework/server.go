@@ -100,9 +100,8 @@ func (s *Server) Start() {
 		s.t.Fatal(err)
 	}
 	cmd.Stderr = s.logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	if err := StartProcess(cmd); err != nil {
 		s.t.Fatalf("start skiff server: %v", err)
 	}
 	s.cmd, s.done = cmd, make(chan struct{})

@@ -40,10 +40,9 @@ func TestProxyCommand(t *testing.T) {
 	port := framework.FreePort(t)
 	cmd := exec.Command(framework.Binary(t), "proxy", "--kubeconfig", srv.Kubeconfig, "--node-name", "cmd-node",
 		"--cluster-cidr", "10.123.0.0/16", "--table", table, "--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = framework.TestWriter(t)
 	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
+	if err := framework.StartProcess(cmd); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -69,9 +68,8 @@ func setup(t *testing.T) (context.Context, kubernetes.Interface) {
 		cm = exec.Command(framework.Binary(t), "controller-manager", "--kubeconfig", srv.Kubeconfig,
 			"--leader-elect=false", "--controllers", "podgc,resourcequota,disruption",
 			"--terminated-pod-gc-threshold", strconv.Itoa(gcThreshold), "--metrics-bind-address", metricsAddr)
-		cm.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		cm.Stderr = os.Stderr
-		if err := cm.Start(); err != nil {
+		if err := framework.StartProcess(cm); err != nil {
 			t.Fatal(err)
 		}
 	})
