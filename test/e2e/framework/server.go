@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -203,13 +204,33 @@ func Context(t testing.TB, d time.Duration) context.Context {
 // FreePort returns a TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	// Below the kernel's ephemeral range (32768–60999), so that no socket
+	// the kernel numbers itself (an outgoing connection, a :0 listener)
+	// takes the port between this check and its use; below the NodePort
+	// range (30000–32767) too. Never the same port twice in one binary.
+	for i := 0; i < 1000; i++ {
+		p := 20000 + rand.IntN(10000)
+		if portsUsed[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsUsed[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in 20000–29999")
+	return 0
 }
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
 
 type syncBuffer struct {
 	mu  sync.Mutex
