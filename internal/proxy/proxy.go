@@ -42,6 +42,9 @@ type Proxy struct {
 	appliedNodeIPs []string
 	appliedLocal   string
 	readyClosed    bool
+	appliedUDP     map[string]udpService // UDP ports by Service key, for conntrack clean-up
+
+	ct conntrack // nil: no conntrack clean-up (unit tests)
 
 	services corelisters.ServiceLister
 	slices   cache.Indexer
@@ -58,13 +61,15 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: nftables: %w", err)
 	}
-	return newProxy(cfg, nft), nil
+	p := newProxy(cfg, nft)
+	p.ct = kernelConntrack{}
+	return p, nil
 }
 
 func newProxy(cfg Config, nft knftables.Interface) *Proxy {
 	cfg.setDefaults()
 	return &Proxy{cfg: cfg, nft: nft, metrics: newMetrics(), ready: make(chan struct{}), kick: make(chan struct{}, 1),
-		dirty: map[string]struct{}{}, applied: map[string]*rendered{}}
+		dirty: map[string]struct{}{}, applied: map[string]*rendered{}, appliedUDP: map[string]udpService{}}
 }
 
 // Ready is closed once the first full sync is in the kernel.
@@ -246,29 +251,32 @@ func (p *Proxy) localInfo(podCIDRs []string) local {
 	return local{cidrs: podCIDRs}
 }
 
-// render renders the Service key from the listers; nil when it needs no rules.
-func (p *Proxy) render(key string, loc local) (*rendered, error) {
+// render renders the Service key from the listers; nil when it needs no
+// rules. It also returns the Service's UDP ports (nil: none).
+func (p *Proxy) render(key string, loc local) (*rendered, udpService, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	svc, err := p.services.Services(ns).Get(name)
 	if err != nil {
-		return nil, nil // deleted
+		return nil, nil, nil // deleted
 	}
 	objs, err := p.slices.ByIndex(serviceIndex, key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	slices := make([]*discoveryv1.EndpointSlice, 0, len(objs))
 	for _, o := range objs {
 		slices = append(slices, o.(*discoveryv1.EndpointSlice))
 	}
-	r := renderService(servicePorts(svc, slices, p.cfg.NodeName), loc)
+	sps := servicePorts(svc, slices, p.cfg.NodeName)
+	udp := udpPorts(sps)
+	r := renderService(sps, loc)
 	if len(r.chains) == 0 && len(r.elements) == 0 {
-		return nil, nil
+		return nil, udp, nil
 	}
-	return r, nil
+	return r, udp, nil
 }
 
 // syncOnce applies what changed since the last sync: everything when a
@@ -285,6 +293,7 @@ func (p *Proxy) syncOnce(ctx context.Context) error {
 	locKey := fmt.Sprint(loc.cidrs)
 	tx := p.nft.NewTransaction()
 	pending := map[string]*rendered{}
+	pendingUDP := map[string]udpService{}
 	if full {
 		// Delete and re-create in one transaction: whatever an earlier run
 		// left (Services deleted meanwhile) is gone, atomically.
@@ -297,7 +306,7 @@ func (p *Proxy) syncOnce(ctx context.Context) error {
 		}
 		for _, svc := range svcs {
 			key := svc.Namespace + "/" + svc.Name
-			r, err := p.render(key, loc)
+			r, udp, err := p.render(key, loc)
 			if err != nil {
 				p.requeueFull()
 				return err
@@ -306,6 +315,7 @@ func (p *Proxy) syncOnce(ctx context.Context) error {
 				writeRendered(tx, r)
 				pending[key] = r
 			}
+			pendingUDP[key] = udp
 		}
 	} else {
 		if locKey != p.appliedLocal {
@@ -326,17 +336,19 @@ func (p *Proxy) syncOnce(ctx context.Context) error {
 			}
 		}
 		for key := range dirty {
-			r, err := p.render(key, loc)
+			r, udp, err := p.render(key, loc)
 			if err != nil {
 				p.requeueFull()
 				return err
 			}
 			writeDiff(tx, p.applied[key], r)
 			pending[key] = r
+			pendingUDP[key] = udp
 		}
 	}
 	if tx.NumOperations() == 0 {
 		p.appliedLocal = locKey
+		p.cleanConntrack(ctx, full, pendingUDP)
 		return nil
 	}
 	err := p.nft.Run(ctx, tx)
@@ -356,6 +368,7 @@ func (p *Proxy) syncOnce(ctx context.Context) error {
 		}
 	}
 	p.appliedNodeIPs, p.appliedLocal = nodeIPs, locKey
+	p.cleanConntrack(ctx, full, pendingUDP)
 	if full && !p.readyClosed {
 		p.readyClosed = true
 		close(p.ready)
@@ -367,6 +380,41 @@ func (p *Proxy) syncOnce(ctx context.Context) error {
 	p.cfg.Logger.Log(ctx, level, "proxy sync", "component", "proxy", "full", full, "services", len(pending),
 		"operations", tx.NumOperations(), "took", time.Since(start).Round(time.Microsecond))
 	return nil
+}
+
+// cleanConntrack deletes the UDP conntrack entries the rules now applied
+// made stale, and records the UDP ports. After a full sync every Service
+// was rendered; the first one (at start) knows nothing of before, so each
+// UDP port with endpoints counts as new, as upstream does.
+func (p *Proxy) cleanConntrack(ctx context.Context, full bool, cur map[string]udpService) {
+	var filters []flowFilter
+	for key, u := range cur {
+		filters = append(filters, staleFlows(p.appliedUDP[key], u)...)
+	}
+	if full {
+		for key, old := range p.appliedUDP {
+			if _, ok := cur[key]; !ok {
+				filters = append(filters, staleFlows(old, nil)...)
+			}
+		}
+		p.appliedUDP = map[string]udpService{}
+	}
+	for key, u := range cur {
+		if u == nil {
+			delete(p.appliedUDP, key)
+		} else {
+			p.appliedUDP[key] = u
+		}
+	}
+	if p.ct == nil || len(filters) == 0 {
+		return
+	}
+	n, err := p.ct.deleteUDP(filters)
+	if err != nil {
+		p.cfg.Logger.Warn("conntrack clean-up failed", "component", "proxy", "err", err)
+		return
+	}
+	p.cfg.Logger.Log(ctx, slog.LevelDebug, "conntrack clean-up", "component", "proxy", "filters", len(filters), "deleted", n)
 }
 
 func (p *Proxy) requeueFull() {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -252,6 +254,55 @@ func TestServiceProxy(t *testing.T) {
 		}
 	})
 
+	t.Run("UDP entries to an endpoint that left the Service are cleared", func(t *testing.T) {
+		u := service("udp", map[string]string{"app": "web"}, corev1.ServiceTypeClusterIP)
+		u.Spec.Ports = []corev1.ServicePort{{Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53, TargetPort: intstr.FromInt32(9053)}}
+		u = createSvc(t, cs, u)
+		podIP := map[string]string{} // IP → pod name
+		for _, name := range names {
+			podIP[mustGetPod(t, cs, name).Status.PodIP] = name
+		}
+		// Each datagram from a new socket (a new source port) is a new
+		// flow the rules send to a random endpoint; nothing answers, so
+		// the entries stay (unreplied UDP: 30 s) unless removed.
+		var byPod map[string]int
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			for i := 0; i < 30; i++ {
+				c, err := net.Dial("udp", net.JoinHostPort(u.Spec.ClusterIP, "53"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Write([]byte("x"))
+				c.Close()
+			}
+			byPod = udpFlows(t, u.Spec.ClusterIP, 53, podIP)
+			if len(byPod) >= 2 || time.Now().After(deadline) {
+				break
+			}
+		}
+		t.Logf("UDP flows by endpoint: %v", byPod)
+		if len(byPod) < 2 {
+			t.Fatalf("30 UDP flows to %s:53 reached fewer than two pods: %v", u.Spec.ClusterIP, byPod)
+		}
+		// Only web-1 stays behind the Service.
+		u.Spec.Selector = map[string]string{"name": "web-1"}
+		if _, err := cs.CoreV1().Services("default").Update(ctx, u, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			byPod = udpFlows(t, u.Spec.ClusterIP, 53, podIP)
+			if len(byPod) == 0 || len(byPod) == 1 && byPod["web-1"] > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("5s after web-0 and web-2 left the UDP Service, flows to them remain: %v", byPod)
+			}
+		}
+		if err := cs.CoreV1().Services("default").Delete(ctx, "udp", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("deleted pod leaves rotation; new Ready pod joins within 1s", func(t *testing.T) {
 		if err := cs.CoreV1().Pods("default").Delete(ctx, "web-0", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
@@ -375,4 +426,26 @@ func assertRefused(t *testing.T, addr string, within time.Duration) {
 		}
 	}
 	t.Fatalf("%s did not refuse within %v: last %v", addr, within, err)
+}
+
+// udpFlows counts the UDP conntrack entries to ip:port by the pod they
+// were DNATed to (podIP maps pod IPs to names; others count as "other").
+func udpFlows(t *testing.T, ip string, port uint16, podIP map[string]string) map[string]int {
+	t.Helper()
+	flows, err := netlink.ConntrackTableList(netlink.ConntrackTable, unix.AF_INET)
+	if err != nil {
+		t.Fatalf("list conntrack: %v", err)
+	}
+	out := map[string]int{}
+	for _, f := range flows {
+		if f.Forward.Protocol != unix.IPPROTO_UDP || f.Forward.DstIP.String() != ip || f.Forward.DstPort != port {
+			continue
+		}
+		name, ok := podIP[f.Reverse.SrcIP.String()]
+		if !ok {
+			name = "other"
+		}
+		out[name]++
+	}
+	return out
 }
