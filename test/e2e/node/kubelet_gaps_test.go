@@ -117,7 +117,9 @@ func TestKubeletGaps(t *testing.T) {
 		}
 
 		time.Sleep(3 * time.Second)
+		start := time.Now()
 		s2 := summary(ctx, t, cs, node)
+		took := time.Since(start)
 		p2, c2 := podStats(t, s2, "stats")
 		if c2.CPU == nil || c2.CPU.UsageCoreNanoSeconds == nil || *c2.CPU.UsageCoreNanoSeconds <= *c1.CPU.UsageCoreNanoSeconds {
 			t.Errorf("container cpu did not grow: %s then %s", js(c1.CPU), js(c2.CPU))
@@ -131,6 +133,7 @@ func TestKubeletGaps(t *testing.T) {
 		if s2.Node.CPU == nil || s2.Node.CPU.UsageNanoCores == nil {
 			t.Errorf("node cpu %s: want a rate on the second scrape", js(s2.Node.CPU))
 		}
+		t.Logf("GET stats/summary through nodes/proxy with %d pods took %v", len(s2.Pods), took.Round(time.Millisecond))
 		t.Logf("pod stats: cpu %d ns (%d nanocores), memory working set %d B; node cpu %d nanocores, working set %d B",
 			*p2.CPU.UsageCoreNanoSeconds, deref(p2.CPU.UsageNanoCores), deref(p2.Memory.WorkingSetBytes),
 			deref(s2.Node.CPU.UsageNanoCores), deref(s2.Node.Memory.WorkingSetBytes))
