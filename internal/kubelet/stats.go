@@ -55,6 +55,7 @@ func (s *statsProvider) Summary(ctx context.Context, cpuAndMemory bool) (*statsa
 		imageFs = s.imageFs(ctx, now)
 		n.Runtime = &statsapi.RuntimeStats{ImageFs: imageFs, ContainerFs: imageFs}
 		n.Rlimit = rlimit(now)
+		n.Network = networkStats("/proc/self/net/dev", defaultInterface(), now)
 	}
 
 	sandboxes, err := k.rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY}})
@@ -84,7 +85,11 @@ func (s *statsProvider) Summary(ctx context.Context, cpuAndMemory bool) (*statsa
 		if sb.Metadata == nil {
 			continue
 		}
-		out.Pods = append(out.Pods, s.podStats(sb, bySandbox[sb.Id], byID, imageFs, cpuAndMemory, now))
+		ps := s.podStats(sb, bySandbox[sb.Id], byID, imageFs, cpuAndMemory, now)
+		if !cpuAndMemory {
+			ps.Network = s.sandboxNetwork(ctx, sb.Id, now)
+		}
+		out.Pods = append(out.Pods, ps)
 	}
 	s.rates.forget(now)
 	return out, nil

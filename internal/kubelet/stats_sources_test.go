@@ -104,3 +104,22 @@ func TestDiskUsage(t *testing.T) {
 		t.Error("dirFs of a missing directory")
 	}
 }
+
+func TestNetworkStats(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dev")
+	dev := `Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:  100       1    0    0    0     0          0         0      100       1    0    0    0     0       0          0
+  eth0: 5000      40    2    0    0     0          0         0     7000      50    3    0    0     0       0          0
+`
+	if err := os.WriteFile(path, []byte(dev), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns := networkStats(path, "eth0", time.Now())
+	if ns == nil || len(ns.Interfaces) != 1 || ns.Name != "eth0" || *ns.RxBytes != 5000 || *ns.RxErrors != 2 || *ns.TxBytes != 7000 || *ns.TxErrors != 3 {
+		t.Errorf("networkStats = %+v", ns)
+	}
+	if networkStats(filepath.Join(t.TempDir(), "missing"), "eth0", time.Now()) != nil {
+		t.Error("stats of a missing file")
+	}
+}

@@ -102,6 +102,9 @@ func TestKubeletGaps(t *testing.T) {
 		if c1.Logs == nil || c1.Logs.UsedBytes == nil || *c1.Logs.UsedBytes == 0 {
 			t.Errorf("container logs %s: want the log's bytes", js(c1.Logs))
 		}
+		if nw := p1.Network; nw == nil || nw.Name != "eth0" || deref(nw.RxBytes) == 0 {
+			t.Errorf("pod network %s: want eth0's counters", js(nw))
+		}
 		vols := map[string]statsapi.VolumeStats{}
 		for _, v := range p1.VolumeStats {
 			vols[v.Name] = v
