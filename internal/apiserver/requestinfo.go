@@ -53,7 +53,9 @@ func parseResourcePath(r *http.Request) (info requestInfo, ok bool) {
 	if len(parts) > 2 {
 		info.Subresource = parts[2]
 	}
-	if len(parts) > 3 {
+	// Only proxy subresources take a path after them
+	// (nodes/{name}/proxy/{path}).
+	if len(parts) > 3 && parts[2] != "proxy" {
 		return info, false
 	}
 	switch r.Method {

@@ -46,6 +46,8 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, res *r
 		s.serveFinalize(w, r, res, info)
 	case "log", "exec", "attach", "portforward":
 		s.servePodConnect(w, r, res, info)
+	case "proxy":
+		s.serveNodeProxy(w, r, res, info)
 	default:
 		s.serveNotFound(w, r)
 	}

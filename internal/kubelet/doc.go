@@ -8,7 +8,9 @@
 // downward API files through an atomic writer, refreshed on every sync);
 // probe workers (probes.go) feed readiness into the status and kill
 // containers that fail liveness or startup probes. Containers get their
-// resources as cgroup limits (resources.go) and their security context
+// resources as cgroup limits in pod cgroups below upstream's QoS levels
+// (resources.go), their usage is read back for the kubelet API's stats
+// (stats.go), and they get their security context
 // (security.go); lifecycle hooks (hooks.go), termination messages
 // (termination.go) and restartable init containers (sidecars.go) follow
 // upstream's kubelet.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -210,9 +211,36 @@ func podCgroupValues(p *corev1.Pod) map[string]string {
 // temporary directory.
 var cgroupFS = "/sys/fs/cgroup"
 
+// qosCgroups are the QoS-level cgroups, by class.
+var qosCgroups = map[corev1.PodQOSClass]string{
+	corev1.PodQOSGuaranteed: cgroupRoot,
+	corev1.PodQOSBurstable:  cgroupRoot + "/burstable",
+	corev1.PodQOSBestEffort: cgroupRoot + "/besteffort",
+}
+
+// podCgroupOf is the pod's cgroup (the sandbox's cgroup parent):
+// <qos level>/pod<uid>, as upstream names it.
+func podCgroupOf(p *corev1.Pod) string {
+	return qosCgroups[qosClass(p)] + "/pod" + string(p.UID)
+}
+
+// podCgroupDirs are the directories a pod's cgroup may have in every
+// hierarchy (it is in exactly one QoS level, but the pod object may be
+// gone when it is removed).
+func podCgroupDirs(uid string) []string {
+	var dirs []string
+	for _, q := range []string{cgroupRoot, cgroupRoot + "/burstable", cgroupRoot + "/besteffort"} {
+		d, _ := filepath.Glob(filepath.Join(cgroupFS, "*", q, "pod"+uid))
+		dirs = append(dirs, d...)
+		dirs = append(dirs, filepath.Join(cgroupFS, q, "pod"+uid)) // cgroup v2
+	}
+	return dirs
+}
+
 // setupPodCgroup creates the pod's cgroup in the cpu and memory hierarchies
-// (cgroupfs driver, cgroup v1) and writes its limits before the sandbox
-// starts in it; runc then creates the containers' cgroups below.
+// (cgroupfs driver, cgroup v1), below its QoS level, and writes its limits
+// before the sandbox starts in it; runc then creates the containers'
+// cgroups below. The QoS levels' cpu.shares follow (updateQOSCgroups).
 func setupPodCgroup(p *corev1.Pod) error {
 	if _, err := os.Stat(filepath.Join(cgroupFS, "cpu")); err != nil {
 		return nil // not cgroup v1: the runtime's defaults apply
@@ -225,13 +253,50 @@ func setupPodCgroup(p *corev1.Pod) error {
 			continue
 		}
 		ctrl, file := filepath.Split(f)
-		dir := filepath.Join(cgroupFS, ctrl, podCgroup(p.UID))
+		dir := filepath.Join(cgroupFS, ctrl, podCgroupOf(p))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("create pod cgroup: %w", err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, file), []byte(v), 0o644); err != nil {
 			return fmt.Errorf("set pod cgroup %s to %s: %w", f, v, err)
 		}
+	}
+	return updateQOSCgroups()
+}
+
+// updateQOSCgroups sets the cpu.shares of the QoS levels as upstream's QoS
+// container manager does: 2 for besteffort/, and for burstable/ the sum of
+// its pods' shares (their cpu requests; at least 2). The sum is read from
+// the pod cgroups in the tree, so that it holds whoever created them.
+func updateQOSCgroups() error {
+	cpu := filepath.Join(cgroupFS, "cpu")
+	if _, err := os.Stat(cpu); err != nil {
+		return nil
+	}
+	be := filepath.Join(cpu, qosCgroups[corev1.PodQOSBestEffort])
+	bu := filepath.Join(cpu, qosCgroups[corev1.PodQOSBurstable])
+	for _, d := range []string{be, bu} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create QoS cgroup: %w", err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(be, "cpu.shares"), []byte(strconv.Itoa(minShares)), 0o644); err != nil {
+		return fmt.Errorf("set besteffort cpu.shares: %w", err)
+	}
+	var sum int64
+	pods, _ := filepath.Glob(filepath.Join(bu, "pod*", "cpu.shares"))
+	for _, f := range pods {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			sum += n
+		}
+	}
+	sum = min(max(sum, minShares), maxShares)
+	if err := os.WriteFile(filepath.Join(bu, "cpu.shares"), []byte(strconv.FormatInt(sum, 10)), 0o644); err != nil {
+		return fmt.Errorf("set burstable cpu.shares: %w", err)
 	}
 	return nil
 }

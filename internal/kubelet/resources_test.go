@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -136,5 +137,60 @@ func TestSetupPodCgroup(t *testing.T) {
 	b, err = os.ReadFile(filepath.Join(cgroupFS, "cpu", "kubepods", "podu1", "cpu.cfs_quota_us"))
 	if err != nil || string(b) != "10000" {
 		t.Errorf("cpu quota %q, %v", b, err)
+	}
+}
+
+func TestQOSCgroups(t *testing.T) {
+	old := cgroupFS
+	cgroupFS = t.TempDir()
+	t.Cleanup(func() { cgroupFS = old })
+	for _, c := range []string{"cpu", "memory"} {
+		if err := os.MkdirAll(filepath.Join(cgroupFS, c), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod := func(uid string, r corev1.ResourceRequirements) *corev1.Pod {
+		p := &corev1.Pod{}
+		p.UID = types.UID(uid)
+		p.Spec.Containers = []corev1.Container{{Resources: r}}
+		return p
+	}
+	for _, tc := range []struct {
+		pod    *corev1.Pod
+		parent string
+	}{
+		{pod("g", corev1.ResourceRequirements{Limits: rl("cpu", "100m", "memory", "32Mi")}), "kubepods/podg"},
+		{pod("b1", corev1.ResourceRequirements{Requests: rl("cpu", "250m")}), "kubepods/burstable/podb1"},
+		{pod("b2", corev1.ResourceRequirements{Requests: rl("cpu", "500m")}), "kubepods/burstable/podb2"},
+		{pod("e", corev1.ResourceRequirements{}), "kubepods/besteffort/pode"},
+	} {
+		if got := podCgroupOf(tc.pod); got != "/"+tc.parent {
+			t.Errorf("podCgroupOf(%s) = %s, want /%s", tc.pod.UID, got, tc.parent)
+		}
+		if err := setupPodCgroup(tc.pod); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(cgroupFS, "cpu", tc.parent, "cpu.shares")); err != nil {
+			t.Errorf("pod %s: %v", tc.pod.UID, err)
+		}
+	}
+	shares := func(dir string) string {
+		b, _ := os.ReadFile(filepath.Join(cgroupFS, "cpu", dir, "cpu.shares"))
+		return string(b)
+	}
+	if got := shares("kubepods/besteffort"); got != "2" {
+		t.Errorf("besteffort cpu.shares = %q, want 2", got)
+	}
+	// 250m + 500m requested: 256 + 512 shares.
+	if got := shares("kubepods/burstable"); got != "768" {
+		t.Errorf("burstable cpu.shares = %q, want 768", got)
+	}
+	// The tempdir is no cgroupfs: files keep the directory non-empty.
+	for _, f := range []string{"cpu.shares"} {
+		os.Remove(filepath.Join(cgroupFS, "cpu", "kubepods/burstable/podb2", f))
+	}
+	removePodCgroup("b2")
+	if got := shares("kubepods/burstable"); got != "256" {
+		t.Errorf("burstable cpu.shares after removal = %q, want 256", got)
 	}
 }

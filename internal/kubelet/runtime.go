@@ -3,12 +3,10 @@ package kubelet
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -120,7 +118,7 @@ func (k *Kubelet) sandboxConfig(p *corev1.Pod, attempt uint32) *runtimeapi.PodSa
 		DnsConfig:    k.podDNS(p),
 		Labels:       podLabels(p),
 		Annotations:  p.Annotations,
-		Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: podCgroup(p.UID),
+		Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: podCgroupOf(p),
 			SecurityContext: sandboxSecurityContext(p, k.seccompRoot()), Sysctls: sysctls(p)},
 	}
 	for _, c := range p.Spec.Containers {
@@ -183,20 +181,17 @@ func mkdirLogs(cfg *runtimeapi.PodSandboxConfig, c *corev1.Container) error {
 	return os.MkdirAll(cfg.LogDirectory+"/"+c.Name, 0o755)
 }
 
-// cgroupRoot is where pod cgroups go (cgroupfs driver); one directory per
-// pod under it (resources.go writes its limits), removed with the pod's last
-// sandbox. Upstream's besteffort/ and burstable/ QoS levels are not built:
-// every pod's cgroup sits directly under the root.
+// cgroupRoot is where pod cgroups go (cgroupfs driver), with upstream's QoS
+// levels below it (resources.go: podCgroupOf, updateQOSCgroups); one
+// directory per pod, removed with the pod's last sandbox.
 const cgroupRoot = "/kubepods"
 
-func podCgroup(uid types.UID) string { return cgroupRoot + "/pod" + string(uid) }
-
 // removePodCgroup removes the pod's (empty) cgroup directory in every
-// hierarchy; runc removes only the containers' own.
+// hierarchy (runc removes only the containers' own) and updates the QoS
+// levels' shares.
 func removePodCgroup(uid string) {
-	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cgroupRoot, "pod"+uid))
-	for _, d := range dirs {
+	for _, d := range podCgroupDirs(uid) {
 		_ = os.Remove(d)
 	}
-	_ = os.Remove(filepath.Join("/sys/fs/cgroup", cgroupRoot, "pod"+uid)) // cgroup v2
+	_ = updateQOSCgroups()
 }

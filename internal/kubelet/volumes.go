@@ -72,7 +72,7 @@ func (k *Kubelet) setupVolume(ctx context.Context, p *corev1.Pod, v *corev1.Volu
 	switch {
 	case v.EmptyDir != nil:
 		path = dir("kubernetes.io~empty-dir")
-		return volume{path: path, contained: true}, setupEmptyDir(path, v.EmptyDir)
+		return volume{path: path, contained: true}, setupEmptyDir(path, v.EmptyDir, emptyDirMemorySize(p, v.EmptyDir, ec.allocatable))
 	case v.HostPath != nil:
 		return volume{path: v.HostPath.Path}, checkHostPath(v.HostPath)
 	case v.PersistentVolumeClaim != nil:
@@ -109,21 +109,44 @@ func modeOr(m *int32) os.FileMode {
 }
 
 // setupEmptyDir makes a world-writable directory; medium Memory mounts a
-// tmpfs on it (sized by sizeLimit if set).
-func setupEmptyDir(path string, src *corev1.EmptyDirVolumeSource) error {
+// tmpfs of size bytes on it.
+func setupEmptyDir(path string, src *corev1.EmptyDirVolumeSource, size int64) error {
 	if err := os.MkdirAll(path, 0o777); err != nil {
 		return err
 	}
 	if src.Medium == corev1.StorageMediumMemory && !isMountPoint(path) {
 		opts := "mode=0777"
-		if src.SizeLimit != nil && !src.SizeLimit.IsZero() {
-			opts += fmt.Sprintf(",size=%d", src.SizeLimit.Value())
+		if size > 0 {
+			opts += fmt.Sprintf(",size=%d", size)
 		}
 		if err := syscall.Mount("tmpfs", path, "tmpfs", 0, opts); err != nil {
 			return fmt.Errorf("mount tmpfs on %s: %w", path, err)
 		}
 	}
 	return os.Chmod(path, 0o777)
+}
+
+// emptyDirMemorySize is the size of a memory-backed emptyDir as upstream's
+// calculateEmptyDirMemorySize makes it: the node's allocatable memory, or
+// the pod's memory limit (the sum of its containers' limits) if smaller,
+// or the volume's sizeLimit if smaller still. 0 leaves the kernel's
+// default (half the RAM) when nothing is known.
+func emptyDirMemorySize(p *corev1.Pod, src *corev1.EmptyDirVolumeSource, allocatable corev1.ResourceList) int64 {
+	if src.Medium != corev1.StorageMediumMemory {
+		return 0
+	}
+	size := allocatable.Memory().Value()
+	smaller := func(v int64) {
+		if v > 0 && (size <= 0 || v < size) {
+			size = v
+		}
+	}
+	lim, _ := podResources(&p.Spec, limitsOf, corev1.ResourceMemory)
+	smaller(lim.Value())
+	if src.SizeLimit != nil {
+		smaller(src.SizeLimit.Value())
+	}
+	return size
 }
 
 func isMountPoint(path string) bool {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 )
@@ -232,6 +233,37 @@ func TestProbeState(t *testing.T) {
 				if changed != (tc.changeAt[i] == 'c') {
 					t.Errorf("after %d: changed %v", i, changed)
 				}
+			}
+		})
+	}
+}
+
+func TestEmptyDirMemorySize(t *testing.T) {
+	alloc := corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("8Gi")}
+	mem := func(lim string) corev1.Container {
+		c := corev1.Container{}
+		if lim != "" {
+			c.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(lim)}
+		}
+		return c
+	}
+	size := func(s string) *resource.Quantity { q := resource.MustParse(s); return &q }
+	for _, tc := range []struct {
+		name       string
+		containers []corev1.Container
+		src        corev1.EmptyDirVolumeSource
+		want       int64
+	}{
+		{"disk", []corev1.Container{mem("")}, corev1.EmptyDirVolumeSource{}, 0},
+		{"allocatable", []corev1.Container{mem("")}, corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}, 8 << 30},
+		{"pod limit", []corev1.Container{mem("64Mi"), mem("32Mi")}, corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}, 96 << 20},
+		{"sizeLimit", []corev1.Container{mem("64Mi")}, corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: size("16Mi")}, 16 << 20},
+		{"sizeLimit above pod limit", []corev1.Container{mem("64Mi")}, corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: size("1Gi")}, 64 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &corev1.Pod{Spec: corev1.PodSpec{Containers: tc.containers}}
+			if got := emptyDirMemorySize(p, &tc.src, alloc); got != tc.want {
+				t.Errorf("size = %d, want %d", got, tc.want)
 			}
 		})
 	}

@@ -55,7 +55,11 @@ func cleanNode(dataDir string) error {
 			return err
 		}
 		if uid := sb.Labels["io.kubernetes.pod.uid"]; uid != "" {
+			// Guaranteed pods' cgroups are in kubepods/, the others' in
+			// kubepods/burstable/ or kubepods/besteffort/.
 			dirs, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods/pod" + uid)
+			qos, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods/*/pod" + uid)
+			dirs = append(dirs, qos...)
 			for _, d := range dirs {
 				os.Remove(d)
 			}

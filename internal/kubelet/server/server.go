@@ -48,7 +48,10 @@ type Config struct {
 	Hosts []string
 	// FollowPoll is how often a followed log is re-read at its end.
 	FollowPoll time.Duration
-	Logger     *slog.Logger
+	// Stats serves /stats/summary and /metrics/resource; nil leaves them
+	// answering 404 and a scrape error.
+	Stats  StatsProvider
+	Logger *slog.Logger
 }
 
 // Server serves the kubelet API. Create it with New, then Run it.
@@ -128,6 +131,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /attach/{ns}/{pod}/{container}", s.authorized(s.serveAttach))
 	mux.Handle("GET /portForward/{ns}/{pod}", s.authorized(s.servePortForward))
 	mux.Handle("POST /portForward/{ns}/{pod}", s.authorized(s.servePortForward))
+	mux.Handle("GET /stats/summary", s.authorized(s.serveSummary))
+	mux.Handle("GET /metrics/resource", s.authorized(s.serveResourceMetrics))
 	return mux
 }
 

@@ -94,7 +94,10 @@ func nodes() *registry.Resource {
 		n := obj.(*corev1.Node)
 		return fields.Set{"spec.unschedulable": boolString(n.Spec.Unschedulable)}
 	}
-	r.Subresources = map[string]*registry.Subresource{"status": statusSub(s)}
+	r.Subresources = map[string]*registry.Subresource{
+		"status": statusSub(s),
+		"proxy":  {Kind: "NodeProxyOptions", Verbs: []string{"create", "delete", "get", "patch", "update"}},
+	}
 	return r
 }
 

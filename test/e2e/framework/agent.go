@@ -183,7 +183,11 @@ func startAgent(t *testing.T, srv *Server, netns, serverURL, node, bridge string
 				t.Errorf("cleanup: %v", err)
 			}
 			if uid := sb.Labels["io.kubernetes.pod.uid"]; uid != "" {
+				// Guaranteed pods' cgroups are in kubepods/, the others' in
+				// kubepods/burstable/ or kubepods/besteffort/.
 				dirs, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods/pod" + uid)
+				qos, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods/*/pod" + uid)
+				dirs = append(dirs, qos...)
 				for _, d := range dirs {
 					os.Remove(d)
 				}
