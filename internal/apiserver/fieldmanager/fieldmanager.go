@@ -22,7 +22,7 @@ import (
 // typeConverter is built once, on first use: parsing the schemas of every
 // built-in kind takes a noticeable moment and memory.
 var typeConverter = sync.OnceValue(func() managedfields.TypeConverter {
-	return applyconfigurations.NewTypeConverter(scheme.Scheme)
+	return &fastConverter{inner: applyconfigurations.NewTypeConverter(scheme.Scheme)}
 })
 
 // Manager tracks managed fields for one kind and subresource.
@@ -34,7 +34,11 @@ type Manager struct {
 // New returns the manager for gvk at subresource ("" for the main
 // resource, "status", "scale").
 func New(gvk schema.GroupVersionKind, subresource string) (*Manager, error) {
-	fm, err := managedfields.NewDefaultFieldManager(typeConverter(), scheme.Scheme, scheme.Scheme, scheme.Scheme,
+	return newWith(typeConverter(), gvk, subresource)
+}
+
+func newWith(tc managedfields.TypeConverter, gvk schema.GroupVersionKind, subresource string) (*Manager, error) {
+	fm, err := managedfields.NewDefaultFieldManager(tc, scheme.Scheme, scheme.Scheme, scheme.Scheme,
 		gvk, gvk.GroupVersion(), subresource, resetFields(gvk, subresource))
 	if err != nil {
 		return nil, fmt.Errorf("field manager for %s: %w", gvk, err)
