@@ -34,11 +34,11 @@ type Manager struct {
 // New returns the manager for gvk at subresource ("" for the main
 // resource, "status", "scale").
 func New(gvk schema.GroupVersionKind, subresource string) (*Manager, error) {
-	return newWith(typeConverter(), gvk, subresource)
+	return newWith(typeConverter(), sameVersionConvertor{scheme.Scheme}, gvk, subresource)
 }
 
-func newWith(tc managedfields.TypeConverter, gvk schema.GroupVersionKind, subresource string) (*Manager, error) {
-	fm, err := managedfields.NewDefaultFieldManager(tc, scheme.Scheme, scheme.Scheme, scheme.Scheme,
+func newWith(tc managedfields.TypeConverter, conv runtime.ObjectConvertor, gvk schema.GroupVersionKind, subresource string) (*Manager, error) {
+	fm, err := managedfields.NewDefaultFieldManager(tc, conv, scheme.Scheme, scheme.Scheme,
 		gvk, gvk.GroupVersion(), subresource, resetFields(gvk, subresource))
 	if err != nil {
 		return nil, fmt.Errorf("field manager for %s: %w", gvk, err)

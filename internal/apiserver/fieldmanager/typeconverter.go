@@ -2,6 +2,7 @@ package fieldmanager
 
 import (
 	"reflect"
+	"slices"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -73,4 +74,57 @@ func allowsDuplicates(opts []typed.ValidationOptions) bool {
 		}
 	}
 	return false
+}
+
+// sameVersionConvertor is the scheme's convertor without the deep copy
+// the scheme makes when an object already is of the target version: the
+// field manager only reads the versioned objects it asks for (a create
+// copied the whole object twice for nothing). It hands out the object
+// itself when its kind is set already, else a shallow copy with the kind
+// set, so the caller's object is never changed.
+type sameVersionConvertor struct {
+	scheme *runtime.Scheme
+}
+
+var _ runtime.ObjectConvertor = sameVersionConvertor{}
+
+func (c sameVersionConvertor) ConvertToVersion(in runtime.Object, target runtime.GroupVersioner) (runtime.Object, error) {
+	if _, ok := in.(runtime.Unstructured); ok {
+		return c.scheme.ConvertToVersion(in, target)
+	}
+	kinds, unversioned, err := c.scheme.ObjectKinds(in)
+	if err != nil || unversioned {
+		return c.scheme.ConvertToVersion(in, target)
+	}
+	gvk, ok := target.KindForGroupVersionKinds(kinds)
+	if !ok || !slices.Contains(kinds, gvk) {
+		return c.scheme.ConvertToVersion(in, target)
+	}
+	if in.GetObjectKind().GroupVersionKind() == gvk {
+		return in, nil
+	}
+	v := reflect.ValueOf(in)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return c.scheme.ConvertToVersion(in, target)
+	}
+	cp := reflect.New(v.Elem().Type())
+	cp.Elem().Set(v.Elem())
+	out, ok := cp.Interface().(runtime.Object)
+	if !ok {
+		return c.scheme.ConvertToVersion(in, target)
+	}
+	out.GetObjectKind().SetGroupVersionKind(gvk)
+	return out, nil
+}
+
+func (c sameVersionConvertor) Convert(in, out, context interface{}) error {
+	return c.scheme.Convert(in, out, context)
+}
+
+func (c sameVersionConvertor) UnsafeConvertToVersion(in runtime.Object, target runtime.GroupVersioner) (runtime.Object, error) {
+	return c.ConvertToVersion(in, target)
+}
+
+func (c sameVersionConvertor) ConvertFieldLabel(gvk k8sschema.GroupVersionKind, label, value string) (string, string, error) {
+	return c.scheme.ConvertFieldLabel(gvk, label, value)
 }

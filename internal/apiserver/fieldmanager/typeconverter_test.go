@@ -87,18 +87,18 @@ func TestFastConverterMatchesValidating(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			gvk := withGVK(tc.obj).GetObjectKind().GroupVersionKind()
 			withGVK(tc.live)
-			want, err := newWith(slow, gvk, tc.sub)
+			want, err := newWith(slow, scheme.Scheme, gvk, tc.sub)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := newWith(&fastConverter{inner: slow}, gvk, tc.sub)
+			got, err := newWith(&fastConverter{inner: slow}, sameVersionConvertor{scheme.Scheme}, gvk, tc.sub)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tc.live.(metav1.Object).GetUID() != "" {
 				// An update: the live object has managedFields of its own.
 				empty, _ := scheme.Scheme.New(gvk)
-				base, err := newWith(slow, gvk, "")
+				base, err := newWith(slow, scheme.Scheme, gvk, "")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -128,7 +128,11 @@ func BenchmarkPodCreateManagedFields(b *testing.B) {
 	slow := applyconfigurations.NewTypeConverter(scheme.Scheme)
 	for name, tc := range map[string]managedfields.TypeConverter{"validating": slow, "fast": &fastConverter{inner: slow}} {
 		b.Run(name, func(b *testing.B) {
-			fm, err := newWith(tc, gvk, "")
+			var conv runtime.ObjectConvertor = scheme.Scheme
+			if name == "fast" {
+				conv = sameVersionConvertor{scheme.Scheme}
+			}
+			fm, err := newWith(tc, conv, gvk, "")
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -137,5 +141,28 @@ func BenchmarkPodCreateManagedFields(b *testing.B) {
 				fm.Update(withGVK(&corev1.Pod{}), pod.DeepCopyObject(), "m")
 			}
 		})
+	}
+}
+
+func TestSameVersionConvertorNeverChangesItsInput(t *testing.T) {
+	c := sameVersionConvertor{scheme.Scheme}
+	bare := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}}
+	out, err := c.ConvertToVersion(bare, corev1.SchemeGroupVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out == runtime.Object(bare) || !bare.GetObjectKind().GroupVersionKind().Empty() {
+		t.Fatalf("input changed or returned: %#v", bare.TypeMeta)
+	}
+	if gvk := out.GetObjectKind().GroupVersionKind(); gvk != corev1.SchemeGroupVersion.WithKind("Pod") || out.(*corev1.Pod).Name != "p" {
+		t.Fatalf("converted: %v %v", gvk, out)
+	}
+	typed := withGVK(&corev1.Pod{})
+	if out, _ := c.ConvertToVersion(typed, corev1.SchemeGroupVersion); out != typed {
+		t.Fatalf("an object of the target version is returned as is")
+	}
+	// Other versions still convert through the scheme.
+	if _, err := c.ConvertToVersion(bare, appsv1.SchemeGroupVersion); err == nil {
+		t.Fatalf("a Pod has no apps/v1 kind")
 	}
 }
