@@ -94,9 +94,14 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, res *resource, in
 			buf.Reset()
 			obj := ev.Object
 			if co, ok := obj.(runtime.CacheableObject); ok && (mt.As != "" || ev.Type == watch.Error) {
-				// Shared with other watchers: tables and metadata need
-				// the object itself, as a copy.
-				obj = co.GetObject()
+				// Shared with other watchers: tables need the object
+				// itself, as a copy; metadata only reads it (the
+				// garbage collector's informers watch every resource so).
+				if so, ok := co.(sharedObject); ok && mt.As == "PartialObjectMetadata" && ev.Type != watch.Error {
+					obj = so.SharedObject()
+				} else {
+					obj = co.GetObject()
+				}
 			}
 			enc := objEnc
 			switch {
@@ -153,3 +158,8 @@ type objectError struct{ obj runtime.Object }
 func (e objectError) Error() string { return "watch error" }
 
 func errFromObject(obj runtime.Object) error { return objectError{obj} }
+
+// sharedObject is a watch cache object that can be read without a copy.
+type sharedObject interface {
+	SharedObject() runtime.Object
+}

@@ -1,11 +1,13 @@
 package fieldmanager
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -22,24 +24,30 @@ import (
 // typeConverter is built once, on first use: parsing the schemas of every
 // built-in kind takes a noticeable moment and memory.
 var typeConverter = sync.OnceValue(func() managedfields.TypeConverter {
-	return applyconfigurations.NewTypeConverter(scheme.Scheme)
+	return &fastConverter{inner: applyconfigurations.NewTypeConverter(scheme.Scheme)}
 })
 
 // Manager tracks managed fields for one kind and subresource.
 type Manager struct {
-	gvk schema.GroupVersionKind
-	fm  *managedfields.FieldManager
+	gvk     schema.GroupVersionKind
+	sub     string
+	fm      *managedfields.FieldManager
+	creates *createCache // nil: every write computes its managedFields
 }
 
 // New returns the manager for gvk at subresource ("" for the main
 // resource, "status", "scale").
 func New(gvk schema.GroupVersionKind, subresource string) (*Manager, error) {
-	fm, err := managedfields.NewDefaultFieldManager(typeConverter(), scheme.Scheme, scheme.Scheme, scheme.Scheme,
+	return newWith(typeConverter(), sameVersionConvertor{scheme.Scheme}, gvk, subresource)
+}
+
+func newWith(tc managedfields.TypeConverter, conv runtime.ObjectConvertor, gvk schema.GroupVersionKind, subresource string) (*Manager, error) {
+	fm, err := managedfields.NewDefaultFieldManager(tc, conv, scheme.Scheme, scheme.Scheme,
 		gvk, gvk.GroupVersion(), subresource, resetFields(gvk, subresource))
 	if err != nil {
 		return nil, fmt.Errorf("field manager for %s: %w", gvk, err)
 	}
-	return &Manager{gvk: gvk, fm: fm}, nil
+	return &Manager{gvk: gvk, sub: subresource, fm: fm, creates: creates}, nil
 }
 
 // resetFields are the fields an endpoint may not set, so it never owns
@@ -80,9 +88,21 @@ func resetFields(gvk schema.GroupVersionKind, subresource string) map[fieldpath.
 
 // Update records a non-apply write of obj by manager, given the live object.
 func (m *Manager) Update(live, obj runtime.Object, manager string) (runtime.Object, error) {
+	var key [sha256.Size]byte
+	cacheable := false
+	if m.creates != nil {
+		key, cacheable = m.creates.key(m.gvk, m.sub, live, obj, manager)
+		if cacheable && m.creates.apply(key, obj, time.Now().UTC()) {
+			return obj, nil
+		}
+	}
 	// As upstream: managed fields that cannot be tracked never fail a
 	// write (the manager resets them instead).
-	return m.fm.UpdateNoErrors(live, obj, manager), nil
+	out := m.fm.UpdateNoErrors(live, obj, manager)
+	if cacheable {
+		m.creates.record(key, out)
+	}
+	return out, nil
 }
 
 // Apply merges the applied configuration patch (YAML or JSON) into live

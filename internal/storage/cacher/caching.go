@@ -65,6 +65,11 @@ func (o *cachingObject) CacheEncode(id runtime.Identifier, encode func(runtime.O
 // GetObject returns a copy the caller may change.
 func (o *cachingObject) GetObject() runtime.Object { return o.obj.DeepCopyObject() }
 
+// SharedObject returns the shared object itself, for a caller that only
+// reads it (e.g. copies its metadata) and never changes it or its kind:
+// no deep copy per watcher.
+func (o *cachingObject) SharedObject() runtime.Object { return o.obj }
+
 // GetObjectKind gives read-only access to the shared object's kind: the
 // watch cache's objects have an empty TypeMeta and nobody may set it.
 func (o *cachingObject) GetObjectKind() schema.ObjectKind { return readOnlyKind{o.obj.GetObjectKind()} }

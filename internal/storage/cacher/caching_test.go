@@ -66,3 +66,18 @@ func TestCachingObjectEncodesOncePerFormat(t *testing.T) {
 		t.Fatal("GetObject did not return a copy")
 	}
 }
+
+// TestCachingObjectSharedAndCopies: GetObject hands out a copy to change,
+// SharedObject the shared object itself, for readers.
+func TestCachingObjectSharedAndCopies(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"a": "b"}}}
+	co := newCachingObject(pod)
+	if co.SharedObject() != runtime.Object(pod) {
+		t.Fatal("SharedObject is not the shared object")
+	}
+	cp := co.GetObject().(*corev1.Pod)
+	cp.Labels["a"] = "changed"
+	if pod.Labels["a"] != "b" {
+		t.Fatal("a change to GetObject's copy reached the shared object")
+	}
+}

@@ -1,0 +1,168 @@
+package fieldmanager
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"reflect"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// createCache remembers the managedFields of plain creates by the shape of
+// the object. A create's managedFields are a function of the object's JSON
+// form alone (they come from comparing it with the empty object) once the
+// fields the manager never owns (name, namespace, uid, creationTimestamp,
+// resourceVersion, generation, selfLink: the strip set) are cleared, and
+// controllers create many objects that differ only there (a ReplicaSet's
+// pods). A hit costs one JSON encoding instead of the typed conversion and
+// comparison, and gives the same entries, with the time of this write.
+//
+// One cache serves every kind; the key is a SHA-256 of the kind, the
+// subresource, the manager and the JSON form, and the cache starts over
+// when its entries exceed maxCreateCacheBytes.
+type createCache struct {
+	mu      sync.Mutex
+	entries map[[sha256.Size]byte]cachedFields
+	bytes   int
+}
+
+// creates is the cache of every Manager.
+var creates = &createCache{}
+
+// cachedFields is a create's managedFields without times; timed[i]
+// reports that entry i had one.
+type cachedFields struct {
+	fields []metav1.ManagedFieldsEntry
+	timed  []bool
+}
+
+// maxCreateCacheBytes bounds the cache's entries (their fieldsV1).
+const maxCreateCacheBytes = 2 << 20
+
+// key returns the cache key of a create of obj by manager, or false when
+// the write is not a plain create (the live object is not empty, or the
+// request sets managedFields itself).
+func (c *createCache) key(gvk schema.GroupVersionKind, subresource string, live, obj runtime.Object, manager string) ([sha256.Size]byte, bool) {
+	var none [sha256.Size]byte
+	if !isEmpty(live) {
+		return none, false
+	}
+	om, err := meta.Accessor(obj)
+	if err != nil || len(om.GetManagedFields()) > 0 {
+		return none, false
+	}
+	// A shallow copy with the strip set cleared; obj is not changed.
+	v := reflect.ValueOf(obj)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return none, false
+	}
+	cp := reflect.New(v.Elem().Type())
+	cp.Elem().Set(v.Elem())
+	shape, ok := cp.Interface().(runtime.Object)
+	if !ok {
+		return none, false
+	}
+	m, err := meta.Accessor(shape)
+	if err != nil {
+		return none, false
+	}
+	shape.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+	m.SetName("")
+	m.SetNamespace("")
+	m.SetUID("")
+	m.SetCreationTimestamp(metav1.Time{})
+	m.SetResourceVersion("")
+	m.SetGeneration(0)
+	m.SetSelfLink("")
+	data, err := json.Marshal(shape)
+	if err != nil {
+		return none, false
+	}
+	h := sha256.New()
+	for _, s := range []string{gvk.String(), subresource, manager} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	h.Write(data)
+	var key [sha256.Size]byte
+	h.Sum(key[:0])
+	return key, true
+}
+
+// apply sets obj's managedFields from the cache, stamped with now.
+func (c *createCache) apply(key [sha256.Size]byte, obj runtime.Object, now time.Time) bool {
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	c.mu.Unlock()
+	if !ok {
+		return false
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return false
+	}
+	var fields []metav1.ManagedFieldsEntry
+	if e.fields != nil {
+		fields = make([]metav1.ManagedFieldsEntry, len(e.fields))
+		for i := range e.fields {
+			e.fields[i].DeepCopyInto(&fields[i])
+			if e.timed[i] {
+				fields[i].Time = &metav1.Time{Time: now}
+			}
+		}
+	}
+	m.SetManagedFields(fields)
+	return true
+}
+
+// record remembers the managedFields the field manager gave obj.
+func (c *createCache) record(key [sha256.Size]byte, obj runtime.Object) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return
+	}
+	var e cachedFields
+	size := sha256.Size
+	if mf := m.GetManagedFields(); mf != nil {
+		e.fields = make([]metav1.ManagedFieldsEntry, len(mf))
+		e.timed = make([]bool, len(mf))
+		for i := range mf {
+			mf[i].DeepCopyInto(&e.fields[i])
+			e.timed[i] = mf[i].Time != nil
+			e.fields[i].Time = nil
+			if f := e.fields[i].FieldsV1; f != nil {
+				size += len(f.Raw)
+			}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || c.bytes+size > maxCreateCacheBytes {
+		c.entries, c.bytes = map[[sha256.Size]byte]cachedFields{}, 0
+	}
+	if _, ok := c.entries[key]; !ok {
+		c.entries[key] = e
+		c.bytes += size
+	}
+}
+
+// isEmpty reports an object with nothing set but, perhaps, its kind: the
+// live object of a create.
+func isEmpty(obj runtime.Object) bool {
+	v := reflect.ValueOf(obj)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return false
+	}
+	v = v.Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if v.Type().Field(i).Name != "TypeMeta" && !v.Field(i).IsZero() {
+			return false
+		}
+	}
+	return true
+}
