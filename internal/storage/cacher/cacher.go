@@ -39,7 +39,10 @@ type Config struct {
 	// BookmarkInterval is how often watchers that asked for bookmarks get
 	// one (default 1s).
 	BookmarkInterval time.Duration
-	Logger           *slog.Logger
+	// WatcherBuffer bounds the events queued for one watcher (default
+	// 1024); see dispatch for what happens when it is full.
+	WatcherBuffer int
+	Logger        *slog.Logger
 }
 
 // Validate rejects an incomplete config.
@@ -78,6 +81,10 @@ type Cacher struct {
 	count    int     // events held
 	oldest   int64   // every event after this revision is held
 	watchers map[*cacheWatcher]struct{}
+
+	// budget is the time dispatch may wait, in total, for watchers whose
+	// buffers are full before ending them.
+	budget *timeBudget
 }
 
 var _ storage.Interface = (*Cacher)(nil)
@@ -93,6 +100,9 @@ func New(ctx context.Context, cfg Config) (*Cacher, error) {
 	}
 	if cfg.BookmarkInterval <= 0 {
 		cfg.BookmarkInterval = time.Second
+	}
+	if cfg.WatcherBuffer <= 0 {
+		cfg.WatcherBuffer = watcherBuffer
 	}
 	if cfg.GetAttrs == nil {
 		cfg.GetAttrs = func(obj runtime.Object) (l labels.Set, f fields.Set, err error) {
@@ -110,7 +120,7 @@ func New(ctx context.Context, cfg Config) (*Cacher, error) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	c := &Cacher{cfg: cfg, log: log, ctx: cctx, cancel: cancel, ready: make(chan struct{}),
-		items: map[string]runtime.Object{}, watchers: map[*cacheWatcher]struct{}{}}
+		items: map[string]runtime.Object{}, watchers: map[*cacheWatcher]struct{}{}, budget: newTimeBudget()}
 	c.changed = sync.NewCond(c.mu.RLocker())
 	go c.run()
 	go c.bookmarks()
@@ -263,11 +273,19 @@ func (c *Cacher) apply(ev watch.Event) error {
 	if rev > c.rev {
 		c.rev = rev
 	}
+	var blocked []pendingSend
 	for w := range c.watchers {
-		w.dispatchLocked(e)
+		if ev, queued := w.dispatchLocked(e); !queued {
+			blocked = append(blocked, pendingSend{w, ev})
+		}
 	}
 	c.mu.Unlock()
 	c.changed.Broadcast()
+	if len(blocked) > 0 {
+		// apply runs on the one goroutine that feeds the cache, so the
+		// next event waits for this one to reach every watcher.
+		c.sendBlocked(blocked)
+	}
 	return nil
 }
 

@@ -16,9 +16,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
-// watcherBuffer bounds the events queued for one watcher; a watcher that
-// falls this far behind is ended (its client re-watches from its last
-// revision) instead of slowing everyone else.
+// watcherBuffer bounds the events queued for one watcher by default.
 const watcherBuffer = 1024
 
 type cacheWatcher struct {
@@ -88,16 +86,93 @@ func (w *cacheWatcher) translate(e event) (watch.Event, bool) {
 }
 
 // dispatchLocked queues an event without blocking; c.mu must be held.
-func (w *cacheWatcher) dispatchLocked(e event) {
+// When the watcher's buffer is full it returns the event and false.
+func (w *cacheWatcher) dispatchLocked(e event) (watch.Event, bool) {
 	ev, ok := w.translate(e)
 	if !ok {
-		return
+		return watch.Event{}, true
 	}
 	select {
 	case w.input <- ev:
+		return watch.Event{}, true
+	case <-w.done:
+		return watch.Event{}, true
 	default:
-		w.stopLocked()
+		return ev, false
 	}
+}
+
+// pendingSend is an event a watcher's full buffer did not take.
+type pendingSend struct {
+	w  *cacheWatcher
+	ev watch.Event
+}
+
+// sendBlocked waits, as upstream's cacher does, up to the time left in the
+// shared budget for watchers whose buffers were full; those still full
+// then are ended (their clients re-watch from their last revision, or
+// re-list on 410), so one slow client cannot hold everyone back for long.
+func (c *Cacher) sendBlocked(blocked []pendingSend) {
+	allowed := c.budget.take()
+	start := time.Now()
+	timer := time.NewTimer(allowed)
+	defer timer.Stop()
+	expired := allowed <= 0
+	for _, b := range blocked {
+		if !expired {
+			select {
+			case b.w.input <- b.ev:
+				continue
+			case <-b.w.done:
+				continue
+			case <-timer.C:
+				expired = true
+			}
+		}
+		select { // out of time: only what fits now
+		case b.w.input <- b.ev:
+		case <-b.w.done:
+		default:
+			c.log.Warn("ending a watcher that does not keep up", "resource", c.cfg.Resource.String(), "buffer", cap(b.w.input))
+			b.w.Stop()
+		}
+	}
+	c.budget.giveBack(allowed - time.Since(start))
+}
+
+// timeBudget is time to spend waiting: it refills at refill per second up
+// to max (upstream: 50 ms per second, at most 100 ms).
+type timeBudget struct {
+	mu          sync.Mutex
+	left        time.Duration
+	last        time.Time
+	refill, max time.Duration
+}
+
+func newTimeBudget() *timeBudget {
+	return &timeBudget{left: 100 * time.Millisecond, last: time.Now(), refill: 50 * time.Millisecond, max: 100 * time.Millisecond}
+}
+
+// take returns all the budget there is now.
+func (b *timeBudget) take() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	b.left = min(b.max, b.left+time.Duration(float64(b.refill)*now.Sub(b.last).Seconds()))
+	b.last = now
+	t := b.left
+	b.left = 0
+	return t
+}
+
+// giveBack returns what was not used.
+func (b *timeBudget) giveBack(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	b.mu.Lock()
+	b.left = min(b.max, b.left+d)
+	b.mu.Unlock()
 }
 
 // run copies events to the result channel. Objects of changes are shared
@@ -157,7 +232,7 @@ func (c *Cacher) Watch(ctx context.Context, key string, opts storage.ListOptions
 		}
 	}
 	w := &cacheWatcher{c: c, key: key, recursive: opts.Recursive, pred: opts.Predicate, bookmarks: opts.ProgressNotify,
-		input: make(chan watch.Event, watcherBuffer), result: make(chan watch.Event, 16), done: make(chan struct{})}
+		input: make(chan watch.Event, c.cfg.WatcherBuffer), result: make(chan watch.Event, 16), done: make(chan struct{})}
 	if w.recursive && !strings.HasSuffix(w.key, "/") {
 		w.key += "/"
 	}
