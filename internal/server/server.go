@@ -351,6 +351,7 @@ func (s *Server) startControllers(ctx context.Context, kubeconfig string) error 
 		// The CSR signer signs with the cluster CA.
 		ClusterSigningCertFile: filepath.Join(s.cfg.tlsDir(), pki.CACertFile),
 		ClusterSigningKeyFile:  filepath.Join(s.cfg.tlsDir(), pki.CAKeyFile),
+		ClusterSigningDuration: s.cfg.ClusterSigningDuration,
 		Logger:                 s.log.With("component", "controller-manager"),
 	})
 	if err != nil {
