@@ -36,12 +36,12 @@ func writeNodeKubeconfig(t *testing.T, dataDir, server, cn string, life time.Dur
 		t.Fatal(err)
 	}
 	kder, _ := x509.MarshalECPrivateKey(key)
-	certPath, keyPath := filepath.Join(dir, kubeletCertFile), filepath.Join(dir, kubeletKeyFile)
-	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	certPath := filepath.Join(dir, ClientCertFile)
+	os.WriteFile(certPath, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})...), 0o600)
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["default"] = &clientcmdapi.Cluster{Server: server}
-	kc.AuthInfos["default"] = &clientcmdapi.AuthInfo{ClientCertificate: certPath, ClientKey: keyPath}
+	kc.AuthInfos["default"] = &clientcmdapi.AuthInfo{ClientCertificate: certPath, ClientKey: certPath}
 	kc.Contexts["default"] = &clientcmdapi.Context{Cluster: "default", AuthInfo: "default"}
 	kc.CurrentContext = "default"
 	if err := clientcmd.WriteToFile(*kc, KubeletKubeconfigPath(dataDir)); err != nil {
@@ -64,7 +64,8 @@ func TestReusable(t *testing.T) {
 		{name: "valid", write: true, server: server, cn: "system:node:n1", life: 365 * 24 * time.Hour, ok: true},
 		{name: "other node", write: true, server: server, cn: "system:node:n2", life: time.Hour * 48, why: "certificate is for"},
 		{name: "other server", write: true, server: "https://10.0.0.2:6443", cn: "system:node:n1", life: time.Hour * 48, why: "is for server"},
-		{name: "expiring", write: true, server: server, cn: "system:node:n1", life: time.Minute, why: "expires"},
+		{name: "short-lived, renewed later", write: true, server: server, cn: "system:node:n1", life: time.Minute, ok: true},
+		{name: "expiring", write: true, server: server, cn: "system:node:n1", life: 5 * time.Second, why: "expires"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

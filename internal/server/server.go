@@ -131,6 +131,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	api, err := apiserver.New(ctx, apiserver.Config{
 		KubeletClientCert: kubeletClient,
+		KubeletCA:         ca.Pool(),
 		Resources:         resources,
 		Storage:           s.storageFactory(ctx),
 		ClientCAs:         ca.Pool(),
