@@ -161,7 +161,7 @@ func TestShortLifetimeBackdate(t *testing.T) {
 	cert, _ := x509.ParseCertificate(b.Bytes)
 	// 70% of NotBefore..NotAfter must lie in the future, or a kubelet
 	// renews at once.
-	if life := cert.NotAfter.Sub(cert.NotBefore); cert.NotBefore.Add(life*7/10).Before(now) {
+	if life := cert.NotAfter.Sub(cert.NotBefore); cert.NotBefore.Add(life * 7 / 10).Before(now) {
 		t.Errorf("NotBefore %v NotAfter %v: 70%% of the lifetime is already spent at issue", cert.NotBefore, cert.NotAfter)
 	}
 }
