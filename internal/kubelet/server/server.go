@@ -98,8 +98,9 @@ func (s *Server) Run(ctx context.Context) error {
 	hs := &http.Server{
 		Handler: s.Handler(),
 		TLSConfig: &tls.Config{
-			Certificates:   []tls.Certificate{cert},
-			GetCertificate: s.cfg.GetCertificate,
+			// Not Certificates: with them Go calls GetCertificate only for
+			// clients sending SNI, and the API server dials an IP.
+			GetCertificate: s.servingCert(&cert),
 			ClientAuth:     tls.VerifyClientCertIfGiven,
 			ClientCAs:      s.cfg.ClientCAs,
 			MinVersion:     tls.VersionTLS12,
@@ -119,6 +120,19 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	case err := <-done:
 		return fmt.Errorf("kubelet server: %w", err)
+	}
+}
+
+// servingCert is the tls.Config.GetCertificate: the configured source's
+// certificate, or fallback (self-signed) while it has none.
+func (s *Server) servingCert(fallback *tls.Certificate) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if s.cfg.GetCertificate != nil {
+			if c, err := s.cfg.GetCertificate(hello); c != nil || err != nil {
+				return c, err
+			}
+		}
+		return fallback, nil
 	}
 }
 
