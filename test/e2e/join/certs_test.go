@@ -23,6 +23,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/skiff-sh/skiff/test/e2e/framework"
 )
@@ -145,13 +146,13 @@ func TestNodeCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, err := cs.CoreV1().Pods("default").GetLogs("on-bogus", &corev1.PodLogOptions{}).DoRaw(ctx)
-	if err == nil || !apierrors.IsServiceUnavailable(err) || !strings.Contains(err.Error(), "does not serve a certificate the cluster CA verifies") ||
+	if err == nil || !apierrors.IsServiceUnavailable(err) || !strings.Contains(string(body), "does not serve a certificate the cluster CA verifies") ||
 		strings.Contains(string(body), "secret-data") {
 		t.Errorf("logs from a kubelet with a foreign certificate: %v %q, want 503 naming the certificate", err, body)
 	} else {
-		t.Logf("bogus kubelet, logs: %v", err)
+		t.Logf("bogus kubelet, logs: %v: %s", err, body)
 	}
-	if r := k.Run("exec", "on-bogus", "--", "true"); r.Err == nil || !strings.Contains(r.Stderr, "certificate") {
+	if r := k.Run("exec", "on-bogus", "--", "true"); r.Err == nil || !strings.Contains(r.Stderr, "does not serve a certificate the cluster CA verifies") {
 		t.Errorf("kubectl exec on a kubelet with a foreign certificate: %v\nstdout %q\nstderr %q", r.Err, r.Stdout, r.Stderr)
 	} else {
 		t.Logf("bogus kubelet, exec: %s", lastLine(r.Stderr))
@@ -279,14 +280,21 @@ func waitKubeletCert(t *testing.T, addr, ip string, ca *x509.CertPool, notSerial
 func createBogusNode(t *testing.T, cs kubernetes.Interface, name string, port int32) string {
 	t.Helper()
 	ctx := context.Background()
-	nd, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
+	if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cs.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{}) })
-	nd.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}
-	nd.Status.DaemonEndpoints.KubeletEndpoint.Port = port
-	if _, err := cs.CoreV1().Nodes().UpdateStatus(ctx, nd, metav1.UpdateOptions{}); err != nil {
+	// Controllers (node IPAM) update the new Node too.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		nd, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		nd.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}
+		nd.Status.DaemonEndpoints.KubeletEndpoint.Port = port
+		_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, nd, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	return name
