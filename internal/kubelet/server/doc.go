@@ -2,5 +2,7 @@
 // (read from the CRI log files), exec, attach and port-forward (through the
 // runtime's CRI streaming server; WebSocket clients are translated to the
 // SPDY the runtime speaks) and /healthz. It serves only clients whose
-// certificate the cluster CA signed; it never talks to the API server.
+// certificate the cluster CA signed. Its own certificate comes from
+// Config.GetCertificate (the agent's, from the cluster CA), self-signed
+// until there is one; it never talks to the API server.
 package server
