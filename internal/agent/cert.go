@@ -62,8 +62,14 @@ func writeCertAndKey(path string, certPEM []byte, key *ecdsa.PrivateKey) error {
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
 		return fmt.Errorf("issued certificate does not match the key: %w", err)
 	}
+	return writeSecretAtomic(path, append(append([]byte{}, certPEM...), keyPEM...))
+}
+
+// writeSecretAtomic writes a 0600 file through a temporary file and a
+// rename.
+func writeSecretAtomic(path string, data []byte) error {
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := pki.WriteSecretFile(tmp, append(append([]byte{}, certPEM...), keyPEM...)); err != nil {
+	if err := pki.WriteSecretFile(tmp, data); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {

@@ -90,6 +90,9 @@ func Join(ctx context.Context, cfg JoinConfig) (string, error) {
 	path := KubeletKubeconfigPath(cfg.DataDir)
 	if ok, why := reusable(path, cfg.Server, cfg.NodeName); ok {
 		log.Info("re-using the node certificate from an earlier join", "kubeconfig", path)
+		if err := migrateKubeconfig(path); err != nil {
+			log.Warn("the node kubeconfig keeps its separate certificate and key files; they will not be rotated", "err", err)
+		}
 		return path, nil
 	} else if why != "" {
 		log.Info("joining again", "reason", why)
@@ -262,4 +265,43 @@ func clientCertRequest(nodeName string) certRequest {
 		usages: []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth},
 		prefix: "node-csr", node: nodeName,
 	}
+}
+
+// migrateKubeconfig points a kubeconfig of an earlier skiff, whose
+// certificate and key are separate files, at one ClientCertFile beside it,
+// which the ClientRotator can replace in one rename.
+func migrateKubeconfig(path string) error {
+	kc, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		return err
+	}
+	ctx := kc.Contexts[kc.CurrentContext]
+	if ctx == nil || kc.AuthInfos[ctx.AuthInfo] == nil {
+		return fmt.Errorf("%s: no user in the current context", path)
+	}
+	ai := kc.AuthInfos[ctx.AuthInfo]
+	if ai.ClientCertificate == "" || ai.ClientCertificate == ai.ClientKey {
+		return nil
+	}
+	certPEM, err := os.ReadFile(ai.ClientCertificate)
+	if err != nil {
+		return err
+	}
+	keyPEM, err := os.ReadFile(ai.ClientKey)
+	if err != nil {
+		return err
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return err
+	}
+	combined := filepath.Join(filepath.Dir(path), ClientCertFile)
+	if err := writeSecretAtomic(combined, append(append([]byte{}, certPEM...), keyPEM...)); err != nil {
+		return err
+	}
+	ai.ClientCertificate, ai.ClientKey = combined, combined
+	data, err := clientcmd.Write(*kc)
+	if err != nil {
+		return err
+	}
+	return writeSecretAtomic(path, data)
 }

@@ -113,3 +113,38 @@ func srvCert(t *testing.T, r *http.Request) []byte {
 	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	return der
 }
+
+func TestMigrateKubeconfig(t *testing.T) {
+	dir := t.TempDir()
+	writeNodeKubeconfig(t, dir, "https://10.0.0.1:6443", "system:node:n1", 48*time.Hour)
+	// The layout of an earlier skiff: certificate and key apart.
+	agentDir := filepath.Join(dir, "agent")
+	data, _ := os.ReadFile(filepath.Join(agentDir, ClientCertFile))
+	certEnd := strings.Index(string(data), "-----BEGIN EC PRIVATE KEY")
+	os.WriteFile(filepath.Join(agentDir, "kubelet.crt"), data[:certEnd], 0o600)
+	os.WriteFile(filepath.Join(agentDir, "kubelet.key"), data[certEnd:], 0o600)
+	os.Remove(filepath.Join(agentDir, ClientCertFile))
+	kc, _ := clientcmd.LoadFromFile(KubeletKubeconfigPath(dir))
+	kc.AuthInfos["default"].ClientCertificate = filepath.Join(agentDir, "kubelet.crt")
+	kc.AuthInfos["default"].ClientKey = filepath.Join(agentDir, "kubelet.key")
+	clientcmd.WriteToFile(*kc, KubeletKubeconfigPath(dir))
+
+	if err := migrateKubeconfig(KubeletKubeconfigPath(dir)); err != nil {
+		t.Fatal(err)
+	}
+	kc, _ = clientcmd.LoadFromFile(KubeletKubeconfigPath(dir))
+	want := filepath.Join(agentDir, ClientCertFile)
+	if ai := kc.AuthInfos["default"]; ai.ClientCertificate != want || ai.ClientKey != want {
+		t.Fatalf("kubeconfig user %+v, want both at %s", ai, want)
+	}
+	if c, err := loadCertAndKey(want); err != nil || c.Leaf.Subject.CommonName != "system:node:n1" {
+		t.Fatalf("combined file: %v", err)
+	}
+	if ok, why := reusable(KubeletKubeconfigPath(dir), "https://10.0.0.1:6443", "n1"); !ok {
+		t.Errorf("not reusable after migration: %s", why)
+	}
+	// Already migrated: nothing to do.
+	if err := migrateKubeconfig(KubeletKubeconfigPath(dir)); err != nil {
+		t.Error(err)
+	}
+}
