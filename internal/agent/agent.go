@@ -2,12 +2,14 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"k8s.io/client-go/kubernetes"
 
@@ -35,6 +37,12 @@ type Config struct {
 	ClusterCA []byte
 	// KubeletPort is the kubelet API's port (default 10250).
 	KubeletPort int
+	// ClientCertFile, when set, is the node's client certificate and key
+	// (ClientCertFile of a join) that the ClientRotator renews;
+	// ClientRotated is called after each renewal (to drop the client's
+	// connections, see cert_client.go).
+	ClientCertFile string
+	ClientRotated  func()
 	// NetpolTable is the nftables table of the NetworkPolicy enforcer
 	// (default skiff-netpol); DisableNetworkPolicy leaves it off.
 	NetpolTable          string
@@ -72,6 +80,7 @@ type Agent struct {
 	kubelet    *kubelet.Kubelet
 	netpol     *netpol.Enforcer // nil when disabled
 	dns        *nodeDNS         // nil with DisableDNS
+	serving    *servingCerts    // nil without ClusterCA (no kubelet API)
 	routes     *hostRoutes      // routes only without DisableHostGW; always the egress masquerade
 	proxy      *proxy.Proxy
 	ready      chan struct{}
@@ -102,14 +111,19 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	var clientCAs *x509.CertPool
+	var serving *servingCerts
+	var getServingCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	if len(cfg.ClusterCA) > 0 {
 		clientCAs = x509.NewCertPool()
 		if !clientCAs.AppendCertsFromPEM(cfg.ClusterCA) {
 			return nil, errors.New("--kubeconfig: no certificate in the cluster CA data")
 		}
+		serving = newServingCerts(cfg, clientCAs)
+		getServingCert = serving.GetCertificate
 	}
 	kl, err := kubelet.New(kubelet.Config{
-		Client: cfg.Client, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir,
+		ServingCertificate: getServingCert,
+		Client:             cfg.Client, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir,
 		RuntimeEndpoint: sup.Endpoint(), CNIConfDir: sup.Config().CNIConfDir, Bridge: cfg.Bridge,
 		KubeletVersion: cfg.KubeletVersion, ClientCAs: clientCAs, Port: cfg.KubeletPort, Logger: cfg.Logger,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
@@ -125,7 +139,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, containerd: sup, kubelet: kl, netpol: np, proxy: px, ready: make(chan struct{})}
+	a := &Agent{cfg: cfg, containerd: sup, kubelet: kl, netpol: np, proxy: px, serving: serving, ready: make(chan struct{})}
 	if !cfg.DisableDNS {
 		a.dns = newNodeDNS(cfg)
 	}
@@ -163,6 +177,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	kDone := make(chan error, 1)
 	go func() { kDone <- a.kubelet.Run(kubeletCtx) }()
+	certsDone := a.runCerts(kubeletCtx)
+	defer certsDone()
 	npDone := make(chan error, 1)
 	go func() { npDone <- runNetpol(kubeletCtx, a.netpol) }()
 	stopNetwork := a.runNetwork(ctx)
@@ -213,4 +229,24 @@ func (a *Agent) Run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// runCerts keeps the kubelet's serving certificate and renews its client
+// certificate (cert_serving.go, cert_client.go) until ctx ends; the
+// returned func waits for them.
+func (a *Agent) runCerts(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	if a.serving != nil {
+		wg.Go(func() { a.serving.Run(ctx) })
+	}
+	if a.cfg.ClientCertFile != "" {
+		r := &ClientRotator{Path: a.cfg.ClientCertFile, NodeName: a.cfg.NodeName, Client: a.cfg.Client,
+			Rotated: a.cfg.ClientRotated, Logger: a.cfg.Logger}
+		wg.Go(func() {
+			if err := r.Run(ctx); err != nil {
+				a.cfg.Logger.Error("client certificate rotation stopped", "err", err)
+			}
+		})
+	}
+	return wg.Wait
 }

@@ -3,13 +3,9 @@ package agent
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -22,8 +18,6 @@ import (
 	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -32,11 +26,12 @@ import (
 	"github.com/skiff-sh/skiff/internal/pki"
 )
 
-// Files the join writes under <data-dir>/agent.
+// Files the join writes under <data-dir>/agent (and ClientCertFile).
 const (
 	KubeletKubeconfigFile = "kubelet.kubeconfig"
-	kubeletCertFile       = "kubelet.crt"
-	kubeletKeyFile        = "kubelet.key"
+	// joinKeyFile keeps the key of a pending join across attempts, so a
+	// retried join finds the CSR it already created.
+	joinKeyFile = "kubelet-client.key.pending"
 )
 
 // ErrTokenRejected means the API server answered 401 to the token.
@@ -81,7 +76,8 @@ func KubeletKubeconfigPath(dataDir string) string {
 // from /cacerts (checked against the token's hash), creates a
 // CertificateSigningRequest for CN=system:node:<name>, O=system:nodes as
 // the bootstrap identity, waits for the certificate and writes the
-// kubeconfig, certificate and key (0600).
+// kubeconfig and ClientCertFile (certificate and key, 0600), which the
+// ClientRotator renews later.
 func Join(ctx context.Context, cfg JoinConfig) (string, error) {
 	if err := cfg.Validate(); err != nil {
 		return "", err
@@ -94,6 +90,9 @@ func Join(ctx context.Context, cfg JoinConfig) (string, error) {
 	path := KubeletKubeconfigPath(cfg.DataDir)
 	if ok, why := reusable(path, cfg.Server, cfg.NodeName); ok {
 		log.Info("re-using the node certificate from an earlier join", "kubeconfig", path)
+		if err := migrateKubeconfig(path); err != nil {
+			log.Warn("the node kubeconfig keeps its separate certificate and key files; they will not be rotated", "err", err)
+		}
 		return path, nil
 	} else if why != "" {
 		log.Info("joining again", "reason", why)
@@ -114,7 +113,8 @@ func Join(ctx context.Context, cfg JoinConfig) (string, error) {
 	} else if got := pki.CAHash(caPEM); got != tok.CAHash {
 		return "", fmt.Errorf("join: the CA bundle from %s/cacerts (sha256 %s) does not match the token's hash %s", cfg.Server, got, tok.CAHash)
 	}
-	key, _, err := loadOrCreateKey(filepath.Join(dir, kubeletKeyFile))
+	keyPath := filepath.Join(dir, joinKeyFile)
+	key, err := loadOrCreateKey(keyPath)
 	if err != nil {
 		return "", err
 	}
@@ -130,17 +130,19 @@ func Join(ctx context.Context, cfg JoinConfig) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	certPEM, err := requestCertificate(ctx, cs, key, cfg.NodeName, log)
+	certPEM, err := clientCertRequest(cfg.NodeName).request(ctx, cs, key, log)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("join: %w", err)
 	}
-	certPath := filepath.Join(dir, kubeletCertFile)
-	if err := pki.WriteSecretFile(certPath, certPEM); err != nil {
+	certPath := filepath.Join(dir, ClientCertFile)
+	if err := writeCertAndKey(certPath, certPEM, key); err != nil {
 		return "", err
 	}
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["default"] = &clientcmdapi.Cluster{Server: cfg.Server, CertificateAuthorityData: caPEM}
-	kc.AuthInfos["default"] = &clientcmdapi.AuthInfo{ClientCertificate: certPath, ClientKey: filepath.Join(dir, kubeletKeyFile)}
+	// Both point at the one file: client-go re-reads it when the
+	// ClientRotator replaces it.
+	kc.AuthInfos["default"] = &clientcmdapi.AuthInfo{ClientCertificate: certPath, ClientKey: certPath}
 	kc.Contexts["default"] = &clientcmdapi.Context{Cluster: "default", AuthInfo: "default"}
 	kc.CurrentContext = "default"
 	data, err := clientcmd.Write(*kc)
@@ -150,13 +152,15 @@ func Join(ctx context.Context, cfg JoinConfig) (string, error) {
 	if err := pki.WriteSecretFile(path, data); err != nil {
 		return "", err
 	}
+	os.Remove(keyPath)
 	log.Info("joined the cluster", "node", cfg.NodeName, "kubeconfig", path)
 	return path, nil
 }
 
 // reusable reports whether path holds a kubeconfig for server whose
-// certificate names this node and is valid for at least another hour;
-// otherwise why says what is wrong ("" when there is no file).
+// certificate names this node and has more than a tenth of its lifetime
+// (or an hour) left, enough for the ClientRotator to renew it; otherwise
+// why says what is wrong ("" when there is no file).
 func reusable(path, server, nodeName string) (bool, string) {
 	kc, err := clientcmd.LoadFromFile(path)
 	if err != nil {
@@ -192,7 +196,7 @@ func reusable(path, server, nodeName string) (bool, string) {
 	if cert.Subject.CommonName != "system:node:"+nodeName {
 		return false, fmt.Sprintf("certificate is for %q", cert.Subject.CommonName)
 	}
-	if time.Until(cert.NotAfter) < time.Hour {
+	if left := time.Until(cert.NotAfter); left < min(time.Hour, cert.NotAfter.Sub(cert.NotBefore)/10) {
 		return false, "certificate expires at " + cert.NotAfter.String()
 	}
 	return true, ""
@@ -229,91 +233,75 @@ func fetchCA(ctx context.Context, server string) ([]byte, error) {
 
 // loadOrCreateKey keeps one key across attempts, so a retried join
 // matches the CSR it already created.
-func loadOrCreateKey(path string) (*ecdsa.PrivateKey, []byte, error) {
+func loadOrCreateKey(path string) (*ecdsa.PrivateKey, error) {
 	if data, err := os.ReadFile(path); err == nil {
 		if block, _ := pem.Decode(data); block != nil {
 			if k, err := x509.ParseECPrivateKey(block.Bytes); err == nil {
-				return k, data, nil
+				return k, nil
 			}
 		}
 	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate node key: %w", err)
-	}
-	der, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode node key: %w", err)
-	}
-	data := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
-	if err := pki.WriteSecretFile(path, data); err != nil {
-		return nil, nil, err
-	}
-	return k, data, nil
-}
-
-// requestCertificate creates (or finds) this key's CSR and waits until it
-// is issued, denied or failed.
-func requestCertificate(ctx context.Context, cs kubernetes.Interface, key *ecdsa.PrivateKey, nodeName string, log *slog.Logger) ([]byte, error) {
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject: pkix.Name{CommonName: "system:node:" + nodeName, Organization: []string{"system:nodes"}},
-	}, key)
-	if err != nil {
-		return nil, fmt.Errorf("create certificate request: %w", err)
-	}
-	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	k, err := newKey()
 	if err != nil {
 		return nil, err
 	}
-	// A name from the node and its key: `kubectl get csr` shows the node,
-	// and a retry finds its own request.
-	sum := sha256.Sum256(append(pub, nodeName...))
-	name := "node-csr-" + nodeName + "-" + hex.EncodeToString(sum[:])[:16]
-	if len(name) > 253 {
-		name = "node-csr-" + hex.EncodeToString(sum[:])[:32]
+	data, err := encodeKey(k)
+	if err != nil {
+		return nil, err
 	}
-	csr := &certificatesv1.CertificateSigningRequest{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: certificatesv1.CertificateSigningRequestSpec{
-			Request:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
-			SignerName: certificatesv1.KubeAPIServerClientKubeletSignerName,
-			Usages:     []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth},
-		},
+	if err := pki.WriteSecretFile(path, data); err != nil {
+		return nil, err
 	}
-	api := cs.CertificatesV1().CertificateSigningRequests()
-	if _, err := api.Create(ctx, csr, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		if apierrors.IsUnauthorized(err) {
-			return nil, fmt.Errorf("join: %w: check --token", ErrTokenRejected)
-		}
-		return nil, fmt.Errorf("join: create certificate signing request: %w", err)
+	return k, nil
+}
+
+// clientCertRequest is the kubelet client certificate request of a node:
+// CN=system:node:<name>, O=system:nodes, for the kube-apiserver-client-
+// kubelet signer.
+func clientCertRequest(nodeName string) certRequest {
+	return certRequest{
+		tmpl:   &x509.CertificateRequest{Subject: pkix.Name{CommonName: "system:node:" + nodeName, Organization: []string{"system:nodes"}}},
+		signer: certificatesv1.KubeAPIServerClientKubeletSignerName,
+		usages: []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth},
+		prefix: "node-csr", node: nodeName,
 	}
-	log.Info("created certificate signing request; waiting for approval and signing", "csr", name)
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		cur, err := api.Get(ctx, name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsUnauthorized(err):
-			return nil, fmt.Errorf("join: %w: check --token", ErrTokenRejected)
-		case err == nil:
-			for _, c := range cur.Status.Conditions {
-				switch c.Type {
-				case certificatesv1.CertificateDenied:
-					return nil, fmt.Errorf("join: certificate signing request %s was denied: %s %s", name, c.Reason, c.Message)
-				case certificatesv1.CertificateFailed:
-					return nil, fmt.Errorf("join: certificate signing request %s failed: %s %s", name, c.Reason, c.Message)
-				}
-			}
-			if len(cur.Status.Certificate) > 0 {
-				return cur.Status.Certificate, nil
-			}
-		case !apierrors.IsNotFound(err):
-			log.Debug("read certificate signing request", "csr", name, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("join: waiting for certificate signing request %s to be approved and issued: %w", name, ctx.Err())
-		case <-tick.C:
-		}
+}
+
+// migrateKubeconfig points a kubeconfig of an earlier skiff, whose
+// certificate and key are separate files, at one ClientCertFile beside it,
+// which the ClientRotator can replace in one rename.
+func migrateKubeconfig(path string) error {
+	kc, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		return err
 	}
+	ctx := kc.Contexts[kc.CurrentContext]
+	if ctx == nil || kc.AuthInfos[ctx.AuthInfo] == nil {
+		return fmt.Errorf("%s: no user in the current context", path)
+	}
+	ai := kc.AuthInfos[ctx.AuthInfo]
+	if ai.ClientCertificate == "" || ai.ClientCertificate == ai.ClientKey {
+		return nil
+	}
+	certPEM, err := os.ReadFile(ai.ClientCertificate)
+	if err != nil {
+		return err
+	}
+	keyPEM, err := os.ReadFile(ai.ClientKey)
+	if err != nil {
+		return err
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return err
+	}
+	combined := filepath.Join(filepath.Dir(path), ClientCertFile)
+	if err := writeSecretAtomic(combined, append(append([]byte{}, certPEM...), keyPEM...)); err != nil {
+		return err
+	}
+	ai.ClientCertificate, ai.ClientKey = combined, combined
+	data, err := clientcmd.Write(*kc)
+	if err != nil {
+		return err
+	}
+	return writeSecretAtomic(path, data)
 }

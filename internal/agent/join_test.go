@@ -36,12 +36,12 @@ func writeNodeKubeconfig(t *testing.T, dataDir, server, cn string, life time.Dur
 		t.Fatal(err)
 	}
 	kder, _ := x509.MarshalECPrivateKey(key)
-	certPath, keyPath := filepath.Join(dir, kubeletCertFile), filepath.Join(dir, kubeletKeyFile)
-	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	certPath := filepath.Join(dir, ClientCertFile)
+	os.WriteFile(certPath, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})...), 0o600)
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["default"] = &clientcmdapi.Cluster{Server: server}
-	kc.AuthInfos["default"] = &clientcmdapi.AuthInfo{ClientCertificate: certPath, ClientKey: keyPath}
+	kc.AuthInfos["default"] = &clientcmdapi.AuthInfo{ClientCertificate: certPath, ClientKey: certPath}
 	kc.Contexts["default"] = &clientcmdapi.Context{Cluster: "default", AuthInfo: "default"}
 	kc.CurrentContext = "default"
 	if err := clientcmd.WriteToFile(*kc, KubeletKubeconfigPath(dataDir)); err != nil {
@@ -64,7 +64,8 @@ func TestReusable(t *testing.T) {
 		{name: "valid", write: true, server: server, cn: "system:node:n1", life: 365 * 24 * time.Hour, ok: true},
 		{name: "other node", write: true, server: server, cn: "system:node:n2", life: time.Hour * 48, why: "certificate is for"},
 		{name: "other server", write: true, server: "https://10.0.0.2:6443", cn: "system:node:n1", life: time.Hour * 48, why: "is for server"},
-		{name: "expiring", write: true, server: server, cn: "system:node:n1", life: time.Minute, why: "expires"},
+		{name: "short-lived, renewed later", write: true, server: server, cn: "system:node:n1", life: time.Minute, ok: true},
+		{name: "expiring", write: true, server: server, cn: "system:node:n1", life: 5 * time.Second, why: "expires"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -111,4 +112,39 @@ func srvCert(t *testing.T, r *http.Request) []byte {
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
 	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	return der
+}
+
+func TestMigrateKubeconfig(t *testing.T) {
+	dir := t.TempDir()
+	writeNodeKubeconfig(t, dir, "https://10.0.0.1:6443", "system:node:n1", 48*time.Hour)
+	// The layout of an earlier skiff: certificate and key apart.
+	agentDir := filepath.Join(dir, "agent")
+	data, _ := os.ReadFile(filepath.Join(agentDir, ClientCertFile))
+	certEnd := strings.Index(string(data), "-----BEGIN EC PRIVATE KEY")
+	os.WriteFile(filepath.Join(agentDir, "kubelet.crt"), data[:certEnd], 0o600)
+	os.WriteFile(filepath.Join(agentDir, "kubelet.key"), data[certEnd:], 0o600)
+	os.Remove(filepath.Join(agentDir, ClientCertFile))
+	kc, _ := clientcmd.LoadFromFile(KubeletKubeconfigPath(dir))
+	kc.AuthInfos["default"].ClientCertificate = filepath.Join(agentDir, "kubelet.crt")
+	kc.AuthInfos["default"].ClientKey = filepath.Join(agentDir, "kubelet.key")
+	clientcmd.WriteToFile(*kc, KubeletKubeconfigPath(dir))
+
+	if err := migrateKubeconfig(KubeletKubeconfigPath(dir)); err != nil {
+		t.Fatal(err)
+	}
+	kc, _ = clientcmd.LoadFromFile(KubeletKubeconfigPath(dir))
+	want := filepath.Join(agentDir, ClientCertFile)
+	if ai := kc.AuthInfos["default"]; ai.ClientCertificate != want || ai.ClientKey != want {
+		t.Fatalf("kubeconfig user %+v, want both at %s", ai, want)
+	}
+	if c, err := loadCertAndKey(want); err != nil || c.Leaf.Subject.CommonName != "system:node:n1" {
+		t.Fatalf("combined file: %v", err)
+	}
+	if ok, why := reusable(KubeletKubeconfigPath(dir), "https://10.0.0.1:6443", "n1"); !ok {
+		t.Errorf("not reusable after migration: %s", why)
+	}
+	// Already migrated: nothing to do.
+	if err := migrateKubeconfig(KubeletKubeconfigPath(dir)); err != nil {
+		t.Error(err)
+	}
 }

@@ -34,7 +34,10 @@ type Config struct {
 	Version version.Info
 	// KubeletClientCert is presented to kubelets (pods/log, pods/exec).
 	KubeletClientCert *tls.Certificate
-	Logger            *slog.Logger
+	// KubeletCA verifies kubelets' serving certificates (the cluster CA,
+	// which signs them through kubelet-serving CSRs); nil: the system roots.
+	KubeletCA *x509.CertPool
+	Logger    *slog.Logger
 }
 
 // Validate rejects an incomplete config.

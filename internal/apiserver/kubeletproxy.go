@@ -2,6 +2,8 @@ package apiserver
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -31,10 +33,12 @@ var (
 )
 
 // newKubeletTransport is how the API server reaches kubelets: with its
-// client certificate, and without verifying the kubelet's self-signed
-// serving certificate (nodes have no CA-issued certificates yet).
-func newKubeletTransport(cert *tls.Certificate) *http.Transport {
-	cfg := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // see above
+// client certificate (CN=kube-apiserver-kubelet-client, O=system:masters),
+// verifying the kubelet's serving certificate against roots (the cluster
+// CA) and the address dialled, as kube-apiserver with
+// --kubelet-certificate-authority.
+func newKubeletTransport(cert *tls.Certificate, roots *x509.CertPool) *http.Transport {
+	cfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
 	}
@@ -111,11 +115,11 @@ func (s *Server) servePodConnect(w http.ResponseWriter, r *http.Request, res *re
 	}
 	loc := &url.URL{Scheme: "https", Host: host, RawQuery: out.Encode(), Path: p}
 	if sub == "log" {
-		s.streamLogs(w, r, loc, info.Name)
+		s.streamLogs(w, r, loc, info.Name, pod.Spec.NodeName)
 		return
 	}
 	r.URL.RawQuery = out.Encode() // the handler sends the client's query
-	h := proxy.NewUpgradeAwareHandler(loc, s.kubeletTransport, false, true, kubeletResponder{s})
+	h := proxy.NewUpgradeAwareHandler(loc, s.kubeletTransport, false, true, kubeletResponder{s, pod.Spec.NodeName, host})
 	h.ServeHTTP(w, r)
 }
 
@@ -145,7 +149,7 @@ func checkPorts(values []string) error {
 // streamLogs copies the kubelet's log stream to w, flushing as it comes.
 // A kubelet error becomes a Status as kube-apiserver makes it: 400 and 404
 // keep their code, the kubelet's text is the message.
-func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, loc *url.URL, name string) {
+func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, loc *url.URL, name, node string) {
 	gr := schema.GroupResource{Resource: "pods/log"}
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, loc.String(), nil)
 	if err != nil {
@@ -154,6 +158,10 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, loc *url.URL
 	}
 	resp, err := (&http.Client{Transport: s.kubeletTransport}).Do(req)
 	if err != nil {
+		if st := kubeletTLSError(node, loc.Host, err); st != nil {
+			s.writeStatus(w, r, &st.ErrStatus)
+			return
+		}
 		s.writeError(w, r, apierrors.NewInternalError(fmt.Errorf("get logs from the kubelet: %w", err)), gr, name)
 		return
 	}
@@ -249,8 +257,34 @@ func (s *Server) kubeletHost(r *http.Request, nodeName string) (string, error) {
 	return net.JoinHostPort(strings.TrimSpace(addr), strconv.Itoa(port)), nil
 }
 
-type kubeletResponder struct{ s *Server }
+type kubeletResponder struct {
+	s          *Server
+	node, host string
+}
 
 func (k kubeletResponder) Error(w http.ResponseWriter, r *http.Request, err error) {
+	if st := kubeletTLSError(k.node, k.host, err); st != nil {
+		k.s.writeStatus(w, r, &st.ErrStatus)
+		return
+	}
 	k.s.writeStatus(w, r, &apierrors.NewServiceUnavailable(fmt.Sprintf("error dialing the kubelet: %v", err)).ErrStatus)
+}
+
+// kubeletTLSError is a 503 naming the problem when err is the kubelet's
+// serving certificate failing verification (nil otherwise). Upstream
+// answers with the bare x509 error; the likely cause here is a node whose
+// kubelet-serving CertificateSigningRequest is not issued yet, so it still
+// serves its self-signed certificate.
+func kubeletTLSError(node, host string, err error) *apierrors.StatusError {
+	var verr *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	// The upgrade dialer flattens its error with %v: match its text too.
+	if !errors.As(err, &verr) && !errors.As(err, &unknown) && !errors.As(err, &hostErr) && !errors.As(err, &invalid) &&
+		!strings.Contains(err.Error(), "tls: failed to verify certificate") {
+		return nil
+	}
+	return apierrors.NewServiceUnavailable(fmt.Sprintf("the kubelet of node %s at %s does not serve a certificate the cluster CA verifies "+
+		"(is its kubelet-serving CertificateSigningRequest issued? see kubectl get csr): %v", node, host, err))
 }

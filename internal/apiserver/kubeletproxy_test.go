@@ -1,7 +1,11 @@
 package apiserver
 
 import (
+	"crypto/x509"
+	"errors"
+	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -59,6 +63,28 @@ func TestConnectOptions(t *testing.T) {
 		v, _ := url.ParseQuery(q)
 		if err := checkStreams(v); (err == nil) != ok || (err != nil && !apierrors.IsBadRequest(err)) {
 			t.Errorf("streams %q: %v", q, err)
+		}
+	}
+}
+
+func TestKubeletTLSError(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"unknown authority", fmt.Errorf("get: %w", x509.UnknownAuthorityError{}), true},
+		{"flattened by the upgrade dialer", fmt.Errorf("error dialing backend: %v", errors.New("tls: failed to verify certificate: x509: certificate signed by unknown authority")), true},
+		{"wrong host", x509.HostnameError{Certificate: &x509.Certificate{}, Host: "10.0.0.1"}, true},
+		{"connection refused", errors.New("dial tcp 10.0.0.1:10250: connect: connection refused"), false},
+	} {
+		st := kubeletTLSError("n1", "10.0.0.1:10250", tc.err)
+		if (st != nil) != tc.want {
+			t.Errorf("%s: %v, want a 503: %v", tc.name, st, tc.want)
+			continue
+		}
+		if st != nil && (st.ErrStatus.Code != 503 || !strings.Contains(st.ErrStatus.Message, "node n1")) {
+			t.Errorf("%s: %+v", tc.name, st.ErrStatus)
 		}
 	}
 }

@@ -55,6 +55,6 @@ func (s *Server) serveNodeProxy(w http.ResponseWriter, r *http.Request, res *res
 	// The client's credentials are for the API server, not the kubelet.
 	r = r.Clone(r.Context())
 	r.Header.Del("Authorization")
-	h := proxy.NewUpgradeAwareHandler(loc, s.kubeletTransport, false, false, kubeletResponder{s})
+	h := proxy.NewUpgradeAwareHandler(loc, s.kubeletTransport, false, false, kubeletResponder{s, name, host})
 	h.ServeHTTP(w, r)
 }

@@ -69,7 +69,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics:   newMetrics(),
 		now:       time.Now,
 
-		kubeletTransport: newKubeletTransport(cfg.KubeletClientCert),
+		kubeletTransport: newKubeletTransport(cfg.KubeletClientCert, cfg.KubeletCA),
 	}
 	seenGroup := map[string]bool{}
 	for _, r := range cfg.Resources {

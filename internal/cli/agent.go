@@ -5,11 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/connrotation"
 
 	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/dns"
@@ -82,6 +85,15 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	}
 	rc.UserAgent = "skiff-agent"
 	rc.QPS, rc.Burst = 50, 100
+	// The node's own certificate from a join is renewed in place
+	// (internal/agent/cert_client.go); closing the client's connections
+	// after a renewal makes it handshake with the new one.
+	var clientCertFile string
+	var rotated func()
+	if own := filepath.Join(dir, "agent", agent.ClientCertFile); rc.CertFile == own && rc.KeyFile == own {
+		d := connrotation.NewDialer((&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext)
+		rc.Dial, clientCertFile, rotated = d.DialContext, own, d.CloseAll
+	}
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return err
@@ -94,6 +106,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	}
 	a, err := agent.New(agent.Config{DataDir: dir, Client: cs, NodeName: *nodeName, NodeIP: *nodeIP,
 		Bridge: *bridge, KubeletVersion: server.Version.GitVersion, ClusterCA: ca, KubeletPort: *kubeletPort,
+		ClientCertFile: clientCertFile, ClientRotated: rotated,
 		NetpolTable: *netpolTable, DisableNetworkPolicy: *disableNetpol, ProxyTable: *proxyTable, DisableProxy: *disableProxy,
 		ClusterDNS: clusterDNS, ClusterDomain: *clusterDomain, DisableDNS: *disableDNS, DisableHostGW: *disableHostGW, Logger: env.Logger})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"strings"
+	"time"
 
 	"github.com/skiff-sh/skiff/internal/controller/manager"
 )
@@ -23,6 +24,7 @@ func runControllerManager(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&cfg.ServiceLBPool, "service-lb-pool", "", "CIDR LoadBalancer Services get addresses from (default: the Ready nodes' InternalIPs)")
 	fs.StringVar(&cfg.ClusterSigningCertFile, "cluster-signing-cert-file", "", "PEM CA certificate the CSR signer issues kubelet certificates with")
 	fs.StringVar(&cfg.ClusterSigningKeyFile, "cluster-signing-key-file", "", "PEM private key of --cluster-signing-cert-file")
+	fs.DurationVar(&cfg.ClusterSigningDuration, "cluster-signing-duration", 365*24*time.Hour, "lifetime of the certificates the CSR signer issues; a request's spec.expirationSeconds may shorten it")
 	fs.StringVar(&cfg.MetricsBindAddress, "metrics-bind-address", "", "host:port to serve controller sync metrics on, over plain HTTP at /metrics (default: off)")
 	if err := parse(fs, args); err != nil {
 		return err

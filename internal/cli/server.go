@@ -31,6 +31,7 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	fs.BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler in this server")
 	fs.StringVar(&cfg.SchedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration file for the scheduler in this server (profile, plugins, percentageOfNodesToScore)")
 	fs.BoolVar(&cfg.DisableControllers, "disable-controllers", false, "do not run the controller manager in this server")
+	fs.DurationVar(&cfg.ClusterSigningDuration, "cluster-signing-duration", cfg.ClusterSigningDuration, "lifetime of the certificates the CSR signer issues (kubelet client and serving certificates); a request's spec.expirationSeconds may shorten it")
 	fs.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", cfg.NodeMonitorGracePeriod, "time without a heartbeat before a node is marked unhealthy")
 	fs.Var(listFlag{&cfg.Controllers}, "controllers", "controllers to run: '*' all, 'name' one, '-name' all but one (comma-separated)")
 	if err := parse(fs, args); err != nil {

@@ -36,6 +36,9 @@ type Options struct {
 	// signer uses; empty means the signer does nothing.
 	ClusterSigningCertFile string
 	ClusterSigningKeyFile  string
+	// ClusterSigningDuration is the longest lifetime of a signed
+	// certificate (0: one year).
+	ClusterSigningDuration time.Duration
 }
 
 // Context is what a controller is built from. Controllers share one

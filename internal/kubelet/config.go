@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -59,6 +60,9 @@ type Config struct {
 	// all addresses, port 10250; tests pass a free port).
 	ServerAddress string
 	Port          int
+	// ServingCertificate, when set, gives the kubelet API's certificate
+	// (see server.Config.GetCertificate); nil serves a self-signed one.
+	ServingCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// ClusterDNS are the resolvers of ClusterFirst pods (the kube-dns
 	// Service's IP); empty makes them fall back to Default. ClusterDomain
 	// is the cluster's DNS zone (their search path).

@@ -23,6 +23,7 @@ func (k *Kubelet) startServer(ctx context.Context) (wait func(), err error) {
 	srv, err := server.New(server.Config{
 		Addr: net.JoinHostPort(k.cfg.ServerAddress, strconv.Itoa(port)), ClientCAs: k.cfg.ClientCAs,
 		Runtime: k.rt, Stats: newStatsProvider(k), Hosts: []string{k.nodeIP, k.cfg.NodeName}, Logger: k.cfg.Logger,
+		GetCertificate: k.cfg.ServingCertificate,
 	})
 	if err != nil {
 		return nil, err

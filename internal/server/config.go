@@ -53,6 +53,9 @@ type Config struct {
 	ServiceLBPool string
 	// NodeMonitorGracePeriod: a node silent this long is marked unhealthy.
 	NodeMonitorGracePeriod time.Duration
+	// ClusterSigningDuration is the lifetime of certificates the CSR
+	// signer issues (kubelet client and serving certificates).
+	ClusterSigningDuration time.Duration
 	Logger                 *slog.Logger
 }
 
@@ -66,6 +69,7 @@ func DefaultConfig() Config {
 		ClusterCIDR:            "10.42.0.0/16",
 		ClusterDomain:          "cluster.local",
 		NodeMonitorGracePeriod: 40 * time.Second,
+		ClusterSigningDuration: 365 * 24 * time.Hour,
 	}
 }
 
@@ -115,6 +119,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NodeMonitorGracePeriod < 0 {
 		return fmt.Errorf("--node-monitor-grace-period %s: must not be negative", c.NodeMonitorGracePeriod)
+	}
+	if c.ClusterSigningDuration <= 0 {
+		return fmt.Errorf("--cluster-signing-duration %s: must be positive", c.ClusterSigningDuration)
 	}
 	return nil
 }

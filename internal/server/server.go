@@ -131,6 +131,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	api, err := apiserver.New(ctx, apiserver.Config{
 		KubeletClientCert: kubeletClient,
+		KubeletCA:         ca.Pool(),
 		Resources:         resources,
 		Storage:           s.storageFactory(ctx),
 		ClientCAs:         ca.Pool(),
@@ -351,6 +352,7 @@ func (s *Server) startControllers(ctx context.Context, kubeconfig string) error 
 		// The CSR signer signs with the cluster CA.
 		ClusterSigningCertFile: filepath.Join(s.cfg.tlsDir(), pki.CACertFile),
 		ClusterSigningKeyFile:  filepath.Join(s.cfg.tlsDir(), pki.CAKeyFile),
+		ClusterSigningDuration: s.cfg.ClusterSigningDuration,
 		Logger:                 s.log.With("component", "controller-manager"),
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	certlisters "k8s.io/client-go/listers/certificates/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -18,10 +20,11 @@ import (
 	"github.com/skiff-sh/skiff/internal/registry/certificates"
 )
 
-// Controller approves kubelet client CSRs.
+// Controller approves kubelet client and serving CSRs.
 type Controller struct {
 	client kubernetes.Interface
 	csrs   certlisters.CertificateSigningRequestLister
+	nodes  corelisters.NodeLister
 	queue  workqueue.TypedRateLimitingInterface[string]
 	log    *slog.Logger
 	synced cache.InformerSynced
@@ -30,13 +33,15 @@ type Controller struct {
 // New wires the controller to the shared CSR informer.
 func New(cc *controller.Context) (*Controller, error) {
 	inf := cc.Informers.Certificates().V1().CertificateSigningRequests()
+	nodes := cc.Informers.Core().V1().Nodes()
 	c := &Controller{
 		client: cc.Client,
 		csrs:   inf.Lister(),
+		nodes:  nodes.Lister(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "csrapproving"}),
 		log:    cc.Logger.With("controller", "csrapproving"),
-		synced: inf.Informer().HasSynced,
+		synced: func() bool { return inf.Informer().HasSynced() && nodes.Informer().HasSynced() },
 	}
 	add := func(obj any) {
 		if k, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
@@ -86,8 +91,25 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 	if err != nil {
 		return nil // the API server validated it; nothing to do with a bad one
 	}
-	d := Decide(csr, req)
+	var node *corev1.Node
+	if csr.Spec.SignerName == certificatesv1.KubeletServingSignerName {
+		name := strings.TrimPrefix(req.Subject.CommonName, NodeUserPrefix)
+		if node, err = c.nodes.Get(name); apierrors.IsNotFound(err) {
+			// The kubelet asks once its Node has addresses; the cache
+			// may not have them yet.
+			return fmt.Errorf("node %q of serving csr %s: not in the cache yet", name, csr.Name)
+		} else if err != nil {
+			return err
+		}
+	}
+	d := Decide(csr, req, node)
 	if !d.Approve {
+		if node != nil && IsNodeServingCert(req, csr.Spec.Usages) {
+			if bad := namesOfNode(req, node); bad != "" {
+				// The node's addresses may not be posted yet.
+				return fmt.Errorf("serving csr %s: %s is not an address of node %s", csr.Name, bad, node.Name)
+			}
+		}
 		return nil
 	}
 	csr = csr.DeepCopy()
@@ -101,7 +123,7 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		}
 		return fmt.Errorf("approve csr %s: %w", csr.Name, err)
 	}
-	c.log.Info("approved kubelet client certificate request", "csr", csr.Name, "requester", csr.Spec.Username)
+	c.log.Info("approved kubelet certificate request", "csr", csr.Name, "signer", csr.Spec.SignerName, "requester", csr.Spec.Username)
 	return nil
 }
 

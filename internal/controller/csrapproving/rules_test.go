@@ -6,9 +6,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"net"
 	"testing"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func request(t *testing.T, tmpl *x509.CertificateRequest) *x509.CertificateRequest {
@@ -63,12 +66,56 @@ func TestDecide(t *testing.T) {
 			}
 			csr := &certificatesv1.CertificateSigningRequest{Spec: certificatesv1.CertificateSigningRequestSpec{
 				SignerName: signer, Usages: tc.usages, Username: tc.user, Groups: tc.groups}}
-			d := Decide(csr, request(t, tc.tmpl))
+			d := Decide(csr, request(t, tc.tmpl), nil)
 			if d.Approve != tc.approve {
 				t.Fatalf("approve = %v, want %v", d.Approve, tc.approve)
 			}
 			if d.Approve && d.Message == "" {
 				t.Error("no message")
+			}
+		})
+	}
+}
+
+func TestDecideServing(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
+		{Type: corev1.NodeInternalIP, Address: "10.0.0.5"}, {Type: corev1.NodeHostName, Address: "host-1"}}}}
+	subject := pkix.Name{CommonName: "system:node:n1", Organization: []string{"system:nodes"}}
+	own := &x509.CertificateRequest{Subject: subject, DNSNames: []string{"host-1", "n1"}, IPAddresses: []net.IP{net.ParseIP("10.0.0.5")}}
+	serving := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageKeyEncipherment, certificatesv1.UsageServerAuth}
+	self, selfGroups := "system:node:n1", []string{"system:nodes", "system:authenticated"}
+	for _, tc := range []struct {
+		name    string
+		tmpl    *x509.CertificateRequest
+		usages  []certificatesv1.KeyUsage
+		user    string
+		groups  []string
+		node    *corev1.Node
+		approve bool
+	}{
+		{name: "node for itself", tmpl: own, usages: serving, user: self, groups: selfGroups, node: node, approve: true},
+		{name: "without key encipherment", tmpl: own, user: self, groups: selfGroups, node: node, approve: true,
+			usages: []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageServerAuth}},
+		{name: "admin-run agent", tmpl: own, usages: serving, user: "admin", groups: []string{"system:masters"}, node: node, approve: true},
+		{name: "another node asking", tmpl: own, usages: serving, user: "system:node:n2", groups: selfGroups, node: node},
+		{name: "bootstrap identity", tmpl: own, usages: serving, user: "system:bootstrap:a", groups: []string{"system:bootstrappers"}, node: node},
+		{name: "no such node", tmpl: own, usages: serving, user: self, groups: selfGroups},
+		{name: "another node's IP", tmpl: &x509.CertificateRequest{Subject: subject, IPAddresses: []net.IP{net.ParseIP("10.0.0.6")}},
+			usages: serving, user: self, groups: selfGroups, node: node},
+		{name: "a foreign DNS name", tmpl: &x509.CertificateRequest{Subject: subject, DNSNames: []string{"kubernetes.default"}},
+			usages: serving, user: self, groups: selfGroups, node: node},
+		{name: "no names", tmpl: &x509.CertificateRequest{Subject: subject}, usages: serving, user: self, groups: selfGroups, node: node},
+		{name: "client usage", tmpl: own, user: self, groups: selfGroups, node: node,
+			usages: []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageServerAuth, certificatesv1.UsageClientAuth}},
+		{name: "extra organization", tmpl: &x509.CertificateRequest{Subject: pkix.Name{CommonName: "system:node:n1", Organization: []string{"system:nodes", "system:masters"}},
+			IPAddresses: []net.IP{net.ParseIP("10.0.0.5")}}, usages: serving, user: self, groups: selfGroups, node: node},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			csr := &certificatesv1.CertificateSigningRequest{Spec: certificatesv1.CertificateSigningRequestSpec{
+				SignerName: certificatesv1.KubeletServingSignerName, Usages: tc.usages, Username: tc.user, Groups: tc.groups}}
+			d := Decide(csr, request(t, tc.tmpl), tc.node)
+			if d.Approve != tc.approve {
+				t.Fatalf("approve = %v, want %v", d.Approve, tc.approve)
 			}
 		})
 	}

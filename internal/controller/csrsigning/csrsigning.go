@@ -1,6 +1,7 @@
 package csrsigning
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -28,7 +29,9 @@ type Controller struct {
 	log    *slog.Logger
 	synced cache.InformerSynced
 	ca     *CA // nil: no signing CA configured, nothing is signed
-	now    func() time.Time
+	// duration is --cluster-signing-duration.
+	duration time.Duration
+	now      func() time.Time
 }
 
 // New wires the controller to the shared CSR informer and loads the CA
@@ -40,9 +43,10 @@ func New(cc *controller.Context) (*Controller, error) {
 		csrs:   inf.Lister(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "csrsigning"}),
-		log:    cc.Logger.With("controller", "csrsigning"),
-		synced: inf.Informer().HasSynced,
-		now:    time.Now,
+		log:      cc.Logger.With("controller", "csrsigning"),
+		synced:   inf.Informer().HasSynced,
+		duration: cmp.Or(cc.Options.ClusterSigningDuration, DefaultDuration),
+		now:      time.Now,
 	}
 	if f := cc.Options.ClusterSigningCertFile; f != "" {
 		ca, err := LoadCA(f, cc.Options.ClusterSigningKeyFile)
@@ -130,10 +134,7 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		})
 		return c.updateStatus(ctx, csr)
 	}
-	d := DefaultDuration
-	if e := csr.Spec.ExpirationSeconds; e != nil {
-		d = time.Duration(*e) * time.Second
-	}
+	d := Duration(c.duration, csr.Spec.ExpirationSeconds)
 	certPEM, err := c.ca.Sign(req, csr.Spec.Usages, d, c.now())
 	if err != nil {
 		return fmt.Errorf("sign csr %s: %w", name, err)

@@ -3,7 +3,10 @@
 // (kube-apiserver-client-kubelet, kube-apiserver-client, kubelet-serving)
 // with the cluster CA (--cluster-signing-cert-file/-key-file; inside
 // `skiff server` the server's own CA). Certificates live for
-// spec.expirationSeconds or one year, never beyond the CA. A request that
+// --cluster-signing-duration (one year by default), or
+// spec.expirationSeconds (at least 10 minutes) when shorter, never beyond
+// the CA; they are backdated 5 minutes for clock skew, less for short
+// lifetimes. A request that
 // breaks its signer's rules gets a Failed condition. Requests for other
 // signers are never touched.
 package csrsigning

@@ -23,7 +23,28 @@ const (
 	DefaultDuration = 365 * 24 * time.Hour
 	// backdate allows for clock skew between signer and verifier.
 	backdate = 5 * time.Minute
+	// MinExpirationSeconds is the shortest spec.expirationSeconds honoured.
+	MinExpirationSeconds = 600
 )
+
+// Duration is how long a certificate for a request lives: the signer's
+// duration (--cluster-signing-duration), or the request's
+// spec.expirationSeconds (at least 10 minutes) when that is shorter.
+func Duration(signing time.Duration, expirationSeconds *int32) time.Duration {
+	if expirationSeconds == nil {
+		return signing
+	}
+	want := time.Duration(max(*expirationSeconds, MinExpirationSeconds)) * time.Second
+	return min(want, signing)
+}
+
+// backdateFor keeps the clock-skew allowance a small part of a short
+// lifetime: a 30s certificate backdated by 5 minutes would look 90% spent
+// when issued, and the kubelet's renewal (at 70-90% of NotBefore..NotAfter)
+// would start again at once.
+func backdateFor(d time.Duration) time.Duration {
+	return min(backdate, d/10)
+}
 
 // Signers are the signer names this controller issues for.
 var Signers = sets.New(
@@ -126,7 +147,7 @@ func (ca *CA) Sign(req *x509.CertificateRequest, usages []certificatesv1.KeyUsag
 		IPAddresses:           req.IPAddresses,
 		EmailAddresses:        req.EmailAddresses,
 		URIs:                  req.URIs,
-		NotBefore:             now.Add(-backdate),
+		NotBefore:             now.Add(-backdateFor(duration)),
 		NotAfter:              notAfter,
 		KeyUsage:              ku,
 		ExtKeyUsage:           eku,

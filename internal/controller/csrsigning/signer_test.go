@@ -129,3 +129,39 @@ func TestSignable(t *testing.T) {
 		}
 	}
 }
+
+func TestDuration(t *testing.T) {
+	secs := func(s int32) *int32 { return &s }
+	for _, tc := range []struct {
+		name    string
+		signing time.Duration
+		exp     *int32
+		want    time.Duration
+	}{
+		{name: "signer default", signing: DefaultDuration, want: DefaultDuration},
+		{name: "shorter request", signing: DefaultDuration, exp: secs(3600), want: time.Hour},
+		{name: "request under the 10 minute minimum", signing: DefaultDuration, exp: secs(60), want: 10 * time.Minute},
+		{name: "longer request capped by the signer", signing: time.Hour, exp: secs(7200), want: time.Hour},
+		{name: "short signer duration wins over the minimum", signing: 30 * time.Second, exp: secs(60), want: 30 * time.Second},
+	} {
+		if got := Duration(tc.signing, tc.exp); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestShortLifetimeBackdate(t *testing.T) {
+	ca := testCA(t, 24*time.Hour)
+	now := time.Now()
+	p, err := ca.Sign(nodeRequest(t), []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}, 30*time.Second, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(p)
+	cert, _ := x509.ParseCertificate(b.Bytes)
+	// 70% of NotBefore..NotAfter must lie in the future, or a kubelet
+	// renews at once.
+	if life := cert.NotAfter.Sub(cert.NotBefore); cert.NotBefore.Add(life * 7 / 10).Before(now) {
+		t.Errorf("NotBefore %v NotAfter %v: 70%% of the lifetime is already spent at issue", cert.NotBefore, cert.NotAfter)
+	}
+}

@@ -61,6 +61,9 @@ type Config struct {
 	// signer issues kubelet certificates with (empty: no signer runs).
 	ClusterSigningCertFile string
 	ClusterSigningKeyFile  string
+	// ClusterSigningDuration is the longest lifetime of a certificate the
+	// signer issues (0: one year).
+	ClusterSigningDuration time.Duration
 	// MetricsBindAddress, when set, serves the controllers' sync metrics
 	// at http://<address>/metrics.
 	MetricsBindAddress string
@@ -106,6 +109,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.ClusterSigningCertFile == "") != (c.ClusterSigningKeyFile == "") {
 		return errors.New("--cluster-signing-cert-file and --cluster-signing-key-file must be given together")
+	}
+	if c.ClusterSigningDuration < 0 {
+		return errors.New("--cluster-signing-duration must not be negative")
 	}
 	if c.NodeMonitorGracePeriod < 0 {
 		return errors.New("--node-monitor-grace-period must not be negative")
@@ -324,6 +330,7 @@ func (m *Manager) runControllers(ctx context.Context) error {
 		TerminatedPodGCThreshold: m.cfg.TerminatedPodGCThreshold,
 		ClusterSigningCertFile:   m.cfg.ClusterSigningCertFile,
 		ClusterSigningKeyFile:    m.cfg.ClusterSigningKeyFile,
+		ClusterSigningDuration:   m.cfg.ClusterSigningDuration,
 	}
 	if m.cfg.ClusterCIDR != "" {
 		_, opts.ClusterCIDR, _ = net.ParseCIDR(m.cfg.ClusterCIDR)

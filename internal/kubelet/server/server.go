@@ -46,6 +46,11 @@ type Config struct {
 	Runtime   Runtime
 	// Hosts are the names and IPs put in the self-signed serving cert.
 	Hosts []string
+	// GetCertificate, when set, gives the serving certificate for each
+	// handshake (the node's certificate from the cluster CA, swapped in
+	// without a restart); while it returns nil the self-signed one is
+	// served.
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// FollowPoll is how often a followed log is re-read at its end.
 	FollowPoll time.Duration
 	// Stats serves /stats/summary and /metrics/resource; nil leaves them
@@ -96,11 +101,13 @@ func (s *Server) Run(ctx context.Context) error {
 	hs := &http.Server{
 		Handler: s.Handler(),
 		TLSConfig: &tls.Config{
-			Certificates: []tls.Certificate{cert},
-			ClientAuth:   tls.VerifyClientCertIfGiven,
-			ClientCAs:    s.cfg.ClientCAs,
-			MinVersion:   tls.VersionTLS12,
-			NextProtos:   []string{"http/1.1"},
+			// Not Certificates: with them Go calls GetCertificate only for
+			// clients sending SNI, and the API server dials an IP.
+			GetCertificate: s.servingCert(&cert),
+			ClientAuth:     tls.VerifyClientCertIfGiven,
+			ClientCAs:      s.cfg.ClientCAs,
+			MinVersion:     tls.VersionTLS12,
+			NextProtos:     []string{"http/1.1"},
 		},
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -116,6 +123,19 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	case err := <-done:
 		return fmt.Errorf("kubelet server: %w", err)
+	}
+}
+
+// servingCert is the tls.Config.GetCertificate: the configured source's
+// certificate, or fallback (self-signed) while it has none.
+func (s *Server) servingCert(fallback *tls.Certificate) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if s.cfg.GetCertificate != nil {
+			if c, err := s.cfg.GetCertificate(hello); c != nil || err != nil {
+				return c, err
+			}
+		}
+		return fallback, nil
 	}
 }
 
@@ -188,8 +208,9 @@ func containerError(w http.ResponseWriter, err error) {
 	http.Error(w, err.Error(), http.StatusInternalServerError)
 }
 
-// selfSigned makes the serving certificate. The API server does not verify
-// it yet (no node certificates issued by the cluster CA).
+// selfSigned makes the serving certificate used until the cluster CA has
+// issued one. The API server does not trust it: logs and exec fail with a
+// clear error until the node's serving certificate is issued.
 func selfSigned(hosts []string) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

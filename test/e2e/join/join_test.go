@@ -120,7 +120,7 @@ func TestJoinWithToken(t *testing.T) {
 	a := framework.StartAgent(t, srv, node, bridge, "--token", token)
 	t.Logf("join to agent ready: %v", time.Since(begin).Round(time.Millisecond))
 	kc := filepath.Join(a.DataDir, "agent", "kubelet.kubeconfig")
-	for _, f := range []string{kc, filepath.Join(a.DataDir, "agent", "kubelet.key")} {
+	for _, f := range []string{kc, filepath.Join(a.DataDir, "agent", "kubelet-client-current.pem")} {
 		if st, err := os.Stat(f); err != nil || st.Mode().Perm() != 0o600 {
 			t.Errorf("%s: %v %v, want mode 0600", f, err, st)
 		}
@@ -140,11 +140,11 @@ func TestJoinWithToken(t *testing.T) {
 
 	// The CSR: approved and issued, requested by the bootstrap identity,
 	// for CN=system:node:<node>.
-	csrs, err := cs.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{})
-	if err != nil || len(csrs.Items) != 1 {
-		t.Fatalf("CSRs after join: %v, %d", err, len(csrs.Items))
+	csrs, err := clientCSRs(ctx, cs)
+	if err != nil || len(csrs) != 1 {
+		t.Fatalf("client CSRs after join: %v, %d", err, len(csrs))
 	}
-	csr := csrs.Items[0]
+	csr := csrs[0]
 	if csr.Spec.Username != "system:bootstrap:"+id || csr.Spec.SignerName != certificatesv1.KubeAPIServerClientKubeletSignerName {
 		t.Errorf("csr spec: user %q signer %q groups %v", csr.Spec.Username, csr.Spec.SignerName, csr.Spec.Groups)
 	}
@@ -175,15 +175,19 @@ func TestJoinWithToken(t *testing.T) {
 		}
 	}
 
-	// A restart re-uses the certificate: no new CSR.
+	// A restart re-uses the certificates: no new CSR.
+	all, _ := cs.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{})
 	a.Stop()
 	a.Start()
 	if !strings.Contains(a.Logs(), "re-using the node certificate") {
 		t.Errorf("restarted agent did not re-use its certificate")
 	}
+	if !strings.Contains(a.Logs(), "serving the kubelet certificate from an earlier start") {
+		t.Errorf("restarted agent did not re-use its serving certificate")
+	}
 	waitNodeReady(t, cs, node, 90*time.Second)
-	if csrs, err := cs.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{}); err != nil || len(csrs.Items) != 1 {
-		t.Errorf("CSRs after restart: %v, %d, want 1", err, len(csrs.Items))
+	if after, err := cs.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{}); err != nil || len(after.Items) != len(all.Items) {
+		t.Errorf("CSRs after restart: %v, %d, want %d", err, len(after.Items), len(all.Items))
 	}
 
 	// kubectl certificate approve|deny on requests for another signer:
@@ -233,6 +237,21 @@ func TestJoinWithToken(t *testing.T) {
 	if _, err := bootCS.CertificatesV1().CertificateSigningRequests().UpdateApproval(ctx, own.Name, own, metav1.UpdateOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("bootstrap token writing approval: %v, want 403", err)
 	}
+}
+
+// clientCSRs are the kubelet client certificate requests.
+func clientCSRs(ctx context.Context, cs kubernetes.Interface) ([]certificatesv1.CertificateSigningRequest, error) {
+	l, err := cs.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var out []certificatesv1.CertificateSigningRequest
+	for _, c := range l.Items {
+		if c.Spec.SignerName == certificatesv1.KubeAPIServerClientKubeletSignerName {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 func waitNodeReady(t *testing.T, cs kubernetes.Interface, node string, timeout time.Duration) {
