@@ -14,6 +14,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/registry/networking"
 	"github.com/skiff-sh/skiff/internal/registry/policy"
 	"github.com/skiff-sh/skiff/internal/registry/printers"
+	"github.com/skiff-sh/skiff/internal/registry/rbac"
 	"github.com/skiff-sh/skiff/internal/registry/scheduling"
 	"github.com/skiff-sh/skiff/internal/registry/storage"
 )
@@ -37,6 +38,7 @@ func Resources(opts core.Options) ([]*registry.Resource, error) {
 		policy.Resources(),
 		networking.Resources(),
 		storage.Resources(),
+		rbac.Resources(),
 	}
 	var out []*registry.Resource
 	for _, g := range groups {
