@@ -5,6 +5,8 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/registry/apps"
+	"github.com/skiff-sh/skiff/internal/registry/authentication"
+	"github.com/skiff-sh/skiff/internal/registry/authorization"
 	"github.com/skiff-sh/skiff/internal/registry/batch"
 	"github.com/skiff-sh/skiff/internal/registry/certificates"
 	"github.com/skiff-sh/skiff/internal/registry/coordination"
@@ -39,6 +41,8 @@ func Resources(opts core.Options) ([]*registry.Resource, error) {
 		networking.Resources(),
 		storage.Resources(),
 		rbac.Resources(),
+		authorization.Resources(),
+		authentication.Resources(),
 	}
 	var out []*registry.Resource
 	for _, g := range groups {
