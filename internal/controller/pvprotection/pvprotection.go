@@ -28,23 +28,26 @@ const (
 type Controller struct {
 	client  kubernetes.Interface
 	volumes corelisters.PersistentVolumeLister
+	claims  corelisters.PersistentVolumeClaimLister
 	queue   workqueue.TypedRateLimitingInterface[string]
 	log     *slog.Logger
 	metrics *metrics.Metrics
-	synced  cache.InformerSynced
+	synced  []cache.InformerSynced
 }
 
 // New wires the controller to the shared volume informer.
 func New(cc *controller.Context) (*Controller, error) {
 	inf := cc.Informers.Core().V1().PersistentVolumes()
+	claims := cc.Informers.Core().V1().PersistentVolumeClaims()
 	c := &Controller{
 		client:  cc.Client,
 		volumes: inf.Lister(),
+		claims:  claims.Lister(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: Name}),
 		log:     cc.Logger.With("controller", Name),
 		metrics: cc.Metrics,
-		synced:  inf.Informer().HasSynced,
+		synced:  []cache.InformerSynced{inf.Informer().HasSynced, claims.Informer().HasSynced},
 	}
 	add := func(obj any) {
 		if k, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
@@ -56,12 +59,23 @@ func New(cc *controller.Context) (*Controller, error) {
 	}); err != nil {
 		return nil, err
 	}
+	// A claim that goes frees its volume.
+	if _, err := claims.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
+		}
+		if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok && pvc.Spec.VolumeName != "" {
+			c.queue.Add(pvc.Spec.VolumeName)
+		}
+	}}); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
 // Run processes volumes until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	controller.RunWorkers(ctx, c.queue, workers, []cache.InformerSynced{c.synced}, func(ctx context.Context) bool {
+	controller.RunWorkers(ctx, c.queue, workers, c.synced, func(ctx context.Context) bool {
 		return controller.ProcessNext(ctx, c.queue, Name, c.metrics, c.log, func(ctx context.Context, key string) (controller.Result, error) {
 			return controller.Result{}, c.sync(ctx, key)
 		})
@@ -82,7 +96,22 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		pv = pv.DeepCopy()
 		pv.Finalizers = append(pv.Finalizers, Finalizer)
 		return c.update(ctx, pv, "add")
-	case pv.DeletionTimestamp != nil && has && !InUse(pv):
+	case pv.DeletionTimestamp != nil && has:
+		if InUse(pv) {
+			// The binder leaves deleted volumes' phase alone, so a volume
+			// whose claim is gone can stay Bound: ask the API server.
+			r := pv.Spec.ClaimRef
+			if r == nil {
+				return nil
+			}
+			claim, err := c.client.CoreV1().PersistentVolumeClaims(r.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
+			if err == nil && (r.UID == "" || claim.UID == r.UID) {
+				return nil
+			}
+			if err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+		}
 		pv = pv.DeepCopy()
 		pv.Finalizers = slices.DeleteFunc(pv.Finalizers, func(f string) bool { return f == Finalizer })
 		return c.update(ctx, pv, "remove")
@@ -101,5 +130,6 @@ func (c *Controller) update(ctx context.Context, pv *corev1.PersistentVolume, wh
 	return nil
 }
 
-// InUse is upstream's rule: a volume is in use while it is Bound.
+// InUse is upstream's rule: a volume is in use while it is Bound. The
+// controller also lets a Bound volume go once its claim no longer exists.
 func InUse(pv *corev1.PersistentVolume) bool { return pv.Status.Phase == corev1.VolumeBound }

@@ -30,8 +30,13 @@ func TestSync(t *testing.T) {
 		pv("bound", true, corev1.VolumeBound, Finalizer),
 		pv("released", true, corev1.VolumeReleased, Finalizer),
 		pv("available", true, corev1.VolumeAvailable, Finalizer),
+		pv("claimed", true, corev1.VolumeBound, Finalizer),
+		pv("orphan", true, corev1.VolumeBound, Finalizer),
 	}
-	cs := fake.NewClientset(vols[0], vols[1], vols[2], vols[3])
+	vols[4].Spec.ClaimRef = &corev1.ObjectReference{Namespace: "ns", Name: "c", UID: "u1"}
+	vols[5].Spec.ClaimRef = &corev1.ObjectReference{Namespace: "ns", Name: "gone", UID: "u2"}
+	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c", UID: "u1"}}
+	cs := fake.NewClientset(vols[0], vols[1], vols[2], vols[3], vols[4], vols[5], claim)
 	inf := informers.NewSharedInformerFactory(cs, 0)
 	c, err := New(&controller.Context{Client: cs, Informers: inf, Broadcaster: record.NewBroadcaster(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -43,7 +48,7 @@ func TestSync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := map[string]int{"fresh": 1, "bound": 1, "released": 0, "available": 0}
+	want := map[string]int{"fresh": 1, "bound": 1, "released": 0, "available": 0, "claimed": 1, "orphan": 0}
 	for name, n := range want {
 		if err := c.sync(ctx, name); err != nil {
 			t.Fatal(err)
