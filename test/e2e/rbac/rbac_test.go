@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -233,6 +234,18 @@ func TestRBAC(t *testing.T) {
 		expect(t, "can-i --list", out, "*.*", "[*]")
 		out = k.MustRun("auth", "whoami")
 		expect(t, "whoami", out, "admin", "system:masters")
+		out = k.MustRun("api-resources", "--api-group", "authorization.k8s.io", "-o", "wide")
+		expect(t, "review discovery", out, "SelfSubjectAccessReview   create", "SelfSubjectRulesReview    create")
+		// Bad reviews get upstream's 4xx; reviews are not stored or listed.
+		ctx := framework.Context(t, 10*time.Second)
+		_, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{}, metav1.CreateOptions{})
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "exactly one of nonResourceAttributes or resourceAttributes must be specified") {
+			t.Errorf("empty access review: %v, want 422", err)
+		}
+		err = cs.AuthorizationV1().RESTClient().Get().AbsPath("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews").Do(ctx).Error()
+		if !apierrors.IsMethodNotSupported(err) {
+			t.Errorf("GET of access reviews: %v, want 405", err)
+		}
 	})
 
 	t.Run("defaults", func(t *testing.T) {
