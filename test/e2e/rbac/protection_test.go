@@ -95,14 +95,17 @@ func TestStorageProtection(t *testing.T) {
 	if err := cs.CoreV1().Pods(ns).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	gone(t, ctx, cs, "claim", func() error {
 		_, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, pvc.Name, metav1.GetOptions{})
 		return err
 	})
+	t.Logf("pod deleted → claim removed in %v", time.Since(start).Round(time.Millisecond))
 	gone(t, ctx, cs, "volume", func() error {
 		_, err := cs.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
 		return err
 	})
+	t.Logf("pod deleted → volume removed in %v", time.Since(start).Round(time.Millisecond))
 }
 
 func poll(t *testing.T, ctx context.Context, what string, cond func() bool) {

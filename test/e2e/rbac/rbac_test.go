@@ -137,6 +137,11 @@ func TestRBAC(t *testing.T) {
 		expect(t, "apply", out, "clusterrole.rbac.authorization.k8s.io/operator created",
 			"clusterrolebinding.rbac.authorization.k8s.io/operator created", "role.rbac.authorization.k8s.io/leader-election created",
 			"rolebinding.rbac.authorization.k8s.io/leader-election created", "deployment.apps/operator created")
+		// Server-side apply creates and then merges by its field manager.
+		ssa := "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: ssa\nrules:\n- apiGroups: [\"\"]\n  resources: [\"secrets\"]\n  verbs: [%s]\n"
+		expect(t, "server-side apply", k.Apply(fmt.Sprintf(ssa, `"get"`), "--server-side"), "clusterrole.rbac.authorization.k8s.io/ssa serverside-applied")
+		k.Apply(fmt.Sprintf(ssa, `"get", "list"`), "--server-side")
+		expect(t, "ssa result", k.MustRun("get", "clusterrole", "ssa", "-o", "jsonpath={.rules[0].verbs}"), `["get","list"]`)
 		// A second apply is a no-op.
 		expect(t, "re-apply", k.Apply(chart), "clusterrole.rbac.authorization.k8s.io/operator unchanged",
 			"rolebinding.rbac.authorization.k8s.io/leader-election unchanged")
@@ -215,7 +220,11 @@ func TestRBAC(t *testing.T) {
 			t.Errorf("view has only %d rules", len(cr.Rules))
 		}
 		// Removing the label takes the rule away again.
+		start := time.Now()
 		k.MustRun("label", "clusterrole", "widgets-view", "rbac.authorization.k8s.io/aggregate-to-view-")
+		defer func() {
+			t.Logf("label removed → view re-aggregated in %v", time.Since(start).Round(time.Millisecond))
+		}()
 		if err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(context.Context) (bool, error) {
 			return !has("view"), nil
 		}); err != nil {
@@ -262,8 +271,10 @@ func TestRBAC(t *testing.T) {
 		k.MustRun("delete", "clusterrole", "view", "system:node")
 		k.MustRun("delete", "clusterrolebinding", "system:basic-user")
 		srv.Stop()
+		start := time.Now()
 		srv.Start()
 		checkDefaults(t, k)
+		t.Logf("restart → deleted defaults back in %v", time.Since(start).Round(time.Millisecond))
 		k.MustRun("get", "clusterrole", "operator")
 		cr, err := cs.RbacV1().ClusterRoles().Get(ctx, "view", metav1.GetOptions{})
 		if err != nil {
