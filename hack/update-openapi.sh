@@ -8,7 +8,7 @@ ver=$(go list -m -f '{{.Version}}' k8s.io/kube-openapi)
 api=$(go list -m -f '{{.Dir}}' k8s.io/api)
 pkgs=()
 # scheduling/v1alpha3 is referenced by batch/v1 (JobSchedulingConfiguration).
-for d in core/v1 apps/v1 batch/v1 certificates/v1 coordination/v1 discovery/v1 events/v1 scheduling/v1 scheduling/v1alpha3 policy/v1 autoscaling/v1 networking/v1 storage/v1; do
+for d in core/v1 apps/v1 batch/v1 certificates/v1 coordination/v1 discovery/v1 events/v1 scheduling/v1 scheduling/v1alpha3 policy/v1 autoscaling/v1 networking/v1 storage/v1 rbac/v1 authorization/v1 authentication/v1; do
   pkgs+=("k8s.io/api/$d")
 done
 pkgs+=(k8s.io/apimachinery/pkg/apis/meta/v1 k8s.io/apimachinery/pkg/runtime k8s.io/apimachinery/pkg/util/intstr

@@ -22,6 +22,7 @@ func (s *Server) admitCreate(ctx context.Context, res *resource, obj runtime.Obj
 		return err
 	}
 	s.admitDefaultStorageClass(ctx, obj)
+	admitStorageProtection(obj)
 	if pod, ok := obj.(*corev1.Pod); ok {
 		addDefaultTolerations(pod)
 		return s.admitPodPriority(ctx, pod)

@@ -74,7 +74,7 @@ func newDiscoveryCache(s *Server) *discoveryCache {
 			for _, res := range s.byGV[gv] {
 				list.APIResources = append(list.APIResources, metav1.APIResource{
 					Name: res.Resource.Resource, SingularName: res.SingularName, Namespaced: res.Namespaced,
-					Kind: res.Kind, Verbs: defaultVerbs, ShortNames: res.ShortNames, Categories: res.Categories,
+					Kind: res.Kind, Verbs: res.verbs(), ShortNames: res.ShortNames, Categories: res.Categories,
 				})
 				scope := apidiscoveryv2.ScopeCluster
 				if res.Namespaced {
@@ -84,7 +84,7 @@ func newDiscoveryCache(s *Server) *discoveryCache {
 				ar := apidiscoveryv2.APIResourceDiscovery{
 					Resource: res.Resource.Resource, SingularResource: res.SingularName, Scope: scope,
 					ResponseKind: &metav1.GroupVersionKind{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind},
-					Verbs:        defaultVerbs, ShortNames: res.ShortNames, Categories: res.Categories,
+					Verbs:        res.verbs(), ShortNames: res.ShortNames, Categories: res.Categories,
 				}
 				subs := make([]string, 0, len(res.Subresources))
 				for name := range res.Subresources {

@@ -23,6 +23,9 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 		err = errNotReady
 	} else {
 		for _, res := range s.resources {
+			if res.store == nil {
+				continue // a review
+			}
 			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			_, err = res.store.CurrentRevision(ctx)
 			cancel()

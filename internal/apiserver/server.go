@@ -76,9 +76,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if _, dup := s.resources[r.GroupVersionResource]; dup {
 			return nil, fmt.Errorf("apiserver: resource %s registered twice", r.GroupVersionResource)
 		}
-		store, err := cfg.Storage(r)
-		if err != nil {
-			return nil, fmt.Errorf("storage for %s: %w", r.GroupVersionResource, err)
+		var store storage.Interface
+		if r.Review == nil { // reviews are never stored
+			var err error
+			if store, err = cfg.Storage(r); err != nil {
+				return nil, fmt.Errorf("storage for %s: %w", r.GroupVersionResource, err)
+			}
 		}
 		res := newResource(r, store)
 		s.resources[r.GroupVersionResource] = res
@@ -222,6 +225,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, res *resource, info requestInfo) {
 	if info.Namespace != "" && !res.Namespaced {
 		s.serveNotFound(w, r)
+		return
+	}
+	if res.Review != nil {
+		s.serveReview(w, r, res, info)
 		return
 	}
 	if info.Subresource != "" {

@@ -59,6 +59,12 @@ type Resource struct {
 	// Allocator, when set, reserves cluster-wide unique values an object
 	// needs (Service clusterIPs and nodePorts) around storage writes.
 	Allocator Allocator
+
+	// Review, when set, makes the resource a create-only review that is
+	// never stored (SelfSubjectAccessReview, SelfSubjectReview): the
+	// decoded body of a POST goes to Review, whose answer (or API error)
+	// is the response.
+	Review func(ctx context.Context, obj runtime.Object) (runtime.Object, error)
 }
 
 // Allocator reserves unique values for objects of one resource. The API

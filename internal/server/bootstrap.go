@@ -22,6 +22,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/apiserver/authn"
 	"github.com/skiff-sh/skiff/internal/controller/localpath"
 	"github.com/skiff-sh/skiff/internal/pki"
+	"github.com/skiff-sh/skiff/internal/rbac/bootstrappolicy"
 )
 
 // SystemNamespaces exist in every cluster.
@@ -67,6 +68,10 @@ func bootstrap(ctx context.Context, kubeconfig string, cfg bootstrapConfig) erro
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create namespace %s: %w", ns, err)
 		}
+	}
+	// The default RBAC roles and bindings, as kube-apiserver's bootstrap.
+	if err := bootstrappolicy.Reconcile(ctx, cs); err != nil {
+		return fmt.Errorf("rbac defaults: %w", err)
 	}
 	if cfg.NodeTokenPath != "" {
 		if err := ensureNodeToken(ctx, cs, cfg.NodeTokenPath, cfg.CAPEM); err != nil {

@@ -168,6 +168,11 @@ func resourcePaths(r *registry.Resource) map[string]spec.PathItem {
 		params: append(append([]spec.Parameter{}, deleteParams...), listParams...), produces: readTypes,
 		resp: map[int]string{200: metaPrefix + "Status"}, desc: "delete collection of " + r.Kind}.build(tag)
 	paths[collection] = collItem
+	if r.Review != nil { // a create-only review: POST only, as upstream
+		collItem.Get, collItem.Delete = nil, nil
+		paths[collection] = collItem
+		return paths
+	}
 
 	it := spec.PathItem{PathItemProps: spec.PathItemProps{Parameters: append(append([]spec.Parameter{nameParam}, nsParams...), pPretty)}}
 	it.Get = opSpec{action: "get", id: "read" + idBase + ns + r.Kind, gvk: gvk, produces: readTypes,

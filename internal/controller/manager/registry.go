@@ -2,6 +2,7 @@ package manager
 
 import (
 	"github.com/skiff-sh/skiff/internal/controller"
+	"github.com/skiff-sh/skiff/internal/controller/clusterroleaggregation"
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
 	"github.com/skiff-sh/skiff/internal/controller/csrapproving"
 	"github.com/skiff-sh/skiff/internal/controller/csrsigning"
@@ -17,6 +18,8 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/nodelifecycle"
 	"github.com/skiff-sh/skiff/internal/controller/persistentvolume"
 	"github.com/skiff-sh/skiff/internal/controller/podgc"
+	"github.com/skiff-sh/skiff/internal/controller/pvcprotection"
+	"github.com/skiff-sh/skiff/internal/controller/pvprotection"
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/controller/replicationcontroller"
 	"github.com/skiff-sh/skiff/internal/controller/resourcequota"
@@ -61,6 +64,11 @@ var registry = map[string]descriptor{
 	}},
 	"csrapproving": {5, func(c *controller.Context) (controller.Controller, error) { return csrapproving.New(c) }},
 	"csrsigning":   {5, func(c *controller.Context) (controller.Controller, error) { return csrsigning.New(c) }},
+	clusterroleaggregation.Name: {1, func(c *controller.Context) (controller.Controller, error) {
+		return clusterroleaggregation.New(c)
+	}},
+	pvcprotection.Name: {1, func(c *controller.Context) (controller.Controller, error) { return pvcprotection.New(c) }},
+	pvprotection.Name:  {1, func(c *controller.Context) (controller.Controller, error) { return pvprotection.New(c) }},
 }
 
 // aliases are upstream's other spellings of the same controllers.

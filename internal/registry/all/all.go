@@ -5,6 +5,8 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/registry"
 	"github.com/skiff-sh/skiff/internal/registry/apps"
+	"github.com/skiff-sh/skiff/internal/registry/authentication"
+	"github.com/skiff-sh/skiff/internal/registry/authorization"
 	"github.com/skiff-sh/skiff/internal/registry/batch"
 	"github.com/skiff-sh/skiff/internal/registry/certificates"
 	"github.com/skiff-sh/skiff/internal/registry/coordination"
@@ -14,6 +16,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/registry/networking"
 	"github.com/skiff-sh/skiff/internal/registry/policy"
 	"github.com/skiff-sh/skiff/internal/registry/printers"
+	"github.com/skiff-sh/skiff/internal/registry/rbac"
 	"github.com/skiff-sh/skiff/internal/registry/scheduling"
 	"github.com/skiff-sh/skiff/internal/registry/storage"
 )
@@ -37,6 +40,9 @@ func Resources(opts core.Options) ([]*registry.Resource, error) {
 		policy.Resources(),
 		networking.Resources(),
 		storage.Resources(),
+		rbac.Resources(),
+		authorization.Resources(),
+		authentication.Resources(),
 	}
 	var out []*registry.Resource
 	for _, g := range groups {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +49,8 @@ func servedResources(t *testing.T, c *http.Client) []served {
 		var list metav1.APIResourceList
 		getJSON(t, c, gv, &list)
 		for _, r := range list.APIResources {
-			if strings.Contains(r.Name, "/") {
+			// Subresources, and create-only reviews (nothing to count).
+			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") {
 				continue
 			}
 			p := gv + "/" + r.Name
@@ -111,7 +113,8 @@ func TestMalformedBodiesNeverCause5xx(t *testing.T) {
 		{name: "wrong apiVersion", body: func(r served) []byte {
 			return []byte(fmt.Sprintf(`{"apiVersion":"nosuch.group/v9","kind":%q,"metadata":{"name":"x"}}`, r.kind))
 		}, want: []int{400}},
-		{name: "invalid name", body: func(r served) []byte { return obj(r, `{"name":"Bad_Name"}`, "") }, want: []int{422}, msg: "Bad_Name"},
+		// Invalid for DNS names and for RBAC's path-segment names alike.
+		{name: "invalid name", body: func(r served) []byte { return obj(r, `{"name":"Bad_Name/x"}`, "") }, want: []int{422}, msg: "Bad_Name/x"},
 		{name: "name of wrong type", body: func(r served) []byte { return obj(r, `{"name":5}`, "") }, want: []int{400}},
 		{name: "unknown field strict", suffix: "?fieldValidation=Strict", body: func(r served) []byte { return obj(r, `{"name":"strict-x"}`, `,"bogusField":1`) },
 			want: []int{400}, msg: "bogusField"},

@@ -324,11 +324,14 @@ func TestStorage(t *testing.T) {
 		if err := cs.CoreV1().PersistentVolumeClaims("default").Delete(ctx, "data", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		// Its pods still run: the volume is Released but its data kept.
-		until(t, 20*time.Second, "volume Released", func() bool { return getPV(t, cs, pv.Name).Status.Phase == corev1.VolumeReleased })
+		// Its pods still run: pvc-protection keeps the claim (Terminating)
+		// and so the volume Bound, its data kept.
 		time.Sleep(3 * time.Second)
-		if v := getPV(t, cs, pv.Name); v.DeletionTimestamp != nil {
-			t.Fatalf("volume %s deleted while pods use its claim", pv.Name)
+		if c := getClaim(t, cs, "data"); c.DeletionTimestamp == nil {
+			t.Fatalf("claim data in use: no deletionTimestamp")
+		}
+		if v := getPV(t, cs, pv.Name); v.DeletionTimestamp != nil || v.Status.Phase != corev1.VolumeBound {
+			t.Fatalf("volume %s of a claim in use: phase %s, deletionTimestamp %v", pv.Name, v.Status.Phase, v.DeletionTimestamp)
 		}
 		zero := int64(0)
 		for _, name := range []string{"writer", "reader-0", "reader-1", "reader-2"} {
