@@ -235,6 +235,13 @@ func (k *Kubelet) syncContainers(ctx context.Context, p *corev1.Pod, st *podStat
 	if status.Phase == corev1.PodSucceeded || status.Phase == corev1.PodFailed {
 		return k.stopSandboxes(ctx, uid)
 	}
+	if d := p.Spec.ActiveDeadlineSeconds; d != nil && p.Status.StartTime == nil && status.StartTime != nil && !terminalPhase(status.Phase) {
+		// The pod starts now: its deadline counts from the start time just
+		// written, and no later sync would schedule it (the kubelet's own
+		// status write does not resync the pod).
+		end := status.StartTime.Add(time.Duration(*d) * time.Second)
+		w.after(max(end.Sub(k.now()), time.Millisecond))
+	}
 	if needsResync(p) {
 		w.after(volumeResync)
 	}
