@@ -82,6 +82,10 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	}
 	rc.UserAgent = "skiff-agent"
 	rc.QPS, rc.Burst = 50, 100
+	// Protobuf, as upstream's kubelet (--kube-api-content-type): the pod
+	// watch and status writes of a pod burst cost both sides less than JSON.
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return err

@@ -242,6 +242,14 @@ func (k *Kubelet) syncContainers(ctx context.Context, p *corev1.Pod, st *podStat
 		end := status.StartTime.Add(time.Duration(*d) * time.Second)
 		w.after(max(end.Sub(k.now()), time.Millisecond))
 	}
+	for _, ws := range w.waiting {
+		if ws.Reason == reasonErrImagePull {
+			// A pull just failed: the next sync reports the back-off
+			// (ImagePullBackOff) as upstream's does, without waiting for
+			// it to end.
+			w.after(time.Second)
+		}
+	}
 	if needsResync(p) {
 		w.after(volumeResync)
 	}
