@@ -258,7 +258,10 @@ func (k *Kubelet) relist(ctx context.Context) {
 		for _, c := range cs {
 			st := c.State.String()
 			now[c.Id] = st
-			if k.seen[c.Id] != st {
+			// A created container is one a sync is starting right now (a
+			// failed start requeues its pod itself): only the state it
+			// goes on to queues the pod.
+			if k.seen[c.Id] != st && c.State != runtimeapi.ContainerState_CONTAINER_CREATED {
 				if key := k.keys[c.Labels[labelPodUID]]; key != "" {
 					changed = append(changed, key)
 				}
