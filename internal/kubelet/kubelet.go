@@ -8,18 +8,22 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiff-sh/skiff/internal/kubelet/cri"
 )
 
-// podWorkers is how many pods sync at once.
-const podWorkers = 8
+// podWorkers is how many pods sync at once. A sync mostly waits on the
+// runtime (CNI, shim and runc execs), so a burst of pods needs many in
+// flight to keep the CPUs busy; upstream runs one worker per pod.
+const podWorkers = 32
 
 // Kubelet runs the pods bound to one node. Create it with New, then Run it.
 type Kubelet struct {
@@ -129,8 +133,12 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "kubelet-pods"})
 	defer k.queue.ShutDown()
 	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    k.enqueue,
-		UpdateFunc: func(_, obj interface{}) { k.enqueue(obj) },
+		AddFunc: k.enqueue,
+		UpdateFunc: func(old, obj interface{}) {
+			if !statusOnlyUpdate(old, obj) {
+				k.enqueue(obj)
+			}
+		},
 		DeleteFunc: k.enqueue,
 	}); err != nil {
 		return err
@@ -172,6 +180,24 @@ func (k *Kubelet) enqueue(obj interface{}) {
 	k.queue.Add(key)
 }
 
+// statusOnlyUpdate reports whether a pod update changed nothing the
+// kubelet acts on: only its status (mostly the kubelet's own write), and not
+// to a terminal phase. As upstream's pod config, such an update does not
+// sync the pod again; the runtime's events (relist) and the pod's spec do.
+func statusOnlyUpdate(oldObj, newObj interface{}) bool {
+	o, ok1 := oldObj.(*corev1.Pod)
+	n, ok2 := newObj.(*corev1.Pod)
+	if !ok1 || !ok2 || o.UID != n.UID || terminal(n) != terminal(o) {
+		return false
+	}
+	return apiequality.Semantic.DeepEqual(o.Spec, n.Spec) &&
+		apiequality.Semantic.DeepEqual(o.Labels, n.Labels) &&
+		apiequality.Semantic.DeepEqual(o.Annotations, n.Annotations) &&
+		apiequality.Semantic.DeepEqual(o.DeletionTimestamp, n.DeletionTimestamp) &&
+		apiequality.Semantic.DeepEqual(o.DeletionGracePeriodSeconds, n.DeletionGracePeriodSeconds) &&
+		apiequality.Semantic.DeepEqual(o.Finalizers, n.Finalizers)
+}
+
 func (k *Kubelet) worker(ctx context.Context) {
 	for {
 		key, quit := k.queue.Get()
@@ -188,6 +214,23 @@ func (k *Kubelet) worker(ctx context.Context) {
 			k.queue.AddRateLimited(key)
 		}
 		k.queue.Done(key)
+	}
+}
+
+// observed records the running containers a sync has just read, so that
+// the next relist does not queue the pod again for the containers that sync
+// started (a change after the read still differs and queues it). Other
+// states are left to the relist: an exited container needs a sync that acts
+// on it (restart, phase).
+func (k *Kubelet) observed(st *podState) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, l := range st.containers {
+		for _, c := range l {
+			if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+				k.seen[c.Id] = c.State.String()
+			}
+		}
 	}
 }
 
@@ -215,7 +258,10 @@ func (k *Kubelet) relist(ctx context.Context) {
 		for _, c := range cs {
 			st := c.State.String()
 			now[c.Id] = st
-			if k.seen[c.Id] != st {
+			// A created container is one a sync is starting right now (a
+			// failed start requeues its pod itself): only the state it
+			// goes on to queues the pod.
+			if k.seen[c.Id] != st && c.State != runtimeapi.ContainerState_CONTAINER_CREATED {
 				if key := k.keys[c.Labels[labelPodUID]]; key != "" {
 					changed = append(changed, key)
 				}

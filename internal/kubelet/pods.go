@@ -115,20 +115,38 @@ func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
 			return err
 		}
 		k.log.Info("started pod sandbox", "pod", p.Namespace+"/"+p.Name, "sandbox", id, "took", k.now().Sub(start).Round(time.Millisecond))
-		if st, err = k.podState(ctx, uid, id); err != nil {
+		// The new sandbox has no containers yet: its status is all the
+		// state there is (the old sandboxes were removed above).
+		sbStatus, err := k.rt.PodSandboxStatus(ctx, id, false)
+		if err != nil {
 			return err
 		}
-		sb = st.readySandbox()
-		if sb == nil {
+		s := sbStatus.GetStatus()
+		if s.GetState() != runtimeapi.PodSandboxState_SANDBOX_READY {
 			return fmt.Errorf("sandbox %s of pod %s/%s not ready after start", id, p.Namespace, p.Name)
 		}
-	} else {
-		sbCfg = k.sandboxConfig(p, sb.GetMetadata().GetAttempt())
+		sb = &runtimeapi.PodSandbox{Id: id, Metadata: s.Metadata, State: s.State, CreatedAt: s.CreatedAt,
+			Labels: s.Labels, Annotations: s.Annotations, RuntimeHandler: s.RuntimeHandler}
+		st = &podState{sandboxes: []*runtimeapi.PodSandbox{sb}, containers: map[string][]*runtimeapi.ContainerStatus{}}
+		return k.syncContainers(ctx, p, st, sb, s, sbCfg)
 	}
+	sbCfg = k.sandboxConfig(p, sb.GetMetadata().GetAttempt())
+	r, err := k.rt.PodSandboxStatus(ctx, sb.Id, false)
+	if err != nil {
+		return err
+	}
+	return k.syncContainers(ctx, p, st, sb, r.GetStatus(), sbCfg)
+}
 
+// syncContainers runs the init containers and containers of the pod in
+// its ready sandbox sb (st holds their runtime state, sbStatus the
+// sandbox's) and posts the status that results.
+func (k *Kubelet) syncContainers(ctx context.Context, p *corev1.Pod, st *podState, sb *runtimeapi.PodSandbox,
+	sbStatus *runtimeapi.PodSandboxStatus, sbCfg *runtimeapi.PodSandboxConfig) error {
+	uid := string(p.UID)
 	w := &podWork{waiting: map[string]*corev1.ContainerStateWaiting{}}
 	w.initDone, w.initFailed = true, false
-	sc, err := k.startContext(ctx, p, sb.Id)
+	sc, err := k.startContext(ctx, p, sbStatus)
 	if err != nil {
 		return err
 	}
@@ -201,12 +219,13 @@ func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
 		}
 	}
 	if w.started {
-		if st, err = k.podState(ctx, uid, sb.Id); err != nil {
+		if st.containers, err = k.containerStates(ctx, uid, sb.Id); err != nil {
 			return err
 		}
+		k.observed(st)
 	}
 	k.syncProbes(ctx, p, st, sc.ec.podIPs)
-	status, err := k.podStatus(ctx, p, st, sb, w)
+	status, err := k.podStatus(ctx, p, st, sbStatus, w)
 	if err != nil {
 		return err
 	}
@@ -215,6 +234,21 @@ func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
 	}
 	if status.Phase == corev1.PodSucceeded || status.Phase == corev1.PodFailed {
 		return k.stopSandboxes(ctx, uid)
+	}
+	if d := p.Spec.ActiveDeadlineSeconds; d != nil && p.Status.StartTime == nil && status.StartTime != nil && !terminalPhase(status.Phase) {
+		// The pod starts now: its deadline counts from the start time just
+		// written, and no later sync would schedule it (the kubelet's own
+		// status write does not resync the pod).
+		end := status.StartTime.Add(time.Duration(*d) * time.Second)
+		w.after(max(end.Sub(k.now()), time.Millisecond))
+	}
+	for _, ws := range w.waiting {
+		if ws.Reason == reasonErrImagePull {
+			// A pull just failed: the next sync reports the back-off
+			// (ImagePullBackOff) as upstream's does, without waiting for
+			// it to end.
+			w.after(time.Second)
+		}
 	}
 	if needsResync(p) {
 		w.after(volumeResync)
@@ -471,17 +505,14 @@ type startContext struct {
 	volErr error
 }
 
-// startContext reads the pod's IPs from its sandbox and sets its volumes up.
-func (k *Kubelet) startContext(ctx context.Context, p *corev1.Pod, sandboxID string) (*startContext, error) {
+// startContext takes the pod's IPs from its sandbox's status and sets its
+// volumes up.
+func (k *Kubelet) startContext(ctx context.Context, p *corev1.Pod, sbStatus *runtimeapi.PodSandboxStatus) (*startContext, error) {
 	ec := &envContext{pod: p, hostIP: k.nodeIP, nodeName: k.cfg.NodeName, allocatable: k.capacity()}
 	if p.Spec.HostNetwork {
 		ec.podIPs = []string{k.nodeIP}
 	} else {
-		r, err := k.rt.PodSandboxStatus(ctx, sandboxID, false)
-		if err != nil {
-			return nil, err
-		}
-		if n := r.GetStatus().GetNetwork(); n != nil && n.Ip != "" {
+		if n := sbStatus.GetNetwork(); n != nil && n.Ip != "" {
 			ec.podIPs = append(ec.podIPs, n.Ip)
 			for _, a := range n.AdditionalIps {
 				ec.podIPs = append(ec.podIPs, a.Ip)

@@ -71,22 +71,33 @@ func (k *Kubelet) podState(ctx context.Context, uid string, sandboxID string) (*
 	if sandboxID == "" {
 		return st, nil
 	}
-	cs, err := k.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{PodSandboxId: sandboxID, LabelSelector: sel})
+	if st.containers, err = k.containerStates(ctx, uid, sandboxID); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// containerStates reads the containers of the pod's sandbox from the
+// runtime: by name, newest attempt first.
+func (k *Kubelet) containerStates(ctx context.Context, uid, sandboxID string) (map[string][]*runtimeapi.ContainerStatus, error) {
+	cs, err := k.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{PodSandboxId: sandboxID,
+		LabelSelector: map[string]string{labelPodUID: uid}})
 	if err != nil {
 		return nil, err
 	}
+	out := map[string][]*runtimeapi.ContainerStatus{}
 	for _, c := range cs {
 		s, err := k.rt.ContainerStatus(ctx, c.Id, false)
 		if err != nil {
 			return nil, err
 		}
 		name := s.GetMetadata().GetName()
-		st.containers[name] = append(st.containers[name], s)
+		out[name] = append(out[name], s)
 	}
-	for _, l := range st.containers {
+	for _, l := range out {
 		sort.Slice(l, func(i, j int) bool { return l[i].GetMetadata().GetAttempt() > l[j].GetMetadata().GetAttempt() })
 	}
-	return st, nil
+	return out, nil
 }
 
 func podLabels(p *corev1.Pod) map[string]string {

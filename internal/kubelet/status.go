@@ -20,7 +20,8 @@ const (
 )
 
 // podStatus is the pod's status as the runtime has it.
-func (k *Kubelet) podStatus(ctx context.Context, p *corev1.Pod, st *podState, sb *runtimeapi.PodSandbox, w *podWork) (corev1.PodStatus, error) {
+// sbStatus is the status of the pod's ready sandbox (nil if it has none).
+func (k *Kubelet) podStatus(ctx context.Context, p *corev1.Pod, st *podState, sbStatus *runtimeapi.PodSandboxStatus, w *podWork) (corev1.PodStatus, error) {
 	status := *p.Status.DeepCopy()
 	now := metav1.NewTime(k.now().Truncate(time.Second))
 	status.ObservedGeneration = p.Generation
@@ -29,13 +30,9 @@ func (k *Kubelet) podStatus(ctx context.Context, p *corev1.Pod, st *podState, sb
 		status.StartTime = &now
 	}
 	sandboxReady := false
-	if sb != nil {
-		r, err := k.rt.PodSandboxStatus(ctx, sb.Id, false)
-		if err != nil {
-			return status, err
-		}
-		sandboxReady = r.GetStatus().GetState() == runtimeapi.PodSandboxState_SANDBOX_READY
-		if n := r.GetStatus().GetNetwork(); n != nil && n.Ip != "" {
+	if sbStatus != nil {
+		sandboxReady = sbStatus.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY
+		if n := sbStatus.GetNetwork(); n != nil && n.Ip != "" {
 			status.PodIP, status.PodIPs = n.Ip, []corev1.PodIP{{IP: n.Ip}}
 			for _, a := range n.AdditionalIps {
 				status.PodIPs = append(status.PodIPs, corev1.PodIP{IP: a.Ip})

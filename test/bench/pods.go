@@ -82,18 +82,23 @@ func runPodStartup(bin string, n int) error {
 		return err
 	}
 
-	cpu0 := ag.cpuSeconds()
+	cpu0, srv0 := ag.cpuSeconds(), processCPUSplit(srv.cmd.Process.Pid)
 	t0 := time.Now()
 	lat, err = startPods(ctx, cfg, ns, "burst", n, 0)
 	if err != nil {
 		return err
 	}
 	all := time.Since(t0)
-	cpu := ag.cpuSeconds().sub(cpu0)
+	cpu, srvCPU := ag.cpuSeconds().sub(cpu0), processCPUSplit(srv.cmd.Process.Pid).sub(srv0)
 	fmt.Printf("pod start-up, %d pods at once: all Running+Ready after %v (%.1f pods/s), p50 %v p99 %v\n",
 		n, all.Round(time.Millisecond), float64(n)/all.Seconds(), pct(lat, 50), pct(lat, 99))
 	fmt.Printf("CPU per pod start (agent + containerd + shims): %.3f s (agent %.3f, containerd %.3f, shims %.3f)\n",
 		cpu.total()/float64(n), cpu.agent/float64(n), cpu.containerd/float64(n), cpu.shims/float64(n))
+	perPod := func(c procCPU) string {
+		return fmt.Sprintf("%.3f own + %.3f children", c.self/float64(n), c.children/float64(n))
+	}
+	fmt.Printf("  split: containerd %s (CNI plugins, shim start); shims %s (runc); server %s\n",
+		perPod(cpu.containerdSplit), perPod(cpu.shimsSplit), perPod(srvCPU))
 	fmt.Printf("RSS with %d pods: agent %.1f MB, containerd %.1f MB, shims %.1f MB total\n", n,
 		rssMB(ag.cmd.Process.Pid), rssMB(ag.containerdPID()), ag.shimRSSMB())
 	return nil
@@ -117,6 +122,7 @@ func startPods(ctx context.Context, cfg *rest.Config, ns, prefix string, n int, 
 		bound   = map[string]time.Time{}
 		toBind  []time.Duration
 		toRun   []time.Duration
+		updates int
 	)
 	done := make(chan struct{})
 	go func() {
@@ -129,6 +135,11 @@ func startPods(ctx context.Context, cfg *rest.Config, ns, prefix string, n int, 
 			p, ok := ev.Object.(*corev1.Pod)
 			if !ok || seen[p.Name] {
 				continue
+			}
+			if ev.Type == watch.Modified {
+				mu.Lock()
+				updates++
+				mu.Unlock()
 			}
 			now := time.Now()
 			mu.Lock()
@@ -207,8 +218,8 @@ func startPods(ctx context.Context, cfg *rest.Config, ns, prefix string, n int, 
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	fmt.Printf("  %s: create → bound p50 %v p99 %v; bound → Running+Ready p50 %v p99 %v\n", prefix,
-		pct(toBind, 50), pct(toBind, 99), pct(toRun, 50), pct(toRun, 99))
+	fmt.Printf("  %s: create → bound p50 %v p99 %v; bound → Running+Ready p50 %v p99 %v; %.1f updates per pod until Running+Ready\n", prefix,
+		pct(toBind, 50), pct(toBind, 99), pct(toRun, 50), pct(toRun, 99), float64(updates)/float64(n))
 	return lat, nil
 }
 
@@ -348,17 +359,52 @@ func (a *benchAgent) shimPIDs() []int {
 // cpuSeconds is the CPU time of agent, containerd and shims, with their
 // reaped children (runc, CNI plugins).
 func (a *benchAgent) cpuSeconds() cpuTimes {
-	c := cpuTimes{agent: processCPUAll(a.cmd.Process.Pid), containerd: processCPUAll(a.containerdPID())}
+	c := cpuTimes{agent: processCPUAll(a.cmd.Process.Pid)}
+	c.containerdSplit = processCPUSplit(a.containerdPID())
+	c.containerd = c.containerdSplit.total()
 	for _, pid := range a.shimPIDs() {
-		c.shims += processCPUAll(pid)
+		c.shimsSplit = c.shimsSplit.add(processCPUSplit(pid))
 	}
+	c.shims = c.shimsSplit.total()
 	return c
 }
 
-type cpuTimes struct{ agent, containerd, shims float64 }
+type cpuTimes struct {
+	agent, containerd, shims    float64
+	containerdSplit, shimsSplit procCPU
+}
 
 func (c cpuTimes) sub(o cpuTimes) cpuTimes {
-	return cpuTimes{c.agent - o.agent, c.containerd - o.containerd, c.shims - o.shims}
+	return cpuTimes{c.agent - o.agent, c.containerd - o.containerd, c.shims - o.shims,
+		c.containerdSplit.sub(o.containerdSplit), c.shimsSplit.sub(o.shimsSplit)}
+}
+
+// procCPU is a process's own CPU time (utime+stime) and that of its
+// reaped children (cutime+cstime), in seconds.
+type procCPU struct{ self, children float64 }
+
+func (c procCPU) total() float64        { return c.self + c.children }
+func (c procCPU) add(o procCPU) procCPU { return procCPU{c.self + o.self, c.children + o.children} }
+func (c procCPU) sub(o procCPU) procCPU { return procCPU{c.self - o.self, c.children - o.children} }
+func processCPUSplit(pid int) procCPU {
+	f := statFields(pid)
+	if f == nil {
+		return procCPU{}
+	}
+	v := func(i int) float64 { x, _ := strconv.ParseFloat(f[i], 64); return x / 100 }
+	return procCPU{v(11) + v(12), v(13) + v(14)}
+}
+
+// statFields are the fields of /proc/<pid>/stat after the command name.
+func statFields(pid int) []string {
+	if pid <= 0 {
+		return nil
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
 }
 func (c cpuTimes) total() float64 { return c.agent + c.containerd + c.shims }
 
@@ -400,22 +446,7 @@ func procs() []proc {
 }
 
 // processCPUAll is utime+stime+cutime+cstime of pid in seconds.
-func processCPUAll(pid int) float64 {
-	if pid <= 0 {
-		return 0
-	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	total := 0.0
-	for _, i := range []int{11, 12, 13, 14} {
-		v, _ := strconv.ParseFloat(f[i], 64)
-		total += v
-	}
-	return total / 100
-}
+func processCPUAll(pid int) float64 { return processCPUSplit(pid).total() }
 
 func rssMB(pid int) float64 {
 	if pid <= 0 {
