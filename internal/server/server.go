@@ -373,6 +373,9 @@ func (s *Server) startAgent(kubeconfig string) error {
 	}
 	rc.UserAgent = "skiff-agent"
 	rc.QPS, rc.Burst = 50, 100
+	// Protobuf, as `skiff agent` and upstream's kubelet.
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
