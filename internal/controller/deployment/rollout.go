@@ -251,7 +251,7 @@ func (c *Controller) cleanupUnhealthy(ctx context.Context, old []*appsv1.Replica
 
 func (c *Controller) scaleDownOld(ctx context.Context, all, old []*appsv1.ReplicaSet, d *appsv1.Deployment) (int32, error) {
 	minAvailable := replicas(d) - MaxUnavailable(d)
-	available := sumStatus(all, func(s *appsv1.ReplicaSetStatus) int32 { return s.AvailableReplicas })
+	available := availableAfterScaling(all)
 	if available <= minAvailable {
 		return 0, nil
 	}
@@ -274,6 +274,23 @@ func (c *Controller) scaleDownOld(ctx context.Context, all, old []*appsv1.Replic
 		total += down
 	}
 	return total, nil
+}
+
+// availableAfterScaling sums the ReplicaSets' available pods, counting for
+// each at most its spec.replicas. Upstream sums status.availableReplicas
+// alone; but right after this controller scaled a ReplicaSet down, its
+// status still counts the pods its controller is about to delete, and a
+// sync in that window would scale down again and break maxUnavailable
+// (seen with fast hollow nodes). Pods above spec are leaving anyway.
+func availableAfterScaling(all []*appsv1.ReplicaSet) int32 {
+	var n int32
+	for _, rs := range all {
+		if rs == nil {
+			continue
+		}
+		n += min(rs.Status.AvailableReplicas, rsReplicas(rs))
+	}
+	return n
 }
 
 // scaled is a copy of rs with spec.replicas n, for the rest of a sync.

@@ -183,3 +183,40 @@ func TestCleanupUnhealthyNeverScalesUp(t *testing.T) {
 		})
 	}
 }
+
+// maxUnavailable holds even when an old ReplicaSet's status still counts
+// the pods of a scale-down this controller just made.
+func TestScaleDownOldWithStaleStatus(t *testing.T) {
+	d := deploy(6, "2", "1") // at least 5 available
+	for _, tt := range []struct {
+		name                   string
+		oldSpec, oldAvailable  int32
+		newSpec, newAvailable  int32
+		wantOldSpec, wantCount int32
+	}{
+		// The old set was just scaled 6 → 5; its status still says 6.
+		// Available in truth: 5 + 1 = 6, so one may go, not two.
+		{"stale old status", 5, 6, 2, 1, 4, 1},
+		{"fresh status", 5, 5, 2, 1, 4, 1},
+		{"nothing to spare", 4, 4, 2, 1, 4, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			old := rs("old", tt.oldSpec, 100, nil)
+			old.Namespace = "ns"
+			old.Status.AvailableReplicas = tt.oldAvailable
+			nw := rs("new", tt.newSpec, 10, nil)
+			nw.Namespace = "ns"
+			nw.Status.AvailableReplicas = tt.newAvailable
+			cs := fake.NewSimpleClientset(old, nw)
+			c := &Controller{client: cs, recorder: record.NewFakeRecorder(10), log: slog.Default(), now: time.Now}
+			n, err := c.scaleDownOld(context.Background(), []*appsv1.ReplicaSet{old, nw}, []*appsv1.ReplicaSet{old}, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := cs.AppsV1().ReplicaSets("ns").Get(context.Background(), "old", metav1.GetOptions{})
+			if n != tt.wantCount || *got.Spec.Replicas != tt.wantOldSpec {
+				t.Fatalf("scaled down %d, old spec %d; want %d, %d", n, *got.Spec.Replicas, tt.wantCount, tt.wantOldSpec)
+			}
+		})
+	}
+}
