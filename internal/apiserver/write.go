@@ -188,15 +188,14 @@ func (s *Server) checkNamespace(ctx context.Context, res *resource, ns string) e
 	if nsRes == nil {
 		return nil
 	}
-	nsObj := &corev1.Namespace{}
-	err := getCachedOrLive(ctx, nsRes, nsRes.key("", ns), nsObj)
+	terminating, err := namespaceTerminating(ctx, nsRes, ns)
 	if storage.IsNotFound(err) {
 		return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, ns)
 	}
 	if err != nil {
 		return err
 	}
-	if nsObj.DeletionTimestamp != nil || nsObj.Status.Phase == corev1.NamespaceTerminating {
+	if terminating {
 		if res.gr == (schema.GroupResource{Resource: "events"}) || res.gr == (schema.GroupResource{Group: "events.k8s.io", Resource: "events"}) {
 			return nil
 		}
@@ -207,6 +206,37 @@ func (s *Server) checkNamespace(ctx context.Context, res *resource, ns string) e
 		return err
 	}
 	return nil
+}
+
+// peeker is a store that lends its cached objects for reading (the
+// watch cache).
+type peeker interface {
+	Peek(key string, f func(runtime.Object)) bool
+}
+
+// namespaceTerminating reports whether namespace ns is being deleted,
+// reading the watch cache's object in place when it has one (no copy per
+// create), else the store as getCachedOrLive does.
+func namespaceTerminating(ctx context.Context, nsRes *resource, ns string) (bool, error) {
+	key := nsRes.key("", ns)
+	terminating := func(o *corev1.Namespace) bool {
+		return o.DeletionTimestamp != nil || o.Status.Phase == corev1.NamespaceTerminating
+	}
+	if p, ok := nsRes.store.(peeker); ok {
+		var t, typed bool
+		if p.Peek(key, func(obj runtime.Object) {
+			if o, ok := obj.(*corev1.Namespace); ok {
+				t, typed = terminating(o), true
+			}
+		}) && typed {
+			return t, nil
+		}
+	}
+	nsObj := &corev1.Namespace{}
+	if err := getCachedOrLive(ctx, nsRes, key, nsObj); err != nil {
+		return false, err
+	}
+	return terminating(nsObj), nil
 }
 
 // update serves PUT of one object.

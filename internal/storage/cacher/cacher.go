@@ -407,6 +407,21 @@ func (c *Cacher) Get(ctx context.Context, key string, opts storage.GetOptions, o
 	return copyInto(obj, out)
 }
 
+// Peek calls f with the cached object at key, shared with every reader:
+// f must not change it nor keep it. It reports false, without calling f,
+// when the cache has no object there (it may be younger than the cache).
+// Admission checks that read a field or two use it instead of Get's deep
+// copy.
+func (c *Cacher) Peek(key string, f func(runtime.Object)) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	obj, ok := c.items[key]
+	if ok {
+		f(obj)
+	}
+	return ok
+}
+
 // copyInto deep-copies src into dst, which must be of the same type.
 func copyInto(src, dst runtime.Object) error {
 	sv, dv := reflect.ValueOf(src.DeepCopyObject()), reflect.ValueOf(dst)
