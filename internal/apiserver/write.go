@@ -46,7 +46,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, res *resource, i
 	}
 	manager := managerName(r, params)
 	out, err := s.createObject(r.Context(), res, info.Namespace, obj, params.DryRun, func(o runtime.Object) (runtime.Object, error) {
-		return s.trackUpdate(res, "", res.New(), o, manager)
+		return s.trackCreate(res, o, manager)
 	})
 	if err != nil {
 		name := ""
@@ -73,6 +73,16 @@ func (s *Server) trackUpdate(res *resource, sub string, live, obj runtime.Object
 		return nil, apierrors.NewInternalError(fmt.Errorf("field manager for %s: %w", res.gr, err))
 	}
 	return fm.Update(live, obj, manager)
+}
+
+// trackCreate records a create in managedFields; the empty live object
+// is allocated only when the create cache misses.
+func (s *Server) trackCreate(res *resource, obj runtime.Object, manager string) (runtime.Object, error) {
+	fm, err := res.fieldManager("")
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("field manager for %s: %w", res.gr, err))
+	}
+	return fm.Create(res.New, obj, manager)
 }
 
 // prepareCreate fills server-set metadata, defaults, prepares and

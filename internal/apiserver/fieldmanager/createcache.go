@@ -47,10 +47,11 @@ const maxCreateCacheBytes = 2 << 20
 
 // key returns the cache key of a create of obj by manager, or false when
 // the write is not a plain create (the live object is not empty, or the
-// request sets managedFields itself).
+// request sets managedFields itself). A nil live stands for the empty
+// object.
 func (c *createCache) key(gvk schema.GroupVersionKind, subresource string, live, obj runtime.Object, manager string) ([sha256.Size]byte, bool) {
 	var none [sha256.Size]byte
-	if !isEmpty(live) {
+	if live != nil && !isEmpty(live) {
 		return none, false
 	}
 	om, err := meta.Accessor(obj)

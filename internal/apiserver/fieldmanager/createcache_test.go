@@ -2,6 +2,7 @@ package fieldmanager
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"testing"
 	"time"
 
@@ -165,5 +166,36 @@ func TestCreateCacheEvents(t *testing.T) {
 				t.Fatalf("the event changed: %+v", e)
 			}
 		})
+	}
+}
+
+// TestCreateAllocatesLiveOnMiss: Create asks for the empty live object
+// only when the cache misses, and gives upstream's entries either way.
+func TestCreateAllocatesLiveOnMiss(t *testing.T) {
+	gvk := corev1.SchemeGroupVersion.WithKind("ConfigMap")
+	upstream, err := newWith(applyconfigurations.NewTypeConverter(scheme.Scheme), scheme.Scheme, gvk, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream.creates, upstream.updates = nil, nil
+	fm, err := New(gvk, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm.creates = &createCache{}
+	for i, wantNew := range []bool{true, false} {
+		obj := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("cm", i), Namespace: "ns"}, Data: map[string]string{"k": "v"}}
+		called := false
+		got, err := fm.Create(func() runtime.Object { called = true; return &corev1.ConfigMap{} }, obj.DeepCopy(), "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if called != wantNew {
+			t.Fatalf("create %d: live allocated %v, want %v", i, called, wantNew)
+		}
+		want, _ := upstream.Update(&corev1.ConfigMap{}, obj.DeepCopy(), "m")
+		if g, w := entries(t, got), entries(t, want); g != w {
+			t.Fatalf("create %d: managedFields\n got %s\nwant %s", i, g, w)
+		}
 	}
 }

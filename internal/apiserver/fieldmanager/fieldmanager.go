@@ -118,6 +118,18 @@ func (m *Manager) Update(live, obj runtime.Object, manager string) (runtime.Obje
 	return out, nil
 }
 
+// Create records a plain create of obj by manager; newLive returns the
+// empty object to compare it with, called only when the create cache has
+// no entry for obj.
+func (m *Manager) Create(newLive func() runtime.Object, obj runtime.Object, manager string) (runtime.Object, error) {
+	if m.creates != nil {
+		if key, ok := m.creates.key(m.gvk, m.sub, nil, obj, manager); ok && m.creates.apply(key, obj, time.Now().UTC()) {
+			return obj, nil
+		}
+	}
+	return m.Update(newLive(), obj, manager)
+}
+
 // Apply merges the applied configuration patch (YAML or JSON) into live
 // for manager; conflicts with other managers are a 409 unless force.
 func (m *Manager) Apply(live runtime.Object, patch []byte, manager string, force bool) (runtime.Object, error) {
