@@ -107,11 +107,6 @@ func (s *Server) patchObject(w http.ResponseWriter, r *http.Request, res *resour
 			if !exists {
 				return nil, apierrors.NewNotFound(res.gr, info.Name)
 			}
-			if p.typ == types.StrategicMergePatchType {
-				if next := res.New(); patch.StrategicObject(current, res.gvk, p.body, next) {
-					return s.trackUpdate(res, info.Subresource, current, next, p.manager)
-				}
-			}
 			currentJSON, err := s.encodeJSON(res.GroupVersion(), current)
 			if err != nil {
 				return nil, err

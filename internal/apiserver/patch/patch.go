@@ -105,39 +105,3 @@ func describeJSONError(b []byte) string {
 	}
 	return "the patch must be a JSON object"
 }
-
-// StrategicObject applies a strategic merge patch to the typed object
-// current (of kind gvk) as upstream's API server does: through the
-// unstructured form, with no JSON encoding and decoding of the object,
-// into the empty object into. It reports false, leaving the caller to
-// take Apply's JSON path (which gives the API errors and the unknown-field
-// warnings), when anything is out of the ordinary: a malformed patch, one
-// that cannot be applied, one that changes apiVersion or kind, or a result
-// with fields the type does not have.
-func StrategicObject(current runtime.Object, gvk schema.GroupVersionKind, patchBody []byte, into runtime.Object) bool {
-	var patchMap map[string]interface{}
-	if err := json.Unmarshal(patchBody, &patchMap); err != nil || patchMap == nil {
-		return false
-	}
-	cur, err := runtime.DefaultUnstructuredConverter.ToUnstructured(current)
-	if err != nil {
-		return false
-	}
-	apiVersion, kind := gvk.GroupVersion().String(), gvk.Kind
-	cur["apiVersion"], cur["kind"] = apiVersion, kind
-	meta, err := strategicpatch.NewPatchMetaFromStruct(into)
-	if err != nil {
-		return false
-	}
-	patched, err := strategicpatch.StrategicMergeMapPatchUsingLookupPatchMeta(cur, patchMap, meta)
-	if err != nil {
-		return false
-	}
-	if patched["apiVersion"] != apiVersion || patched["kind"] != kind {
-		return false
-	}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(patched, into, true); err != nil {
-		return false
-	}
-	return true
-}

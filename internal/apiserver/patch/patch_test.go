@@ -4,13 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -79,65 +75,5 @@ func want(t *testing.T, ok bool, what string) {
 	t.Helper()
 	if !ok {
 		t.Errorf("%s: not as expected", what)
-	}
-}
-
-// TestStrategicObject: the unstructured path gives the same object as the
-// JSON path for the patches it takes, and declines the others.
-func TestStrategicObject(t *testing.T) {
-	gvk := corev1.SchemeGroupVersion.WithKind("Pod")
-	current := &corev1.Pod{}
-	if err := json.Unmarshal([]byte(pod), current); err != nil {
-		t.Fatal(err)
-	}
-	current.TypeMeta = metav1.TypeMeta{} // as the store gives it
-	current.Status.Phase = corev1.PodPending
-	current.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")}
-	now := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	current.CreationTimestamp = now
-	tests := []struct {
-		name  string
-		patch string
-		ok    bool
-	}{
-		{"status condition", `{"status":{"conditions":[{"type":"PodScheduled","status":"False","reason":"Unschedulable","message":"0/0 nodes","lastTransitionTime":"2026-01-01T00:00:01Z"}]}}`, true},
-		{"labels", `{"metadata":{"labels":{"a":null,"b":"2"}}}`, true},
-		{"container by name", `{"spec":{"containers":[{"name":"c2","image":"new"}]}}`, true},
-		{"delete directive", `{"spec":{"containers":[{"name":"c1","$patch":"delete"}]}}`, true},
-		{"unknown field", `{"spec":{"nope":1}}`, false},
-		{"other kind", `{"kind":"Service"}`, false},
-		{"malformed", `[1]`, false},
-		{"bad directive", `{"spec":{"containers":[{"name":"c1","$patch":"explode"}]}}`, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := &corev1.Pod{}
-			ok := StrategicObject(current.DeepCopy(), gvk, []byte(tt.patch), got)
-			if ok != tt.ok {
-				t.Fatalf("ok %v, want %v", ok, tt.ok)
-			}
-			if !ok {
-				return
-			}
-			cur := current.DeepCopy()
-			cur.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
-			curJSON, err := json.Marshal(cur)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := Apply(types.StrategicMergePatchType, curJSON, []byte(tt.patch), &corev1.Pod{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := &corev1.Pod{}
-			if err := json.Unmarshal(out, want); err != nil {
-				t.Fatal(err)
-			}
-			if !apiequality.Semantic.DeepEqual(got, want) {
-				g, _ := json.Marshal(got)
-				w, _ := json.Marshal(want)
-				t.Fatalf("patched\n got %s\nwant %s", g, w)
-			}
-		})
 	}
 }
