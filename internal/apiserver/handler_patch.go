@@ -107,6 +107,11 @@ func (s *Server) patchObject(w http.ResponseWriter, r *http.Request, res *resour
 			if !exists {
 				return nil, apierrors.NewNotFound(res.gr, info.Name)
 			}
+			if p.typ == types.StrategicMergePatchType {
+				if next, ok := patch.StrategicStatus(current, res.gvk, p.body, res.New()); ok {
+					return s.trackUpdate(res, info.Subresource, current, next, p.manager)
+				}
+			}
 			currentJSON, err := s.encodeJSON(res.GroupVersion(), current)
 			if err != nil {
 				return nil, err

@@ -46,7 +46,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, res *resource, i
 	}
 	manager := managerName(r, params)
 	out, err := s.createObject(r.Context(), res, info.Namespace, obj, params.DryRun, func(o runtime.Object) (runtime.Object, error) {
-		return s.trackUpdate(res, "", res.New(), o, manager)
+		return s.trackCreate(res, o, manager)
 	})
 	if err != nil {
 		name := ""
@@ -73,6 +73,16 @@ func (s *Server) trackUpdate(res *resource, sub string, live, obj runtime.Object
 		return nil, apierrors.NewInternalError(fmt.Errorf("field manager for %s: %w", res.gr, err))
 	}
 	return fm.Update(live, obj, manager)
+}
+
+// trackCreate records a create in managedFields; the empty live object
+// is allocated only when the create cache misses.
+func (s *Server) trackCreate(res *resource, obj runtime.Object, manager string) (runtime.Object, error) {
+	fm, err := res.fieldManager("")
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("field manager for %s: %w", res.gr, err))
+	}
+	return fm.Create(res.New, obj, manager)
 }
 
 // prepareCreate fills server-set metadata, defaults, prepares and
@@ -188,15 +198,14 @@ func (s *Server) checkNamespace(ctx context.Context, res *resource, ns string) e
 	if nsRes == nil {
 		return nil
 	}
-	nsObj := &corev1.Namespace{}
-	err := getCachedOrLive(ctx, nsRes, nsRes.key("", ns), nsObj)
+	terminating, err := namespaceTerminating(ctx, nsRes, ns)
 	if storage.IsNotFound(err) {
 		return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, ns)
 	}
 	if err != nil {
 		return err
 	}
-	if nsObj.DeletionTimestamp != nil || nsObj.Status.Phase == corev1.NamespaceTerminating {
+	if terminating {
 		if res.gr == (schema.GroupResource{Resource: "events"}) || res.gr == (schema.GroupResource{Group: "events.k8s.io", Resource: "events"}) {
 			return nil
 		}
@@ -207,6 +216,37 @@ func (s *Server) checkNamespace(ctx context.Context, res *resource, ns string) e
 		return err
 	}
 	return nil
+}
+
+// peeker is a store that lends its cached objects for reading (the
+// watch cache).
+type peeker interface {
+	Peek(key string, f func(runtime.Object)) bool
+}
+
+// namespaceTerminating reports whether namespace ns is being deleted,
+// reading the watch cache's object in place when it has one (no copy per
+// create), else the store as getCachedOrLive does.
+func namespaceTerminating(ctx context.Context, nsRes *resource, ns string) (bool, error) {
+	key := nsRes.key("", ns)
+	terminating := func(o *corev1.Namespace) bool {
+		return o.DeletionTimestamp != nil || o.Status.Phase == corev1.NamespaceTerminating
+	}
+	if p, ok := nsRes.store.(peeker); ok {
+		var t, typed bool
+		if p.Peek(key, func(obj runtime.Object) {
+			if o, ok := obj.(*corev1.Namespace); ok {
+				t, typed = terminating(o), true
+			}
+		}) && typed {
+			return t, nil
+		}
+	}
+	nsObj := &corev1.Namespace{}
+	if err := getCachedOrLive(ctx, nsRes, key, nsObj); err != nil {
+		return false, err
+	}
+	return terminating(nsObj), nil
 }
 
 // update serves PUT of one object.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -46,10 +47,11 @@ const maxCreateCacheBytes = 2 << 20
 
 // key returns the cache key of a create of obj by manager, or false when
 // the write is not a plain create (the live object is not empty, or the
-// request sets managedFields itself).
+// request sets managedFields itself). A nil live stands for the empty
+// object.
 func (c *createCache) key(gvk schema.GroupVersionKind, subresource string, live, obj runtime.Object, manager string) ([sha256.Size]byte, bool) {
 	var none [sha256.Size]byte
-	if !isEmpty(live) {
+	if live != nil && !isEmpty(live) {
 		return none, false
 	}
 	om, err := meta.Accessor(obj)
@@ -79,6 +81,9 @@ func (c *createCache) key(gvk schema.GroupVersionKind, subresource string, live,
 	m.SetResourceVersion("")
 	m.SetGeneration(0)
 	m.SetSelfLink("")
+	if e, ok := shape.(*corev1.Event); ok {
+		normalizeEvent(e)
+	}
 	data, err := json.Marshal(shape)
 	if err != nil {
 		return none, false
@@ -165,4 +170,37 @@ func isEmpty(obj runtime.Object) bool {
 		}
 	}
 	return true
+}
+
+// normalizeEvent replaces the values of e's scalar fields (a shallow
+// copy's) by placeholders of the same presence. An Event has no keyed
+// lists outside its metadata, so its managedFields depend on which of
+// these fields are set, never on their values; every event of a kind
+// (FailedScheduling, Pulled...) then shares one entry although it names
+// another object, node or time.
+func normalizeEvent(e *corev1.Event) {
+	str := func(s *string) {
+		if *s != "" {
+			*s = "-"
+		}
+	}
+	ref := &e.InvolvedObject
+	for _, f := range []*string{&ref.Kind, &ref.Namespace, &ref.Name, (*string)(&ref.UID), &ref.APIVersion,
+		&ref.ResourceVersion, &ref.FieldPath, &e.Reason, &e.Message, &e.Source.Component, &e.Source.Host,
+		&e.Type, &e.Action, &e.ReportingController, &e.ReportingInstance} {
+		str(f)
+	}
+	placeholder := time.Unix(1, 0)
+	if !e.FirstTimestamp.IsZero() {
+		e.FirstTimestamp = metav1.NewTime(placeholder)
+	}
+	if !e.LastTimestamp.IsZero() {
+		e.LastTimestamp = metav1.NewTime(placeholder)
+	}
+	if !e.EventTime.IsZero() {
+		e.EventTime = metav1.NewMicroTime(placeholder)
+	}
+	if e.Count != 0 {
+		e.Count = 1
+	}
 }

@@ -2,6 +2,7 @@ package fieldmanager
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func TestCreateCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	upstream.creates = nil
+	upstream.creates, upstream.updates = nil, nil
 	fm, err := New(gvk, "")
 	if err != nil {
 		t.Fatal(err)
@@ -108,5 +109,93 @@ func TestCreateCacheBounded(t *testing.T) {
 	}
 	if len(c.entries) == 0 {
 		t.Fatal("empty cache")
+	}
+}
+
+// TestCreateCacheEvents: events that differ only in the values of their
+// fields (another object, node, message or time) share an entry; one
+// that sets another field does not; every result equals upstream's.
+func TestCreateCacheEvents(t *testing.T) {
+	gvk := corev1.SchemeGroupVersion.WithKind("Event")
+	upstream, err := newWith(applyconfigurations.NewTypeConverter(scheme.Scheme), scheme.Scheme, gvk, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream.creates, upstream.updates = nil, nil
+	fm, err := New(gvk, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm.creates = &createCache{}
+	event := func(pod, host, msg string, at time.Time, count int32) *corev1.Event {
+		return &corev1.Event{
+			ObjectMeta: metav1.ObjectMeta{Name: pod + ".abc", Namespace: "ns"},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "ns", Name: pod, UID: types.UID("uid-" + pod),
+				APIVersion: "v1", ResourceVersion: "12"},
+			Reason: "FailedScheduling", Message: msg, Source: corev1.EventSource{Component: "scheduler", Host: host},
+			FirstTimestamp: metav1.NewTime(at), LastTimestamp: metav1.NewTime(at), Count: count, Type: corev1.EventTypeWarning,
+		}
+	}
+	now := time.Now()
+	withPath := event("e", "n1", "m", now, 1)
+	withPath.InvolvedObject.FieldPath = "spec.containers{c}"
+	steps := []struct {
+		name string
+		obj  *corev1.Event
+		hit  bool
+	}{
+		{"first", event("a", "n1", "0/3 nodes", now, 1), false},
+		{"other pod, node, message, time and count", event("b", "n2", "0/4 nodes are available", now.Add(time.Hour), 7), true},
+		{"no host", event("c", "", "m", now, 1), false},
+		{"no host again", event("d", "", "x", now, 1), true},
+		{"a field path", withPath, false},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			key, cacheable := fm.creates.key(gvk, "", &corev1.Event{}, s.obj, "sched")
+			hit := cacheable && fm.creates.apply(key, s.obj.DeepCopy(), time.Now())
+			if hit != s.hit {
+				t.Fatalf("cache hit %v, want %v", hit, s.hit)
+			}
+			got, _ := fm.Update(&corev1.Event{}, s.obj.DeepCopy(), "sched")
+			want, _ := upstream.Update(&corev1.Event{}, s.obj.DeepCopy(), "sched")
+			if g, w := entries(t, got.DeepCopyObject()), entries(t, want); g != w {
+				t.Fatalf("managedFields\n got %s\nwant %s", g, w)
+			}
+			if e := got.(*corev1.Event); e.InvolvedObject != s.obj.InvolvedObject || e.Message != s.obj.Message {
+				t.Fatalf("the event changed: %+v", e)
+			}
+		})
+	}
+}
+
+// TestCreateAllocatesLiveOnMiss: Create asks for the empty live object
+// only when the cache misses, and gives upstream's entries either way.
+func TestCreateAllocatesLiveOnMiss(t *testing.T) {
+	gvk := corev1.SchemeGroupVersion.WithKind("ConfigMap")
+	upstream, err := newWith(applyconfigurations.NewTypeConverter(scheme.Scheme), scheme.Scheme, gvk, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream.creates, upstream.updates = nil, nil
+	fm, err := New(gvk, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm.creates = &createCache{}
+	for i, wantNew := range []bool{true, false} {
+		obj := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("cm", i), Namespace: "ns"}, Data: map[string]string{"k": "v"}}
+		called := false
+		got, err := fm.Create(func() runtime.Object { called = true; return &corev1.ConfigMap{} }, obj.DeepCopy(), "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if called != wantNew {
+			t.Fatalf("create %d: live allocated %v, want %v", i, called, wantNew)
+		}
+		want, _ := upstream.Update(&corev1.ConfigMap{}, obj.DeepCopy(), "m")
+		if g, w := entries(t, got), entries(t, want); g != w {
+			t.Fatalf("create %d: managedFields\n got %s\nwant %s", i, g, w)
+		}
 	}
 }

@@ -32,7 +32,8 @@ type Manager struct {
 	gvk     schema.GroupVersionKind
 	sub     string
 	fm      *managedfields.FieldManager
-	creates *createCache // nil: every write computes its managedFields
+	creates *createCache // nil: every create computes its managedFields
+	updates *updateCache // nil: every update computes its managedFields
 }
 
 // New returns the manager for gvk at subresource ("" for the main
@@ -47,7 +48,7 @@ func newWith(tc managedfields.TypeConverter, conv runtime.ObjectConvertor, gvk s
 	if err != nil {
 		return nil, fmt.Errorf("field manager for %s: %w", gvk, err)
 	}
-	return &Manager{gvk: gvk, sub: subresource, fm: fm, creates: creates}, nil
+	return &Manager{gvk: gvk, sub: subresource, fm: fm, creates: creates, updates: updates}, nil
 }
 
 // resetFields are the fields an endpoint may not set, so it never owns
@@ -96,13 +97,37 @@ func (m *Manager) Update(live, obj runtime.Object, manager string) (runtime.Obje
 			return obj, nil
 		}
 	}
+	var ukey [sha256.Size]byte
+	ucacheable := false
+	start := time.Now().UTC()
+	if !cacheable && m.updates != nil {
+		ukey, ucacheable = m.updates.key(m.gvk, m.sub, live, obj, manager)
+		if ucacheable && m.updates.apply(ukey, live, obj, start) {
+			return obj, nil
+		}
+	}
 	// As upstream: managed fields that cannot be tracked never fail a
 	// write (the manager resets them instead).
 	out := m.fm.UpdateNoErrors(live, obj, manager)
 	if cacheable {
 		m.creates.record(key, out)
 	}
+	if ucacheable {
+		m.updates.record(ukey, live, out, start)
+	}
 	return out, nil
+}
+
+// Create records a plain create of obj by manager; newLive returns the
+// empty object to compare it with, called only when the create cache has
+// no entry for obj.
+func (m *Manager) Create(newLive func() runtime.Object, obj runtime.Object, manager string) (runtime.Object, error) {
+	if m.creates != nil {
+		if key, ok := m.creates.key(m.gvk, m.sub, nil, obj, manager); ok && m.creates.apply(key, obj, time.Now().UTC()) {
+			return obj, nil
+		}
+	}
+	return m.Update(newLive(), obj, manager)
 }
 
 // Apply merges the applied configuration patch (YAML or JSON) into live

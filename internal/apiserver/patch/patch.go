@@ -5,14 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/mergepatch"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	sigsjson "sigs.k8s.io/json"
 )
 
 // MaxJSONPatchOperations is upstream's limit on operations in one JSON patch.
@@ -104,4 +107,66 @@ func describeJSONError(b []byte) string {
 		return err.Error()
 	}
 	return "the patch must be a JSON object"
+}
+
+// StrategicStatus applies a strategic merge patch that changes only
+// .status (the scheduler's and kubelets' status writes) to the typed
+// object current, without the JSON round trip of the whole object: the
+// status alone is encoded, merged with the patch's schema for it, and
+// decoded into a copy of current. The result equals Apply's on the
+// object's JSON form: the rest of the object is what the round trip
+// would give back (stored objects carry nothing JSON would change). It
+// reports false, leaving the caller to Apply, for any other patch, any
+// error, and a result with unknown or duplicate fields (Apply's path
+// gives their errors or warnings).
+func StrategicStatus(current runtime.Object, gvk schema.GroupVersionKind, patchBody []byte, schemaObj runtime.Object) (runtime.Object, bool) {
+	var patchMap map[string]interface{}
+	if err := json.Unmarshal(patchBody, &patchMap); err != nil || len(patchMap) != 1 {
+		return nil, false
+	}
+	statusPatch, ok := patchMap["status"].(map[string]interface{})
+	if !ok {
+		return nil, false
+	}
+	cv := reflect.ValueOf(current)
+	if cv.Kind() != reflect.Pointer || cv.IsNil() || cv.Elem().Kind() != reflect.Struct {
+		return nil, false
+	}
+	status := cv.Elem().FieldByName("Status")
+	if !status.IsValid() || status.Kind() != reflect.Struct {
+		return nil, false
+	}
+	statusJSON, err := json.Marshal(status.Interface())
+	if err != nil {
+		return nil, false
+	}
+	var statusMap map[string]interface{}
+	if err := utiljson.Unmarshal(statusJSON, &statusMap); err != nil || statusMap == nil {
+		return nil, false
+	}
+	meta, err := strategicpatch.NewPatchMetaFromStruct(schemaObj)
+	if err != nil {
+		return nil, false
+	}
+	statusMeta, _, err := meta.LookupPatchMetadataForStruct("status")
+	if err != nil {
+		return nil, false
+	}
+	merged, err := strategicpatch.StrategicMergeMapPatchUsingLookupPatchMeta(statusMap, statusPatch, statusMeta)
+	if err != nil {
+		return nil, false
+	}
+	mergedJSON, err := json.Marshal(merged)
+	if err != nil {
+		return nil, false
+	}
+	out := current.DeepCopyObject()
+	ov := reflect.ValueOf(out).Elem()
+	next := reflect.New(status.Type())
+	if strict, err := sigsjson.UnmarshalStrict(mergedJSON, next.Interface()); err != nil || len(strict) > 0 {
+		return nil, false
+	}
+	ov.FieldByName("Status").Set(next.Elem())
+	out.GetObjectKind().SetGroupVersionKind(gvk)
+	return out, true
 }

@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -75,5 +79,74 @@ func want(t *testing.T, ok bool, what string) {
 	t.Helper()
 	if !ok {
 		t.Errorf("%s: not as expected", what)
+	}
+}
+
+// TestStrategicStatus: a status-only strategic merge patch gives the
+// same object as Apply on the object's JSON form; other patches, and
+// results with unknown fields, are declined.
+func TestStrategicStatus(t *testing.T) {
+	gvk := corev1.SchemeGroupVersion.WithKind("Pod")
+	current := &corev1.Pod{}
+	if err := json.Unmarshal([]byte(pod), current); err != nil {
+		t.Fatal(err)
+	}
+	current.TypeMeta = metav1.TypeMeta{} // as the store gives it
+	current.CreationTimestamp = metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	current.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")}
+	current.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: corev1.PodQOSBurstable,
+		Conditions: []corev1.PodCondition{{Type: corev1.PodInitialized, Status: corev1.ConditionTrue}},
+		PodIPs:     []corev1.PodIP{{IP: "10.0.0.1"}}}
+	tests := []struct {
+		name  string
+		patch string
+		ok    bool
+	}{
+		{"scheduler condition", `{"status":{"conditions":[{"type":"PodScheduled","status":"False","reason":"Unschedulable","message":"0/0 nodes","lastTransitionTime":"2026-01-01T00:00:01Z"}]}}`, true},
+		{"condition replaced by type", `{"status":{"conditions":[{"type":"Initialized","status":"False"}]}}`, true},
+		{"nominated node", `{"status":{"nominatedNodeName":"n1","conditions":[{"type":"PodScheduled","status":"False"}]}}`, true},
+		{"null deletes", `{"status":{"phase":null,"podIPs":null}}`, true},
+		{"element order", `{"status":{"$setElementOrder/conditions":[{"type":"Ready"},{"type":"Initialized"}],"conditions":[{"type":"Ready","status":"True"}]}}`, true},
+		{"replace directive", `{"status":{"$patch":"replace","phase":"Running"}}`, true},
+		{"spec too", `{"spec":{"nodeName":"n"},"status":{"phase":"Running"}}`, false},
+		{"metadata", `{"metadata":{"labels":{"b":"2"}}}`, false},
+		{"status null", `{"status":null}`, false},
+		{"unknown field", `{"status":{"nope":1}}`, false},
+		{"malformed", `[1]`, false},
+		{"bad directive", `{"status":{"conditions":[{"type":"Ready","$patch":"explode"}]}}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := current.DeepCopy()
+			got, ok := StrategicStatus(current, gvk, []byte(tt.patch), &corev1.Pod{})
+			if ok != tt.ok {
+				t.Fatalf("ok %v, want %v", ok, tt.ok)
+			}
+			if !apiequality.Semantic.DeepEqual(before, current) {
+				t.Fatal("the current object changed")
+			}
+			if !ok {
+				return
+			}
+			cur := current.DeepCopy()
+			cur.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
+			curJSON, err := json.Marshal(cur)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := Apply(types.StrategicMergePatchType, curJSON, []byte(tt.patch), &corev1.Pod{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := &corev1.Pod{}
+			if err := json.Unmarshal(out, want); err != nil {
+				t.Fatal(err)
+			}
+			if !apiequality.Semantic.DeepEqual(got, want) {
+				g, _ := json.Marshal(got)
+				w, _ := json.Marshal(want)
+				t.Fatalf("patched\n got %s\nwant %s", g, w)
+			}
+		})
 	}
 }

@@ -383,6 +383,16 @@ func (c *Cacher) Create(ctx context.Context, key string, obj, out runtime.Object
 }
 
 func (c *Cacher) GuaranteedUpdate(ctx context.Context, key string, out runtime.Object, ignoreNotFound bool, pre *storage.Preconditions, try storage.UpdateFunc) error {
+	if s, ok := c.cfg.Storage.(suggestingUpdater); ok {
+		c.mu.RLock()
+		obj, found := c.items[key]
+		c.mu.RUnlock()
+		if found {
+			// As upstream's cacher: the store starts from a copy of the
+			// cached object and reads etcd only if it turns out stale.
+			return s.GuaranteedUpdateFrom(ctx, key, out, ignoreNotFound, pre, try, obj.DeepCopyObject())
+		}
+	}
 	return c.cfg.Storage.GuaranteedUpdate(ctx, key, out, ignoreNotFound, pre, try)
 }
 
@@ -423,6 +433,28 @@ func (c *Cacher) Get(ctx context.Context, key string, opts storage.GetOptions, o
 		return storage.NewNotFound(key)
 	}
 	return copyInto(obj, out)
+}
+
+// suggestingUpdater is a store whose updates can start from the cached
+// object (the etcd store).
+type suggestingUpdater interface {
+	GuaranteedUpdateFrom(ctx context.Context, key string, out runtime.Object, ignoreNotFound bool,
+		pre *storage.Preconditions, tryUpdate storage.UpdateFunc, suggestion runtime.Object) error
+}
+
+// Peek calls f with the cached object at key, shared with every reader:
+// f must not change it nor keep it. It reports false, without calling f,
+// when the cache has no object there (it may be younger than the cache).
+// Admission checks that read a field or two use it instead of Get's deep
+// copy.
+func (c *Cacher) Peek(key string, f func(runtime.Object)) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	obj, ok := c.items[key]
+	if ok {
+		f(obj)
+	}
+	return ok
 }
 
 // copyInto deep-copies src into dst, which must be of the same type.

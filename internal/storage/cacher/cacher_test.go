@@ -126,3 +126,27 @@ func TestListServedFromMemory(t *testing.T) {
 		t.Fatal("a caller's change leaked into the cache")
 	}
 }
+
+// TestPeek: Peek lends the cached object once it is in the cache and
+// reports false, without calling f, for a key the cache does not hold.
+func TestPeek(t *testing.T) {
+	s := newCachedPodStore(t).(*Cacher)
+	ctx := context.Background()
+	p := &corev1.Pod{}
+	p.Name, p.Namespace, p.Labels = "a", "ns", map[string]string{"app": "x"}
+	out := &corev1.Pod{}
+	if err := s.Create(ctx, "/pods/ns/a", p, out); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the cache to hold the write.
+	if err := s.Get(ctx, "/pods/ns/a", storage.GetOptions{ResourceVersion: out.ResourceVersion}, &corev1.Pod{}); err != nil {
+		t.Fatal(err)
+	}
+	var app string
+	if !s.Peek("/pods/ns/a", func(obj runtime.Object) { app = obj.(*corev1.Pod).Labels["app"] }) || app != "x" {
+		t.Fatalf("peek of a cached pod: label %q", app)
+	}
+	if s.Peek("/pods/ns/missing", func(runtime.Object) { t.Fatal("f called for a missing key") }) {
+		t.Fatal("peek found a missing key")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	rpctypes "go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -95,6 +96,13 @@ func (s *store) decode(data []byte, into runtime.Object, rev int64) error {
 	return setRV(into, rev)
 }
 
+// bytesString views data, an encoding nobody changes afterwards, as the
+// string clientv3.OpPut takes, which copies it again anyway: one copy of
+// every stored object fewer per write.
+func bytesString(data []byte) string {
+	return unsafe.String(unsafe.SliceData(data), len(data))
+}
+
 func setRV(obj runtime.Object, rev int64) error {
 	m, err := meta.Accessor(obj)
 	if err != nil {
@@ -125,7 +133,7 @@ func (s *store) Create(ctx context.Context, key string, obj, out runtime.Object)
 	}
 	k := s.full(key)
 	resp, err := s.client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
-		Then(clientv3.OpPut(k, string(data))).Commit()
+		Then(clientv3.OpPut(k, bytesString(data))).Commit()
 	if err != nil {
 		return fmt.Errorf("create %s: %w", key, err)
 	}
@@ -375,61 +383,134 @@ func matches(p storage.SelectionPredicate, obj runtime.Object) (bool, error) {
 
 func (s *store) GuaranteedUpdate(ctx context.Context, key string, out runtime.Object, ignoreNotFound bool,
 	pre *storage.Preconditions, tryUpdate storage.UpdateFunc) error {
+	return s.GuaranteedUpdateFrom(ctx, key, out, ignoreNotFound, pre, tryUpdate, nil)
+}
+
+// GuaranteedUpdateFrom is GuaranteedUpdate starting from suggestion, when
+// not nil: a copy of the object at key that the caller (the watch cache)
+// believes current, with its resourceVersion, as upstream's store takes
+// its cachedExistingObject. It saves the read and decode of the object
+// when the suggestion is current; when it is not, the compare-and-swap
+// fails and the loop goes on with what etcd has. A precondition or
+// tryUpdate error, and a write that would change nothing, are trusted
+// only on the object read from etcd.
+func (s *store) GuaranteedUpdateFrom(ctx context.Context, key string, out runtime.Object, ignoreNotFound bool,
+	pre *storage.Preconditions, tryUpdate storage.UpdateFunc, suggestion runtime.Object) error {
 	k := s.full(key)
-	resp, err := s.client.Get(ctx, k)
-	if err != nil {
-		return fmt.Errorf("update %s: %w", key, err)
-	}
 	var kv *mvccpb.KeyValue
-	if len(resp.Kvs) > 0 {
-		kv = resp.Kvs[0]
+	read := func() error {
+		resp, err := s.client.Get(ctx, k)
+		if err != nil {
+			return fmt.Errorf("update %s: %w", key, err)
+		}
+		kv = nil
+		if len(resp.Kvs) > 0 {
+			kv = resp.Kvs[0]
+		}
+		return nil
+	}
+	// The state tryUpdate starts from: cur (nil data when absent), and
+	// whether it was read from etcd.
+	var (
+		cur     runtime.Object
+		curData []byte
+		modRev  int64
+		current bool
+	)
+	if suggestion != nil {
+		if m, err := meta.Accessor(suggestion); err == nil {
+			rev, err := parseRV(m.GetResourceVersion())
+			if data, eerr := s.encode(suggestion); err == nil && eerr == nil && rev > 0 {
+				cur, curData, modRev = suggestion, data, rev
+			}
+		}
+	}
+	if cur == nil {
+		if err := read(); err != nil {
+			return err
+		}
+		current = true
 	}
 	for {
-		cur := s.newFn()
-		var curData []byte
-		var modRev int64
-		if kv == nil {
-			if !ignoreNotFound {
-				return storage.NewNotFound(key)
+		if current {
+			cur, curData, modRev = s.newFn(), nil, 0
+			if kv == nil {
+				if !ignoreNotFound {
+					return storage.NewNotFound(key)
+				}
+			} else {
+				curData, modRev = kv.Value, kv.ModRevision
+				if err := s.decode(curData, cur, modRev); err != nil {
+					return err
+				}
 			}
-		} else {
-			curData, modRev = kv.Value, kv.ModRevision
-			if err := s.decode(curData, cur, modRev); err != nil {
+		}
+		// refresh reads etcd after a doubt about the suggestion.
+		refresh := func() error {
+			if err := read(); err != nil {
 				return err
 			}
+			current = true
+			return nil
+		}
+		if curData != nil {
 			if err := checkPreconditions(key, pre, cur); err != nil {
-				return err
+				if current {
+					return err
+				}
+				if err := refresh(); err != nil {
+					return err
+				}
+				continue
 			}
 		}
 		next, err := tryUpdate(cur)
 		if err != nil {
-			return err
+			if current {
+				return err
+			}
+			stale := modRev
+			if rerr := refresh(); rerr != nil {
+				return rerr
+			}
+			if kv != nil && kv.ModRevision == stale {
+				return err // the suggestion was current
+			}
+			continue
 		}
 		data, err := s.encode(next)
 		if err != nil {
 			return err
 		}
-		if kv != nil && bytes.Equal(data, curData) {
+		if curData != nil && bytes.Equal(data, curData) {
+			if !current {
+				if err := refresh(); err != nil {
+					return err
+				}
+				continue
+			}
 			return s.decode(curData, out, modRev)
 		}
 		var cmp clientv3.Cmp
-		if kv == nil {
+		if curData == nil {
 			cmp = clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
 		} else {
 			cmp = clientv3.Compare(clientv3.ModRevision(k), "=", modRev)
 		}
-		tresp, err := s.client.Txn(ctx).If(cmp).Then(clientv3.OpPut(k, string(data))).Else(clientv3.OpGet(k)).Commit()
+		tresp, err := s.client.Txn(ctx).If(cmp).Then(clientv3.OpPut(k, bytesString(data))).Else(clientv3.OpGet(k)).Commit()
 		if err != nil {
 			return fmt.Errorf("update %s: %w", key, err)
 		}
 		if tresp.Succeeded {
 			return s.decode(data, out, tresp.Header.Revision)
 		}
-		// Lost the race: retry with what is there now.
+		// Lost the race (or the suggestion was stale): retry with what is
+		// there now.
 		kv = nil
 		if rr := tresp.Responses[0].GetResponseRange(); rr != nil && len(rr.Kvs) > 0 {
 			kv = rr.Kvs[0]
 		}
+		current = true
 	}
 }
 

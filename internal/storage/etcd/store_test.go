@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiff-sh/skiff/internal/storage"
 	"github.com/skiff-sh/skiff/internal/storage/storagetest"
@@ -108,5 +109,82 @@ func TestStoredAsProtobufWithoutResourceVersion(t *testing.T) {
 	raw := resp.Kvs[0].Value
 	if len(raw) < 4 || string(raw[:4]) != "k8s\x00" {
 		t.Fatalf("stored bytes do not start with the protobuf magic: %q", raw[:min(len(raw), 8)])
+	}
+}
+
+// TestGuaranteedUpdateFromSuggestion: an update that starts from a
+// suggested object writes from it when it is current (tryUpdate runs
+// once), and from etcd's object when it is stale, whether the stale copy
+// fails the compare-and-swap, fails a precondition or tryUpdate, or makes
+// the write look like a no-op.
+func TestGuaranteedUpdateFromSuggestion(t *testing.T) {
+	s := newPodStore(t).(*store)
+	ctx := context.Background()
+	setLabel := func(k, v string) storage.UpdateFunc {
+		return func(cur runtime.Object) (runtime.Object, error) {
+			p := cur.(*corev1.Pod).DeepCopy()
+			if p.Labels == nil {
+				p.Labels = map[string]string{}
+			}
+			p.Labels[k] = v
+			return p, nil
+		}
+	}
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u1"}}
+	v1 := &corev1.Pod{}
+	if err := s.Create(ctx, "/pods/ns/p", p, v1); err != nil {
+		t.Fatal(err)
+	}
+	// Current suggestion: one tryUpdate.
+	calls := 0
+	v2 := &corev1.Pod{}
+	err := s.GuaranteedUpdateFrom(ctx, "/pods/ns/p", v2, false, nil, func(cur runtime.Object) (runtime.Object, error) {
+		calls++
+		return setLabel("a", "1")(cur)
+	}, v1.DeepCopy())
+	if err != nil || calls != 1 || v2.Labels["a"] != "1" {
+		t.Fatalf("current suggestion: %v, %d calls, labels %v", err, calls, v2.Labels)
+	}
+	// Stale suggestion (v1): the write lands on v2, keeping its label.
+	v3 := &corev1.Pod{}
+	if err := s.GuaranteedUpdateFrom(ctx, "/pods/ns/p", v3, false, nil, setLabel("b", "2"), v1.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	if v3.Labels["a"] != "1" || v3.Labels["b"] != "2" {
+		t.Fatalf("stale suggestion lost a write: %v", v3.Labels)
+	}
+	// Stale suggestion that looks like a no-op: "a"="1" is new to v1 but
+	// not to etcd; out is etcd's object and nothing is written.
+	v4 := &corev1.Pod{}
+	stale := v1.DeepCopy()
+	stale.Labels = map[string]string{"a": "1", "b": "2"}
+	if err := s.GuaranteedUpdateFrom(ctx, "/pods/ns/p", v4, false, nil, setLabel("a", "1"), stale); err != nil {
+		t.Fatal(err)
+	}
+	if v4.ResourceVersion != v3.ResourceVersion {
+		t.Fatalf("no-op on a stale suggestion wrote: rv %s, want %s", v4.ResourceVersion, v3.ResourceVersion)
+	}
+	// A tryUpdate error on stale data is retried on etcd's object.
+	v5 := &corev1.Pod{}
+	err = s.GuaranteedUpdateFrom(ctx, "/pods/ns/p", v5, false, nil, func(cur runtime.Object) (runtime.Object, error) {
+		if cur.(*corev1.Pod).Labels["b"] != "2" {
+			return nil, fmt.Errorf("stale")
+		}
+		return setLabel("c", "3")(cur)
+	}, v1.DeepCopy())
+	if err != nil || v5.Labels["c"] != "3" {
+		t.Fatalf("tryUpdate error on a stale suggestion: %v %v", err, v5.Labels)
+	}
+	// A precondition that fails on etcd's object is an error; one that
+	// fails only on the stale suggestion is not.
+	uid := types.UID("u1")
+	staleUID := v1.DeepCopy()
+	staleUID.UID = "old"
+	if err := s.GuaranteedUpdateFrom(ctx, "/pods/ns/p", &corev1.Pod{}, false, &storage.Preconditions{UID: &uid}, setLabel("d", "4"), staleUID); err != nil {
+		t.Fatalf("precondition on a stale suggestion: %v", err)
+	}
+	other := types.UID("other")
+	if err := s.GuaranteedUpdateFrom(ctx, "/pods/ns/p", &corev1.Pod{}, false, &storage.Preconditions{UID: &other}, setLabel("e", "5"), v1.DeepCopy()); !storage.IsConflict(err) {
+		t.Fatalf("failing precondition: %v, want a conflict", err)
 	}
 }
