@@ -22,6 +22,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/apiserver/authn"
 	"github.com/skiff-sh/skiff/internal/apiserver/openapi"
+	"github.com/skiff-sh/skiff/internal/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
@@ -116,6 +117,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.HandleFunc("/version/", s.serveVersion)
 	mux.Handle("/metrics", s.metrics.handler())
 	mux.HandleFunc("/cacerts", s.serveCACerts)
+	mux.HandleFunc(serviceaccount.OpenIDConfigPath, s.serveOpenIDConfiguration)
+	mux.HandleFunc(serviceaccount.JWKSPath, s.serveJWKS)
 	// Profiling, as kube-apiserver's --profiling (on by default); behind
 	// authentication like every non-health path.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
