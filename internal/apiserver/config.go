@@ -41,7 +41,10 @@ type Config struct {
 	// ServiceAccountIssuer signs TokenRequests and verifies service
 	// account bearer tokens; nil turns both off.
 	ServiceAccountIssuer *serviceaccount.Issuer
-	Logger               *slog.Logger
+	// DisabledAdmission names built-in admission plugins turned off
+	// (upstream's --disable-admission-plugins), e.g. "ServiceAccount".
+	DisabledAdmission map[string]bool
+	Logger            *slog.Logger
 }
 
 // Validate rejects an incomplete config.

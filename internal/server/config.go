@@ -62,7 +62,10 @@ type Config struct {
 	// issuer), as upstream's --service-account-issuer and --api-audiences.
 	ServiceAccountIssuer string
 	APIAudiences         []string
-	Logger               *slog.Logger
+	// DisableAdmissionPlugins turns off built-in admission plugins by
+	// upstream's names (only "ServiceAccount" can be turned off).
+	DisableAdmissionPlugins []string
+	Logger                  *slog.Logger
 }
 
 // DefaultConfig returns the documented flag defaults.
@@ -133,6 +136,11 @@ func (c *Config) Validate() error {
 	if err := validateIssuer(c.ServiceAccountIssuer); err != nil {
 		return err
 	}
+	for _, p := range c.DisableAdmissionPlugins {
+		if p != "ServiceAccount" {
+			return fmt.Errorf("--disable-admission-plugins: %q cannot be turned off (known: ServiceAccount)", p)
+		}
+	}
 	for _, a := range c.APIAudiences {
 		if strings.TrimSpace(a) == "" {
 			return fmt.Errorf("--api-audiences: an audience must not be empty")
@@ -192,6 +200,14 @@ func (c *Config) KubeconfigPath() string { return filepath.Join(c.DataDir, "admi
 
 // NodeTokenPath is where the agents' join token is written (mode 0600).
 func (c *Config) NodeTokenPath() string { return filepath.Join(c.DataDir, "node-token") }
+
+func (c *Config) disabledAdmission() map[string]bool {
+	m := map[string]bool{}
+	for _, p := range c.DisableAdmissionPlugins {
+		m[p] = true
+	}
+	return m
+}
 
 func (c *Config) tlsDir() string { return filepath.Join(c.DataDir, "tls") }
 func (c *Config) dbDir() string  { return filepath.Join(c.DataDir, "db") }

@@ -147,6 +147,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		Logger:            s.log,
 
 		ServiceAccountIssuer: issuer,
+		DisabledAdmission:    s.cfg.disabledAdmission(),
 	})
 	if err != nil {
 		return fmt.Errorf("api server: %w", err)

@@ -50,14 +50,14 @@ type Private struct {
 
 // Claims of a bound service account token.
 type Claims struct {
-	Issuer     string   `json:"iss"`
-	Subject    string   `json:"sub"`
+	Issuer     string    `json:"iss"`
+	Subject    string    `json:"sub"`
 	Audience   Audiences `json:"aud"`
-	Expiry     int64    `json:"exp"`
-	IssuedAt   int64    `json:"iat"`
-	NotBefore  int64    `json:"nbf"`
-	ID         string   `json:"jti"`
-	Kubernetes Private  `json:"kubernetes.io"`
+	Expiry     int64     `json:"exp"`
+	IssuedAt   int64     `json:"iat"`
+	NotBefore  int64     `json:"nbf"`
+	ID         string    `json:"jti"`
+	Kubernetes Private   `json:"kubernetes.io"`
 }
 
 // UserName is system:serviceaccount:<ns>:<name>.
