@@ -37,12 +37,15 @@ var errTokenInvalidated = errors.New("service account token has been invalidated
 // signature, issuer, audience and lifetime, then that the service account
 // and the object it is bound to still exist with the same uid. Every
 // failure is authn.ErrUnauthenticated (401); store errors are returned.
-func (s *Server) authenticateServiceAccount(ctx context.Context, token string) (*authn.User, error) {
+func (s *Server) authenticateServiceAccount(ctx context.Context, token string, audiences []string) (*authn.User, error) {
 	iss := s.cfg.ServiceAccountIssuer
 	if iss == nil {
 		return nil, authn.ErrUnauthenticated
 	}
-	c, err := iss.Verify(token)
+	if audiences == nil {
+		audiences = iss.APIAudiences()
+	}
+	c, err := iss.VerifyFor(token, audiences)
 	if err != nil {
 		s.log.Debug("service account token rejected", "err", err)
 		return nil, authn.ErrUnauthenticated

@@ -35,7 +35,7 @@ func (s *Server) authenticate(r *http.Request) (*authn.User, error) {
 		return nil, authn.ErrUnauthenticated
 	}
 	if serviceaccount.LooksLikeJWT(strings.TrimSpace(token)) {
-		return s.authenticateServiceAccount(r.Context(), strings.TrimSpace(token))
+		return s.authenticateServiceAccount(r.Context(), strings.TrimSpace(token), nil)
 	}
 	a := authn.BootstrapAuthenticator{Get: s.getSecret, Now: s.now, IsNotFound: storage.IsNotFound}
 	return a.Authenticate(r.Context(), strings.TrimSpace(token))

@@ -72,6 +72,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 		kubeletTransport: newKubeletTransport(cfg.KubeletClientCert, cfg.KubeletCA),
 	}
+	if cfg.ServiceAccountIssuer != nil {
+		cfg.Resources = append(cfg.Resources[:len(cfg.Resources):len(cfg.Resources)], s.tokenReviewResource())
+	}
 	seenGroup := map[string]bool{}
 	for _, r := range cfg.Resources {
 		if _, dup := s.resources[r.GroupVersionResource]; dup {

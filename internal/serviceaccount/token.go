@@ -185,6 +185,12 @@ const leeway = 60 * time.Second
 // tok and returns its claims. Whether the service account and bound
 // objects still exist is the caller's check.
 func (i *Issuer) Verify(tok string) (*Claims, error) {
+	return i.VerifyFor(tok, i.APIAudiences())
+}
+
+// VerifyFor is Verify for a token that must name one of audiences (a
+// TokenReview's spec.audiences).
+func (i *Issuer) VerifyFor(tok string, audiences []string) (*Claims, error) {
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
 		return nil, ErrMalformed
@@ -222,7 +228,7 @@ func (i *Issuer) Verify(tok string) (*Claims, error) {
 	}
 	ok := false
 	for _, a := range c.Audience {
-		if slices.Contains(i.APIAudiences(), a) {
+		if slices.Contains(audiences, a) {
 			ok = true
 			break
 		}

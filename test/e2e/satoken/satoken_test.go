@@ -243,6 +243,24 @@ func TestServiceAccountTokens(t *testing.T) {
 		if _, err := whoami(ctx, tokenClient(t, srv, aud)); !apierrors.IsUnauthorized(err) {
 			t.Errorf("vault-audience token: %v, want 401", err)
 		}
+		// TokenReview: what a relying party (here "vault") asks the API.
+		review := func(tok string, auds ...string) authenticationv1.TokenReviewStatus {
+			r, err := cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+				Spec: authenticationv1.TokenReviewSpec{Token: tok, Audiences: auds}}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatalf("token review: %v", err)
+			}
+			return r.Status
+		}
+		if st := review(aud, "vault"); !st.Authenticated || st.User.Username != "system:serviceaccount:default:default" || st.Audiences[0] != "vault" {
+			t.Errorf("review of the vault token for vault: %+v", st)
+		}
+		if st := review(aud); st.Authenticated || st.Error == "" {
+			t.Errorf("review of the vault token for the API server: %+v", st)
+		}
+		if st := review(tok); !st.Authenticated || st.User.UID != string(sa.UID) {
+			t.Errorf("review of an API token: %+v", st)
+		}
 	})
 
 	t.Run("a token of a deleted service account is refused", func(t *testing.T) {
