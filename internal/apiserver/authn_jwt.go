@@ -141,7 +141,8 @@ func objectUID(obj runtime.Object) (string, error) {
 }
 
 // serveOpenIDConfiguration serves the issuer's OIDC discovery document
-// (authenticated users only, see the package doc of serviceaccount).
+// to authenticated users (upstream also grants it through the
+// system:service-account-issuer-discovery role; RBAC is not enforced here).
 func (s *Server) serveOpenIDConfiguration(w http.ResponseWriter, r *http.Request) {
 	s.serveIssuerDoc(w, r, "application/json", (*serviceaccount.Issuer).OpenIDConfiguration)
 }

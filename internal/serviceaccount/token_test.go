@@ -153,3 +153,25 @@ func mustP384(t *testing.T) *ecdsa.PrivateKey {
 	}
 	return k
 }
+
+func BenchmarkIssueVerify(b *testing.B) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, _ := NewKey(k)
+	iss := &Issuer{Name: "https://kubernetes.default.svc.cluster.local", Key: key}
+	req := Request{Namespace: "ns", ServiceAccount: Ref{Name: "default", UID: "u"}, Lifetime: time.Hour, Pod: &Ref{Name: "p", UID: "pu"}}
+	b.Run("issue", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, _, err := iss.Issue(req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	tok, _, _ := iss.Issue(req)
+	b.Run("verify", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := iss.Verify(tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
