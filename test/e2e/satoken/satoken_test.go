@@ -2,6 +2,7 @@ package satoken
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -321,7 +322,7 @@ func jwtPayload(t *testing.T, tok string) []byte {
 	if len(parts) != 3 {
 		t.Fatalf("not a JWT: %q", tok)
 	}
-	b, err := base64URL(parts[1])
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
 		t.Fatal(err)
 	}
