@@ -24,6 +24,9 @@ func (s *Server) admitCreate(ctx context.Context, res *resource, obj runtime.Obj
 	s.admitDefaultStorageClass(ctx, obj)
 	admitStorageProtection(obj)
 	if pod, ok := obj.(*corev1.Pod); ok {
+		if err := s.admitServiceAccount(ctx, pod); err != nil {
+			return err
+		}
 		addDefaultTolerations(pod)
 		return s.admitPodPriority(ctx, pod)
 	}

@@ -13,12 +13,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiff-sh/skiff/internal/apiserver/authn"
+	"github.com/skiff-sh/skiff/internal/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
 // authenticate returns the request's user: the verified client
 // certificate's subject (the certificate path is unchanged), else a
-// bootstrap token in "Authorization: Bearer". A nil user with a nil error
+// service account JWT (authn_jwt.go) or a bootstrap token in
+// "Authorization: Bearer". A nil user with a nil error
 // means no credentials at all.
 func (s *Server) authenticate(r *http.Request) (*authn.User, error) {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
@@ -31,6 +33,9 @@ func (s *Server) authenticate(r *http.Request) (*authn.User, error) {
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(token) == "" {
 		return nil, authn.ErrUnauthenticated
+	}
+	if serviceaccount.LooksLikeJWT(strings.TrimSpace(token)) {
+		return s.authenticateServiceAccount(r.Context(), strings.TrimSpace(token), nil)
 	}
 	a := authn.BootstrapAuthenticator{Get: s.getSecret, Now: s.now, IsNotFound: storage.IsNotFound}
 	return a.Authenticate(r.Context(), strings.TrimSpace(token))

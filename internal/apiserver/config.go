@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/skiff-sh/skiff/internal/registry"
+	"github.com/skiff-sh/skiff/internal/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
@@ -37,7 +38,13 @@ type Config struct {
 	// KubeletCA verifies kubelets' serving certificates (the cluster CA,
 	// which signs them through kubelet-serving CSRs); nil: the system roots.
 	KubeletCA *x509.CertPool
-	Logger    *slog.Logger
+	// ServiceAccountIssuer signs TokenRequests and verifies service
+	// account bearer tokens; nil turns both off.
+	ServiceAccountIssuer *serviceaccount.Issuer
+	// DisabledAdmission names built-in admission plugins turned off
+	// (upstream's --disable-admission-plugins), e.g. "ServiceAccount".
+	DisabledAdmission map[string]bool
+	Logger            *slog.Logger
 }
 
 // Validate rejects an incomplete config.

@@ -33,6 +33,8 @@ func subresourceKind(res *resource, name string, kind string) schema.GroupVersio
 		return schema.GroupVersionKind{Group: "policy", Version: "v1", Kind: "Eviction"}
 	case kind == "Binding":
 		return schema.GroupVersionKind{Version: "v1", Kind: "Binding"}
+	case kind == "TokenRequest":
+		return schema.GroupVersionKind{Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest"}
 	}
 	return schema.GroupVersionKind{Version: res.Version, Group: res.Group, Kind: kind}
 }

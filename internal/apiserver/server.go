@@ -22,6 +22,7 @@ import (
 
 	"github.com/skiff-sh/skiff/internal/apiserver/authn"
 	"github.com/skiff-sh/skiff/internal/apiserver/openapi"
+	"github.com/skiff-sh/skiff/internal/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
@@ -71,6 +72,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 		kubeletTransport: newKubeletTransport(cfg.KubeletClientCert, cfg.KubeletCA),
 	}
+	if cfg.ServiceAccountIssuer != nil {
+		cfg.Resources = append(cfg.Resources[:len(cfg.Resources):len(cfg.Resources)], s.tokenReviewResource())
+	}
 	seenGroup := map[string]bool{}
 	for _, r := range cfg.Resources {
 		if _, dup := s.resources[r.GroupVersionResource]; dup {
@@ -116,6 +120,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.HandleFunc("/version/", s.serveVersion)
 	mux.Handle("/metrics", s.metrics.handler())
 	mux.HandleFunc("/cacerts", s.serveCACerts)
+	mux.HandleFunc(serviceaccount.OpenIDConfigPath, s.serveOpenIDConfiguration)
+	mux.HandleFunc(serviceaccount.JWKSPath, s.serveJWKS)
 	// Profiling, as kube-apiserver's --profiling (on by default); behind
 	// authentication like every non-health path.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -48,6 +48,8 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, res *r
 		s.servePodConnect(w, r, res, info)
 	case "proxy":
 		s.serveNodeProxy(w, r, res, info)
+	case "token":
+		s.serveTokenRequest(w, r, res, info)
 	default:
 		s.serveNotFound(w, r)
 	}

@@ -32,6 +32,9 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&cfg.SchedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration file for the scheduler in this server (profile, plugins, percentageOfNodesToScore)")
 	fs.BoolVar(&cfg.DisableControllers, "disable-controllers", false, "do not run the controller manager in this server")
 	fs.DurationVar(&cfg.ClusterSigningDuration, "cluster-signing-duration", cfg.ClusterSigningDuration, "lifetime of the certificates the CSR signer issues (kubelet client and serving certificates); a request's spec.expirationSeconds may shorten it")
+	fs.StringVar(&cfg.ServiceAccountIssuer, "service-account-issuer", cfg.ServiceAccountIssuer, "issuer (iss claim) of service account tokens: an https URL or an opaque name")
+	fs.Var(listFlag{&cfg.APIAudiences}, "api-audiences", "comma-separated audiences the API server accepts in service account tokens (default: the issuer)")
+	fs.Var(listFlag{&cfg.DisableAdmissionPlugins}, "disable-admission-plugins", "comma-separated built-in admission plugins to turn off (ServiceAccount)")
 	fs.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", cfg.NodeMonitorGracePeriod, "time without a heartbeat before a node is marked unhealthy")
 	fs.Var(listFlag{&cfg.Controllers}, "controllers", "controllers to run: '*' all, 'name' one, '-name' all but one (comma-separated)")
 	if err := parse(fs, args); err != nil {

@@ -39,6 +39,9 @@ type Options struct {
 	// ClusterSigningDuration is the longest lifetime of a signed
 	// certificate (0: one year).
 	ClusterSigningDuration time.Duration
+	// RootCA (PEM) is the cluster CA published in every namespace as the
+	// kube-root-ca.crt ConfigMap; empty: the publisher does nothing.
+	RootCA []byte
 }
 
 // Context is what a controller is built from. Controllers share one

@@ -30,6 +30,9 @@ type objects struct {
 	namespace  string
 	configMaps map[string]*corev1.ConfigMap
 	secrets    map[string]*corev1.Secret
+	// serviceEnv is the kubernetes Service's variables (serviceenv.go).
+	serviceEnv     []corev1.EnvVar
+	serviceEnvDone bool
 }
 
 func newObjects(c kubernetes.Interface, namespace string) *objects {
@@ -100,6 +103,10 @@ func (e *envList) set(name, val string) {
 // defined before it expanded. Values from valueFrom are not expanded.
 func makeEnv(ctx context.Context, o *objects, ec *envContext, c *corev1.Container) (*envList, error) {
 	env := &envList{}
+	// Service variables come first; the container's own may override.
+	for _, e := range o.masterServiceEnv(ctx) {
+		env.set(e.Name, e.Value)
+	}
 	for _, from := range c.EnvFrom {
 		switch {
 		case from.ConfigMapRef != nil:

@@ -57,6 +57,8 @@ type Kubelet struct {
 	seen map[string]string
 	// dnsWarned holds the UIDs of pods whose DNS warnings were posted.
 	dnsWarned sync.Map
+	// tokens are the pods' projected service account tokens (tokens.go).
+	tokens tokenCache
 }
 
 // New validates cfg and returns a kubelet; nothing starts until Run.

@@ -88,7 +88,7 @@ func (k *Kubelet) setupVolume(ctx context.Context, p *corev1.Pod, v *corev1.Volu
 		payload, err = downwardPayload(ec, v.DownwardAPI.Items, modeOr(v.DownwardAPI.DefaultMode))
 	case v.Projected != nil:
 		path = dir("kubernetes.io~projected")
-		payload, err = projectedPayload(ctx, o, ec, v.Projected)
+		payload, err = k.projectedPayload(ctx, o, ec, v.Projected)
 	default:
 		return volume{}, errors.New("volume type not supported by this kubelet yet")
 	}
@@ -292,9 +292,10 @@ func downwardPayload(ec *envContext, items []corev1.DownwardAPIVolumeFile, mode 
 	return out, nil
 }
 
-// projectedPayload merges the sources; serviceAccountToken and
-// clusterTrustBundle sources are not supported yet and are skipped.
-func projectedPayload(ctx context.Context, o *objects, ec *envContext, src *corev1.ProjectedVolumeSource) (map[string]fileProjection, error) {
+// projectedPayload merges the sources; a serviceAccountToken source is a
+// token bound to the pod (tokens.go). clusterTrustBundle and
+// podCertificate sources are not supported yet and are skipped.
+func (k *Kubelet) projectedPayload(ctx context.Context, o *objects, ec *envContext, src *corev1.ProjectedVolumeSource) (map[string]fileProjection, error) {
 	mode := modeOr(src.DefaultMode)
 	out := map[string]fileProjection{}
 	for _, s := range src.Sources {
@@ -307,6 +308,10 @@ func projectedPayload(ctx context.Context, o *objects, ec *envContext, src *core
 			part, err = secretPayload(ctx, o, s.Secret.Name, s.Secret.Items, s.Secret.Optional, mode)
 		case s.DownwardAPI != nil:
 			part, err = downwardPayload(ec, s.DownwardAPI.Items, mode)
+		case s.ServiceAccountToken != nil:
+			var tok string
+			tok, err = k.tokens.get(ctx, o.client, ec.pod, s.ServiceAccountToken, time.Now())
+			part = map[string]fileProjection{s.ServiceAccountToken.Path: {data: []byte(tok), mode: mode}}
 		}
 		if err != nil {
 			return nil, err
@@ -360,6 +365,7 @@ func containerMounts(c *corev1.Container, vols map[string]volume, env *envList) 
 // removePodDir unmounts a pod's memory-backed emptyDirs and removes its
 // volumes; the containers must be gone.
 func (k *Kubelet) removePodDir(uid string) {
+	k.tokens.forget(uid)
 	dir := k.podDir(uid)
 	if _, err := os.Stat(dir); err != nil {
 		return

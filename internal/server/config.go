@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -56,7 +57,15 @@ type Config struct {
 	// ClusterSigningDuration is the lifetime of certificates the CSR
 	// signer issues (kubelet client and serving certificates).
 	ClusterSigningDuration time.Duration
-	Logger                 *slog.Logger
+	// ServiceAccountIssuer is the iss claim of service account tokens;
+	// APIAudiences are the audiences the API server accepts (empty: the
+	// issuer), as upstream's --service-account-issuer and --api-audiences.
+	ServiceAccountIssuer string
+	APIAudiences         []string
+	// DisableAdmissionPlugins turns off built-in admission plugins by
+	// upstream's names (only "ServiceAccount" can be turned off).
+	DisableAdmissionPlugins []string
+	Logger                  *slog.Logger
 }
 
 // DefaultConfig returns the documented flag defaults.
@@ -70,6 +79,7 @@ func DefaultConfig() Config {
 		ClusterDomain:          "cluster.local",
 		NodeMonitorGracePeriod: 40 * time.Second,
 		ClusterSigningDuration: 365 * 24 * time.Hour,
+		ServiceAccountIssuer:   "https://kubernetes.default.svc.cluster.local",
 	}
 }
 
@@ -123,6 +133,41 @@ func (c *Config) Validate() error {
 	if c.ClusterSigningDuration <= 0 {
 		return fmt.Errorf("--cluster-signing-duration %s: must be positive", c.ClusterSigningDuration)
 	}
+	if err := validateIssuer(c.ServiceAccountIssuer); err != nil {
+		return err
+	}
+	for _, p := range c.DisableAdmissionPlugins {
+		if p != "ServiceAccount" {
+			return fmt.Errorf("--disable-admission-plugins: %q cannot be turned off (known: ServiceAccount)", p)
+		}
+	}
+	for _, a := range c.APIAudiences {
+		if strings.TrimSpace(a) == "" {
+			return fmt.Errorf("--api-audiences: an audience must not be empty")
+		}
+	}
+	return nil
+}
+
+// validateIssuer applies upstream's rule: an issuer with a colon must be
+// an https URL without query or fragment; one without is an opaque name.
+func validateIssuer(iss string) error {
+	if iss == "" {
+		return fmt.Errorf("--service-account-issuer must not be empty")
+	}
+	if !strings.Contains(iss, ":") {
+		return nil
+	}
+	u, err := url.Parse(iss)
+	if err != nil {
+		return fmt.Errorf("--service-account-issuer %q contained a ':' but was not a valid URL: %w", iss, err)
+	}
+	if u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("--service-account-issuer %q: must be an https URL", iss)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--service-account-issuer %q: must not have a query or fragment", iss)
+	}
 	return nil
 }
 
@@ -155,6 +200,14 @@ func (c *Config) KubeconfigPath() string { return filepath.Join(c.DataDir, "admi
 
 // NodeTokenPath is where the agents' join token is written (mode 0600).
 func (c *Config) NodeTokenPath() string { return filepath.Join(c.DataDir, "node-token") }
+
+func (c *Config) disabledAdmission() map[string]bool {
+	m := map[string]bool{}
+	for _, p := range c.DisableAdmissionPlugins {
+		m[p] = true
+	}
+	return m
+}
 
 func (c *Config) tlsDir() string { return filepath.Join(c.DataDir, "tls") }
 func (c *Config) dbDir() string  { return filepath.Join(c.DataDir, "db") }

@@ -27,6 +27,13 @@ func TestConfigValidate(t *testing.T) {
 		{"bad cluster domain", func(c *Config) { c.ClusterDomain = "Not_A_Domain" }, "--cluster-domain"},
 		{"bad service lb pool", func(c *Config) { c.ServiceLBPool = "10.0.0.0" }, "--service-lb-pool"},
 		{"etcd tls without servers", func(c *Config) { c.EtcdCAFile = "/ca" }, "--etcd-servers"},
+		{"issuer name without colon", func(c *Config) { c.ServiceAccountIssuer = "skiff" }, ""},
+		{"http issuer", func(c *Config) { c.ServiceAccountIssuer = "http://issuer" }, "--service-account-issuer"},
+		{"issuer with query", func(c *Config) { c.ServiceAccountIssuer = "https://issuer?x=1" }, "--service-account-issuer"},
+		{"empty issuer", func(c *Config) { c.ServiceAccountIssuer = "" }, "--service-account-issuer"},
+		{"empty audience", func(c *Config) { c.APIAudiences = []string{" "} }, "--api-audiences"},
+		{"disable ServiceAccount admission", func(c *Config) { c.DisableAdmissionPlugins = []string{"ServiceAccount"} }, ""},
+		{"disable unknown admission", func(c *Config) { c.DisableAdmissionPlugins = []string{"Nope"} }, "--disable-admission-plugins"},
 		{"etcd cert without key", func(c *Config) { c.EtcdServers = []string{"https://e:2379"}; c.EtcdCertFile = "/c" }, "--etcd-keyfile"},
 	}
 	for _, tt := range tests {

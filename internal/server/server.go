@@ -28,6 +28,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/registry/all"
 	"github.com/skiff-sh/skiff/internal/registry/core"
 	"github.com/skiff-sh/skiff/internal/scheduler"
+	"github.com/skiff-sh/skiff/internal/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/storage"
 	"github.com/skiff-sh/skiff/internal/storage/cacher"
 	"github.com/skiff-sh/skiff/internal/storage/etcd"
@@ -125,6 +126,11 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	saKey, err := serviceaccount.LoadOrCreateKey(filepath.Join(s.cfg.tlsDir(), serviceaccount.KeyFile))
+	if err != nil {
+		return err
+	}
+	issuer := &serviceaccount.Issuer{Name: s.cfg.ServiceAccountIssuer, Audiences: s.cfg.APIAudiences, Key: saKey}
 	kubeletClient, err := kubeletClientCert(ca)
 	if err != nil {
 		return err
@@ -139,6 +145,9 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		ServiceCIDR:       serviceNet,
 		Version:           Version,
 		Logger:            s.log,
+
+		ServiceAccountIssuer: issuer,
+		DisabledAdmission:    s.cfg.disabledAdmission(),
 	})
 	if err != nil {
 		return fmt.Errorf("api server: %w", err)

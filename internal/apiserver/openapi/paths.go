@@ -219,6 +219,8 @@ func resourcePaths(r *registry.Resource) map[string]spec.PathItem {
 			subGVK = gv.WithKind("Binding")
 		case "Eviction":
 			subGVK = schema.GroupVersionKind{Group: "policy", Version: "v1", Kind: "Eviction"}
+		case "TokenRequest":
+			subGVK = schema.GroupVersionKind{Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest"}
 		}
 		if sub.Kind != "" {
 			subKind = sub.Kind

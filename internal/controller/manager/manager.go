@@ -211,6 +211,23 @@ func New(cfg Config) (*Manager, error) {
 		ready: make(chan struct{}), metrics: metrics.New()}, nil
 }
 
+// rootCA is the CA that verifies the API server, as upstream's
+// controller manager takes it from its kubeconfig without --root-ca-file.
+func rootCA(rc *rest.Config) []byte {
+	if rc == nil {
+		return nil
+	}
+	if len(rc.TLSClientConfig.CAData) > 0 {
+		return rc.TLSClientConfig.CAData
+	}
+	if rc.TLSClientConfig.CAFile != "" {
+		if b, err := os.ReadFile(rc.TLSClientConfig.CAFile); err == nil {
+			return b
+		}
+	}
+	return nil
+}
+
 func withProtobuf(rc *rest.Config) *rest.Config {
 	c := rest.CopyConfig(rc)
 	c.ContentType = "application/vnd.kubernetes.protobuf"
@@ -331,6 +348,7 @@ func (m *Manager) runControllers(ctx context.Context) error {
 		ClusterSigningCertFile:   m.cfg.ClusterSigningCertFile,
 		ClusterSigningKeyFile:    m.cfg.ClusterSigningKeyFile,
 		ClusterSigningDuration:   m.cfg.ClusterSigningDuration,
+		RootCA:                   rootCA(m.cfg.REST),
 	}
 	if m.cfg.ClusterCIDR != "" {
 		_, opts.ClusterCIDR, _ = net.ParseCIDR(m.cfg.ClusterCIDR)

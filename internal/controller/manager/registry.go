@@ -23,6 +23,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/replicaset"
 	"github.com/skiff-sh/skiff/internal/controller/replicationcontroller"
 	"github.com/skiff-sh/skiff/internal/controller/resourcequota"
+	"github.com/skiff-sh/skiff/internal/controller/rootcacertpublisher"
 	"github.com/skiff-sh/skiff/internal/controller/serviceaccount"
 	"github.com/skiff-sh/skiff/internal/controller/servicelb"
 	"github.com/skiff-sh/skiff/internal/controller/statefulset"
@@ -69,6 +70,9 @@ var registry = map[string]descriptor{
 	}},
 	pvcprotection.Name: {1, func(c *controller.Context) (controller.Controller, error) { return pvcprotection.New(c) }},
 	pvprotection.Name:  {1, func(c *controller.Context) (controller.Controller, error) { return pvprotection.New(c) }},
+	rootcacertpublisher.Name: {1, func(c *controller.Context) (controller.Controller, error) {
+		return rootcacertpublisher.New(c)
+	}},
 }
 
 // aliases are upstream's other spellings of the same controllers.

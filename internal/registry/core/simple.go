@@ -220,6 +220,9 @@ func serviceAccounts() *registry.Resource {
 	r := resource("serviceaccounts", "ServiceAccount", true, func() runtime.Object { return &corev1.ServiceAccount{} },
 		func() runtime.Object { return &corev1.ServiceAccountList{} }, &registry.BaseStrategy{})
 	r.ShortNames = []string{"sa"}
+	// token: TokenRequest (authentication.k8s.io/v1), served by the API
+	// server's token issuer.
+	r.Subresources = map[string]*registry.Subresource{"token": {Kind: "TokenRequest", Verbs: []string{"create"}}}
 	return r
 }
 

@@ -16,6 +16,8 @@ var srv *framework.Server
 
 func TestMain(m *testing.M) {
 	// API semantics alone: controllers writing status would race the
-	// tests' own writes (test/e2e/workloads covers them).
-	os.Exit(framework.RunWithServer(m, &srv, "--disable-controllers"))
+	// tests' own writes (test/e2e/workloads covers them). Without the
+	// serviceaccount controller no namespace gets its default account, so
+	// ServiceAccount admission is off too, as in upstream's integration tests.
+	os.Exit(framework.RunWithServer(m, &srv, "--disable-controllers", "--disable-admission-plugins", "ServiceAccount"))
 }

@@ -18,6 +18,12 @@ import (
 func TestQuotaAdmission(t *testing.T) {
 	ctx, cs := setup(t)
 	ns := namespace(t, ctx, cs, "quota-admit")
+	// The root-ca-cert-publisher adds kube-root-ca.crt just after the
+	// namespace: count it in the base, as upstream's quota e2e does.
+	eventually(t, 30*time.Second, "kube-root-ca.crt published", func() (bool, error) {
+		_, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+		return err == nil, err
+	})
 	cms, err := cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -24,7 +24,12 @@ func TestQuotaUsedFollowsObjects(t *testing.T) {
 		Spec: corev1.ResourceQuotaSpec{Hard: hard}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// Configmaps other components may publish in a new namespace count too.
+	// Configmaps other components may publish in a new namespace count too
+	// (the root-ca-cert-publisher's kube-root-ca.crt, once it is there).
+	eventually(t, 30*time.Second, "kube-root-ca.crt published", func() (bool, error) {
+		_, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+		return err == nil, err
+	})
 	cms, err := cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -177,7 +177,7 @@ profiles:
 		t.Errorf("skiff scheduler --config with an unknown plugin: %v\n%s", err, out)
 	}
 
-	s := framework.StartServer(t, "--scheduler-config", good, "--disable-controllers")
+	s := framework.StartServer(t, "--scheduler-config", good, "--disable-controllers", "--disable-admission-plugins", "ServiceAccount")
 	cs := s.Client()
 	ctx := framework.Context(t, 2*time.Minute)
 	tainted := node("tainted", "8", nil, corev1.Taint{Key: "spare", Value: "yes", Effect: corev1.TaintEffectPreferNoSchedule})
