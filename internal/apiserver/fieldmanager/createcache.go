@@ -49,8 +49,8 @@ const maxCreateCacheBytes = 2 << 20
 // the write is not a plain create (the live object is not empty, or the
 // request sets managedFields itself). A nil live stands for the empty
 // object.
-func (c *createCache) key(gvk schema.GroupVersionKind, subresource string, live, obj runtime.Object, manager string) ([sha256.Size]byte, bool) {
-	var none [sha256.Size]byte
+func (c *createCache) key(gvk schema.GroupVersionKind, subresource string, live, obj runtime.Object, manager string) (cacheKey, bool) {
+	var none cacheKey
 	if live != nil && !isEmpty(live) {
 		return none, false
 	}
@@ -88,21 +88,23 @@ func (c *createCache) key(gvk schema.GroupVersionKind, subresource string, live,
 	if err != nil {
 		return none, false
 	}
+	var key cacheKey
+	key.rename = generatedName(data)
+	data = withPlaceholder(data, key.rename)
 	h := sha256.New()
 	for _, s := range []string{gvk.String(), subresource, manager} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
 	h.Write(data)
-	var key [sha256.Size]byte
-	h.Sum(key[:0])
+	h.Sum(key.sum[:0])
 	return key, true
 }
 
 // apply sets obj's managedFields from the cache, stamped with now.
-func (c *createCache) apply(key [sha256.Size]byte, obj runtime.Object, now time.Time) bool {
+func (c *createCache) apply(key cacheKey, obj runtime.Object, now time.Time) bool {
 	c.mu.Lock()
-	e, ok := c.entries[key]
+	e, ok := c.entries[key.sum]
 	c.mu.Unlock()
 	if !ok {
 		return false
@@ -120,13 +122,16 @@ func (c *createCache) apply(key [sha256.Size]byte, obj runtime.Object, now time.
 				fields[i].Time = &metav1.Time{Time: now}
 			}
 		}
+		if key.rename != "" {
+			renameFields(fields, tokenVolumePlaceholder, []byte(key.rename))
+		}
 	}
 	m.SetManagedFields(fields)
 	return true
 }
 
 // record remembers the managedFields the field manager gave obj.
-func (c *createCache) record(key [sha256.Size]byte, obj runtime.Object) {
+func (c *createCache) record(key cacheKey, obj runtime.Object) {
 	m, err := meta.Accessor(obj)
 	if err != nil {
 		return
@@ -140,6 +145,11 @@ func (c *createCache) record(key [sha256.Size]byte, obj runtime.Object) {
 			mf[i].DeepCopyInto(&e.fields[i])
 			e.timed[i] = mf[i].Time != nil
 			e.fields[i].Time = nil
+		}
+		if key.rename != "" {
+			renameFields(e.fields, []byte(key.rename), tokenVolumePlaceholder)
+		}
+		for i := range e.fields {
 			if f := e.fields[i].FieldsV1; f != nil {
 				size += len(f.Raw)
 			}
@@ -150,8 +160,8 @@ func (c *createCache) record(key [sha256.Size]byte, obj runtime.Object) {
 	if c.entries == nil || c.bytes+size > maxCreateCacheBytes {
 		c.entries, c.bytes = map[[sha256.Size]byte]cachedFields{}, 0
 	}
-	if _, ok := c.entries[key]; !ok {
-		c.entries[key] = e
+	if _, ok := c.entries[key.sum]; !ok {
+		c.entries[key.sum] = e
 		c.bytes += size
 	}
 }

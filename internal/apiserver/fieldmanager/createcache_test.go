@@ -1,7 +1,6 @@
 package fieldmanager
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"testing"
 	"time"
@@ -87,7 +86,7 @@ func TestCreateCache(t *testing.T) {
 	}
 }
 
-func mustKey(t *testing.T, fm *Manager, gvk schema.GroupVersionKind, live, obj runtime.Object, manager string) [sha256.Size]byte {
+func mustKey(t *testing.T, fm *Manager, gvk schema.GroupVersionKind, live, obj runtime.Object, manager string) cacheKey {
 	t.Helper()
 	k, _ := fm.creates.key(gvk, "", live, obj, manager)
 	return k
@@ -100,8 +99,8 @@ func TestCreateCacheBounded(t *testing.T) {
 	obj := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{{
 		Manager: "m", FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: make([]byte, 1000)}}}}}
 	for i := 0; i < 10000; i++ {
-		var key [sha256.Size]byte
-		key[0], key[1] = byte(i), byte(i>>8)
+		var key cacheKey
+		key.sum[0], key.sum[1] = byte(i), byte(i>>8)
 		c.record(key, obj)
 		if c.bytes > maxCreateCacheBytes {
 			t.Fatalf("after %d records: %d bytes", i+1, c.bytes)

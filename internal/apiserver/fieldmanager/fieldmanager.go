@@ -1,7 +1,6 @@
 package fieldmanager
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -89,7 +88,7 @@ func resetFields(gvk schema.GroupVersionKind, subresource string) map[fieldpath.
 
 // Update records a non-apply write of obj by manager, given the live object.
 func (m *Manager) Update(live, obj runtime.Object, manager string) (runtime.Object, error) {
-	var key [sha256.Size]byte
+	var key cacheKey
 	cacheable := false
 	if m.creates != nil {
 		key, cacheable = m.creates.key(m.gvk, m.sub, live, obj, manager)
@@ -97,7 +96,7 @@ func (m *Manager) Update(live, obj runtime.Object, manager string) (runtime.Obje
 			return obj, nil
 		}
 	}
-	var ukey [sha256.Size]byte
+	var ukey cacheKey
 	ucacheable := false
 	start := time.Now().UTC()
 	if !cacheable && m.updates != nil {

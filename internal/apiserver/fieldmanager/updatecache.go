@@ -62,8 +62,8 @@ const maxCachedEntries = 8
 
 // key returns the cache key of an update of live to obj by manager, or
 // false when the cache does not serve the write.
-func (c *updateCache) key(gvk schema.GroupVersionKind, subresource string, live, obj runtime.Object, manager string) ([sha256.Size]byte, bool) {
-	var none [sha256.Size]byte
+func (c *updateCache) key(gvk schema.GroupVersionKind, subresource string, live, obj runtime.Object, manager string) (cacheKey, bool) {
+	var none cacheKey
 	lm, err := meta.Accessor(live)
 	if err != nil {
 		return none, false
@@ -100,6 +100,13 @@ func (c *updateCache) key(gvk schema.GroupVersionKind, subresource string, live,
 	if !ok {
 		return none, false
 	}
+	// The live object's token volume name (also in its fieldsV1, escaped)
+	// must be the new object's.
+	var key cacheKey
+	if name := generatedName(objShape); name != "" && generatedName(liveShape) == name {
+		key.rename = name
+		liveShape, objShape = withPlaceholder(liveShape, name), withPlaceholder(objShape, name)
+	}
 	h := sha256.New()
 	for _, s := range []string{"update", gvk.String(), subresource, manager} {
 		h.Write([]byte(s))
@@ -108,8 +115,7 @@ func (c *updateCache) key(gvk schema.GroupVersionKind, subresource string, live,
 	h.Write(liveShape)
 	h.Write([]byte{0})
 	h.Write(objShape)
-	var key [sha256.Size]byte
-	h.Sum(key[:0])
+	h.Sum(key.sum[:0])
 	return key, true
 }
 
@@ -148,9 +154,9 @@ func shapeOf(obj runtime.Object, fields []metav1.ManagedFieldsEntry) ([]byte, bo
 
 // apply sets obj's managedFields from the cache: times of this write are
 // now, the others those of the live entries.
-func (c *updateCache) apply(key [sha256.Size]byte, live, obj runtime.Object, now time.Time) bool {
+func (c *updateCache) apply(key cacheKey, live, obj runtime.Object, now time.Time) bool {
 	c.mu.Lock()
-	e, ok := c.entries[key]
+	e, ok := c.entries[key.sum]
 	c.mu.Unlock()
 	if !ok {
 		return false
@@ -169,6 +175,9 @@ func (c *updateCache) apply(key [sha256.Size]byte, live, obj runtime.Object, now
 		fields = make([]metav1.ManagedFieldsEntry, len(e.fields))
 		for i := range e.fields {
 			e.fields[i].DeepCopyInto(&fields[i])
+			if key.rename != "" {
+				renameFields(fields[i:i+1], tokenVolumePlaceholder, []byte(key.rename))
+			}
 			switch e.src[i] {
 			case srcNow:
 				fields[i].Time = &metav1.Time{Time: now}
@@ -191,7 +200,7 @@ func (c *updateCache) apply(key [sha256.Size]byte, live, obj runtime.Object, now
 // every entry's time is explained: this write's (at or after start) or
 // that of the live entry of the same manager, operation, version and
 // subresource.
-func (c *updateCache) record(key [sha256.Size]byte, live, obj runtime.Object, start time.Time) {
+func (c *updateCache) record(key cacheKey, live, obj runtime.Object, start time.Time) {
 	lm, err := meta.Accessor(live)
 	if err != nil {
 		return
@@ -213,6 +222,9 @@ func (c *updateCache) record(key [sha256.Size]byte, live, obj runtime.Object, st
 			if e.src[i] == srcUnknown {
 				return
 			}
+			if key.rename != "" {
+				renameFields(e.fields[i:i+1], []byte(key.rename), tokenVolumePlaceholder)
+			}
 			if f := e.fields[i].FieldsV1; f != nil {
 				size += len(f.Raw)
 			}
@@ -223,8 +235,8 @@ func (c *updateCache) record(key [sha256.Size]byte, live, obj runtime.Object, st
 	if c.entries == nil || c.bytes+size > maxCreateCacheBytes {
 		c.entries, c.bytes = map[[sha256.Size]byte]updateFields{}, 0
 	}
-	if _, ok := c.entries[key]; !ok {
-		c.entries[key] = e
+	if _, ok := c.entries[key.sum]; !ok {
+		c.entries[key.sum] = e
 		c.bytes += size
 	}
 }
