@@ -18,8 +18,8 @@ func TestGeneratedName(t *testing.T) {
 		{`{"v":"kube-api-access-ab1cd","m":"kube-api-access-ab1cd"}`, "kube-api-access-ab1cd"},
 		{`{"k:{\"name\":\"kube-api-access-ab1cd\"}":{}}`, "kube-api-access-ab1cd"},
 		{`{"v":"kube-api-access-ab1cd","w":"kube-api-access-zz9zz"}`, ""}, // two names
-		{`{"v":"kube-api-access-*****"}`, ""},                            // the placeholder
-		{`{"v":"kube-api-access-AB"}`, ""},                               // not a generated name
+		{`{"v":"kube-api-access-*****"}`, ""},                             // the placeholder
+		{`{"v":"kube-api-access-AB"}`, ""},                                // not a generated name
 		{`{"v":"data"}`, ""},
 	} {
 		if got := generatedName([]byte(tc.in)); got != tc.want {
