@@ -2,7 +2,6 @@ package fieldmanager
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"reflect"
 	"sync"
 	"time"
@@ -58,34 +57,12 @@ func (c *createCache) key(gvk schema.GroupVersionKind, subresource string, live,
 	if err != nil || len(om.GetManagedFields()) > 0 {
 		return none, false
 	}
-	// A shallow copy with the strip set cleared; obj is not changed.
-	v := reflect.ValueOf(obj)
-	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
-		return none, false
+	var normalize func(runtime.Object)
+	if _, ok := obj.(*corev1.Event); ok {
+		normalize = func(o runtime.Object) { normalizeEvent(o.(*corev1.Event)) }
 	}
-	cp := reflect.New(v.Elem().Type())
-	cp.Elem().Set(v.Elem())
-	shape, ok := cp.Interface().(runtime.Object)
+	data, ok := shapeOf(obj, nil, normalize)
 	if !ok {
-		return none, false
-	}
-	m, err := meta.Accessor(shape)
-	if err != nil {
-		return none, false
-	}
-	shape.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
-	m.SetName("")
-	m.SetNamespace("")
-	m.SetUID("")
-	m.SetCreationTimestamp(metav1.Time{})
-	m.SetResourceVersion("")
-	m.SetGeneration(0)
-	m.SetSelfLink("")
-	if e, ok := shape.(*corev1.Event); ok {
-		normalizeEvent(e)
-	}
-	data, err := json.Marshal(shape)
-	if err != nil {
 		return none, false
 	}
 	var key cacheKey

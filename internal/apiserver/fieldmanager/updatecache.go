@@ -92,11 +92,11 @@ func (c *updateCache) key(gvk schema.GroupVersionKind, subresource string, live,
 		untimed[i].Time = nil
 	}
 	sortEntries(untimed)
-	liveShape, ok := shapeOf(live, untimed)
+	liveShape, ok := shapeOf(live, untimed, nil)
 	if !ok {
 		return none, false
 	}
-	objShape, ok := shapeOf(obj, nil)
+	objShape, ok := shapeOf(obj, nil, nil)
 	if !ok {
 		return none, false
 	}
@@ -120,8 +120,10 @@ func (c *updateCache) key(gvk schema.GroupVersionKind, subresource string, live,
 }
 
 // shapeOf returns the JSON form of a shallow copy of obj with the strip
-// set cleared and managedFields set to fields; obj is not changed.
-func shapeOf(obj runtime.Object, fields []metav1.ManagedFieldsEntry) ([]byte, bool) {
+// set cleared, managedFields set to fields and, when normalize is not
+// nil, normalize applied to the copy; obj is not changed. It is the key
+// material of both caches.
+func shapeOf(obj runtime.Object, fields []metav1.ManagedFieldsEntry, normalize func(runtime.Object)) ([]byte, bool) {
 	v := reflect.ValueOf(obj)
 	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
 		return nil, false
@@ -145,6 +147,9 @@ func shapeOf(obj runtime.Object, fields []metav1.ManagedFieldsEntry) ([]byte, bo
 	m.SetGeneration(0)
 	m.SetSelfLink("")
 	m.SetManagedFields(fields)
+	if normalize != nil {
+		normalize(shape)
+	}
 	data, err := json.Marshal(shape)
 	if err != nil {
 		return nil, false
