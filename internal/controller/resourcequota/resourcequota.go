@@ -120,13 +120,17 @@ func New(cc *controller.Context) (*Controller, error) {
 			// A quota resource counts quotas too.
 			DeleteFunc: c.enqueueNamespaceOf,
 		}},
+		// No AddFunc for what quotas count: admission charged each create
+		// to status.used before it was stored, and a recount from caches
+		// that have not seen the newest objects yet would hand that room
+		// out twice (upstream's replenishment controller listens to
+		// updates and deletes only, too). A new quota, deletes, relevant
+		// updates and the resync recount.
 		{core.Pods().Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.enqueueNamespaceOf,
 			UpdateFunc: c.updatePod,
 			DeleteFunc: c.enqueueNamespaceOf,
 		}},
 		{core.Services().Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc: c.enqueueNamespaceOf,
 			UpdateFunc: func(old, cur any) {
 				o, n := old.(*corev1.Service), cur.(*corev1.Service)
 				if o.Spec.Type != n.Spec.Type || !apiequality.Semantic.DeepEqual(o.Spec.Ports, n.Spec.Ports) {
@@ -136,7 +140,6 @@ func New(cc *controller.Context) (*Controller, error) {
 			DeleteFunc: c.enqueueNamespaceOf,
 		}},
 		{core.PersistentVolumeClaims().Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc: c.enqueueNamespaceOf,
 			UpdateFunc: func(old, cur any) {
 				o, n := old.(*corev1.PersistentVolumeClaim), cur.(*corev1.PersistentVolumeClaim)
 				if s1, s2 := quota.PVCStorage(o), quota.PVCStorage(n); s1.Cmp(s2) != 0 || quota.PVCClass(o) != quota.PVCClass(n) {
@@ -460,7 +463,6 @@ func (c *Controller) track(ctx context.Context, gvr schema.GroupVersionResource)
 		gi := c.metaInformers.ForResource(gvr)
 		il = informerLister{informer: gi.Informer(), lister: gi.Lister()}
 		if _, err := il.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.enqueueNamespaceOf,
 			DeleteFunc: c.enqueueNamespaceOf,
 		}); err != nil {
 			c.mu.Unlock()
