@@ -61,6 +61,15 @@ type Controller struct {
 	mu            sync.Mutex
 	counted       map[schema.GroupVersionResource]informerLister
 	stop          <-chan struct{}
+
+	// release holds the quotas whose next sync may lower status.used.
+	// Other syncs (queued by creates) only raise it: admission charged
+	// every create to status.used before storing it, and caches lagging
+	// those charges would otherwise hand the same room out twice.
+	// A quota queued to be recounted after a pod's grace period may
+	// release from that time on.
+	releaseMu sync.Mutex
+	release   map[string]time.Time
 }
 
 type informerLister struct {
@@ -87,6 +96,7 @@ func New(cc *controller.Context) (*Controller, error) {
 		resync:        ResyncPeriod,
 		metaInformers: cc.MetadataInformers,
 		counted:       map[schema.GroupVersionResource]informerLister{},
+		release:       map[string]time.Time{},
 	}
 	if cc.Discovery != nil {
 		cached, ok := cc.Discovery.(discovery.CachedDiscoveryInterface)
@@ -120,17 +130,16 @@ func New(cc *controller.Context) (*Controller, error) {
 			// A quota resource counts quotas too.
 			DeleteFunc: c.enqueueNamespaceOf,
 		}},
-		// No AddFunc for what quotas count: admission charged each create
-		// to status.used before it was stored, and a recount from caches
-		// that have not seen the newest objects yet would hand that room
-		// out twice (upstream's replenishment controller listens to
-		// updates and deletes only, too). A new quota, deletes, relevant
-		// updates and the resync recount.
+		// A create only raises usage (see release): it catches objects
+		// stored before admission saw the quota. A new quota, deletes,
+		// relevant updates and the resync recount in full.
 		{core.Pods().Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.growNamespaceOf,
 			UpdateFunc: c.updatePod,
 			DeleteFunc: c.enqueueNamespaceOf,
 		}},
 		{core.Services().Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc: c.growNamespaceOf,
 			UpdateFunc: func(old, cur any) {
 				o, n := old.(*corev1.Service), cur.(*corev1.Service)
 				if o.Spec.Type != n.Spec.Type || !apiequality.Semantic.DeepEqual(o.Spec.Ports, n.Spec.Ports) {
@@ -140,6 +149,7 @@ func New(cc *controller.Context) (*Controller, error) {
 			DeleteFunc: c.enqueueNamespaceOf,
 		}},
 		{core.PersistentVolumeClaims().Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc: c.growNamespaceOf,
 			UpdateFunc: func(old, cur any) {
 				o, n := old.(*corev1.PersistentVolumeClaim), cur.(*corev1.PersistentVolumeClaim)
 				if s1, s2 := quota.PVCStorage(o), quota.PVCStorage(n); s1.Cmp(s2) != 0 || quota.PVCClass(o) != quota.PVCClass(n) {
@@ -159,12 +169,49 @@ func New(cc *controller.Context) (*Controller, error) {
 
 func (c *Controller) enqueue(obj any) {
 	if k, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-		c.queue.Add(k)
+		c.add(k, true)
 	}
 }
 
-// enqueueNamespaceOf queues every quota in the namespace of obj.
-func (c *Controller) enqueueNamespaceOf(obj any) {
+// add queues a quota; with release its next sync may lower usage.
+func (c *Controller) add(key string, release bool) {
+	if release {
+		c.allowRelease(key, c.now())
+	}
+	c.queue.Add(key)
+}
+
+// allowRelease lets syncs of key from time at on lower usage.
+func (c *Controller) allowRelease(key string, at time.Time) {
+	c.releaseMu.Lock()
+	defer c.releaseMu.Unlock()
+	if t, ok := c.release[key]; !ok || at.Before(t) {
+		c.release[key] = at
+	}
+}
+
+// takeRelease reports (and clears) whether key's sync now may lower
+// usage.
+func (c *Controller) takeRelease(key string, now time.Time) bool {
+	c.releaseMu.Lock()
+	defer c.releaseMu.Unlock()
+	t, ok := c.release[key]
+	if !ok || now.Before(t) {
+		return false
+	}
+	delete(c.release, key)
+	return true
+}
+
+// enqueueNamespaceOf queues every quota in the namespace of obj for a
+// full recount.
+func (c *Controller) enqueueNamespaceOf(obj any) { c.namespaceOf(obj, true) }
+
+// growNamespaceOf queues every quota in the namespace of a new obj for a
+// recount that may only raise usage.
+func (c *Controller) growNamespaceOf(obj any) { c.namespaceOf(obj, false) }
+
+func (c *Controller) namespaceOf(obj any, release bool) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
@@ -172,20 +219,12 @@ func (c *Controller) enqueueNamespaceOf(obj any) {
 	if err != nil || m.GetNamespace() == "" {
 		return
 	}
-	c.enqueueNamespace(m.GetNamespace(), 0)
-}
-
-func (c *Controller) enqueueNamespace(ns string, after time.Duration) {
-	qs, err := c.quotas.ResourceQuotas(ns).List(labels.Everything())
+	qs, err := c.quotas.ResourceQuotas(m.GetNamespace()).List(labels.Everything())
 	if err != nil {
 		return
 	}
 	for _, q := range qs {
-		if after > 0 {
-			c.queue.AddAfter(q.Namespace+"/"+q.Name, after)
-		} else {
-			c.queue.Add(q.Namespace + "/" + q.Name)
-		}
+		c.add(q.Namespace+"/"+q.Name, release)
 	}
 }
 
@@ -228,7 +267,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	go wait.UntilWithContext(ctx, func(context.Context) {
 		qs, _ := c.quotas.List(labels.Everything())
 		for _, q := range qs {
-			c.queue.Add(q.Namespace + "/" + q.Name)
+			c.add(q.Namespace+"/"+q.Name, true)
 		}
 	}, c.resync)
 	<-ctx.Done()
@@ -240,7 +279,14 @@ func (c *Controller) next(ctx context.Context) bool {
 	return controller.ProcessNext(ctx, c.queue, Name, c.metrics, c.log, controller.NoResult(c.sync))
 }
 
-func (c *Controller) sync(ctx context.Context, key string) error {
+func (c *Controller) sync(ctx context.Context, key string) (err error) {
+	now := c.now()
+	release := c.takeRelease(key, now)
+	defer func() {
+		if err != nil && release {
+			c.allowRelease(key, now) // the retry may still release
+		}
+	}()
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return nil
@@ -254,14 +300,18 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	used, recheck, calcErr := c.calculate(ctx, q)
 	if recheck > 0 {
+		c.allowRelease(key, now.Add(recheck))
 		c.queue.AddAfter(key, recheck)
 	}
-	// Keep the last observation of what could not be computed now.
 	for r, v := range q.Status.Used {
-		if _, ok := used[r]; !ok {
-			if _, hard := q.Spec.Hard[r]; hard {
-				used[r] = v.DeepCopy()
-			}
+		if _, hard := q.Spec.Hard[r]; !hard {
+			continue
+		}
+		cur, ok := used[r]
+		// Keep the last observation of what could not be computed now,
+		// and, unless this sync may release, what admission charged.
+		if !ok || (!release && v.Cmp(cur) > 0) {
+			used[r] = v.DeepCopy()
 		}
 	}
 	hard := q.Spec.Hard.DeepCopy()
@@ -463,6 +513,7 @@ func (c *Controller) track(ctx context.Context, gvr schema.GroupVersionResource)
 		gi := c.metaInformers.ForResource(gvr)
 		il = informerLister{informer: gi.Informer(), lister: gi.Lister()}
 		if _, err := il.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.growNamespaceOf,
 			DeleteFunc: c.enqueueNamespaceOf,
 		}); err != nil {
 			c.mu.Unlock()

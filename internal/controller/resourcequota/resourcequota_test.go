@@ -282,44 +282,58 @@ func fmtList(l corev1.ResourceList) map[corev1.ResourceName]string {
 	return out
 }
 
-// TestCreatesDoNotRecount: admission has charged a new object already, so
-// its add event must not recount from caches that may lag the charges
-// (that let 7 of 20 concurrent creates through a quota with room for 5);
-// a delete does recount.
-func TestCreatesDoNotRecount(t *testing.T) {
+// TestCreatesOnlyRaiseUsage: a create was charged by admission already, so
+// the recount its add event queues may raise usage (an object stored
+// before admission saw the quota) but never lower it: caches lagging the
+// charges once let 7 of 20 concurrent creates through a quota with room
+// for 5. A delete (or the resync) recounts in full.
+func TestCreatesOnlyRaiseUsage(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	q := testQuota(rl("pods", "3"))
-	q.Status = corev1.ResourceQuotaStatus{Hard: rl("pods", "3"), Used: rl("pods", "2")}
-	c := newTest(t, ctx, []runtime.Object{q}, nil)
-	c.informers.Start(ctx.Done())
-	c.informers.WaitForCacheSync(ctx.Done())
-	for c.queue.Len() > 0 { // the quota's own add
-		k, _ := c.queue.Get()
-		c.queue.Done(k)
-		c.queue.Forget(k)
-	}
-	pods := c.client.CoreV1().Pods("ns")
-	if _, err := pods.Create(ctx, mkPod("a").obj(), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	lister := c.informers.Core().V1().Pods().Lister()
-	waitFor(t, "pod a in the cache", func() bool { _, err := lister.Pods("ns").Get("a"); return err == nil })
-	time.Sleep(100 * time.Millisecond) // handlers run after the cache is updated
-	if n := c.queue.Len(); n != 0 {
-		t.Fatalf("a pod add queued %d quota syncs, want none", n)
-	}
-	if err := pods.Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "a sync queued by the delete", func() bool { return c.queue.Len() == 1 })
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	q := testQuota(rl("pods", "5", "configmaps", "5"))
+	q.Status = corev1.ResourceQuotaStatus{Hard: rl("pods", "5", "configmaps", "5"), Used: rl("pods", "3", "configmaps", "0")}
+	a := mkPod("a").obj()
+	c := newTest(t, ctx, []runtime.Object{q, a}, []runtime.Object{cmMeta("ns", "x")})
+	syncUsed := func(what string, want corev1.ResourceList) {
+		t.Helper()
+		if err := c.sync(ctx, "ns/q"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.client.CoreV1().ResourceQuotas("ns").Get(ctx, "q", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !quantitiesEqual(got.Status.Used, want) {
+			t.Errorf("%s: status.used %v, want %v", what, fmtList(got.Status.Used), fmtList(want))
+		}
+		if err := c.informers.Core().V1().ResourceQuotas().Informer().GetIndexer().Update(got); err != nil {
+			t.Fatal(err)
 		}
 	}
+	// Two pods charged but not in the cache yet; a configmap the quota
+	// has not counted (stored before admission saw the quota).
+	c.growNamespaceOf(a)
+	syncUsed("after an add", rl("pods", "3", "configmaps", "1"))
+	c.enqueueNamespaceOf(a) // as a delete does
+	syncUsed("after a delete", rl("pods", "1", "configmaps", "1"))
+	// The release is used up: the next add-queued sync keeps charges.
+	q2, err := c.client.CoreV1().ResourceQuotas("ns").Get(ctx, "q", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q2.Status.Used = rl("pods", "2", "configmaps", "1")
+	if _, err := c.client.CoreV1().ResourceQuotas("ns").UpdateStatus(ctx, q2, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.informers.Core().V1().ResourceQuotas().Informer().GetIndexer().Update(q2); err != nil {
+		t.Fatal(err)
+	}
+	c.growNamespaceOf(a)
+	syncUsed("after a second add", rl("pods", "2", "configmaps", "1"))
+	// A recount allowed only after a pod's grace period does not release
+	// before then.
+	c.allowRelease("ns/q", now.Add(time.Minute))
+	syncUsed("before the grace period ends", rl("pods", "2", "configmaps", "1"))
+	c.now = func() time.Time { return now.Add(2 * time.Minute) }
+	syncUsed("after it", rl("pods", "1", "configmaps", "1"))
 }
