@@ -5,6 +5,7 @@ import (
 	"github.com/skiff-sh/skiff/internal/controller/clusterroleaggregation"
 	"github.com/skiff-sh/skiff/internal/controller/cronjob"
 	"github.com/skiff-sh/skiff/internal/controller/csrapproving"
+	"github.com/skiff-sh/skiff/internal/controller/csrcleaner"
 	"github.com/skiff-sh/skiff/internal/controller/csrsigning"
 	"github.com/skiff-sh/skiff/internal/controller/daemonset"
 	"github.com/skiff-sh/skiff/internal/controller/deployment"
@@ -63,8 +64,9 @@ var registry = map[string]descriptor{
 	"persistentvolume-binder": {1, func(c *controller.Context) (controller.Controller, error) {
 		return persistentvolume.New(c)
 	}},
-	"csrapproving": {5, func(c *controller.Context) (controller.Controller, error) { return csrapproving.New(c) }},
-	"csrsigning":   {5, func(c *controller.Context) (controller.Controller, error) { return csrsigning.New(c) }},
+	"csrapproving":  {5, func(c *controller.Context) (controller.Controller, error) { return csrapproving.New(c) }},
+	"csrsigning":    {5, func(c *controller.Context) (controller.Controller, error) { return csrsigning.New(c) }},
+	csrcleaner.Name: {1, func(c *controller.Context) (controller.Controller, error) { return csrcleaner.New(c) }},
 	clusterroleaggregation.Name: {1, func(c *controller.Context) (controller.Controller, error) {
 		return clusterroleaggregation.New(c)
 	}},
@@ -88,4 +90,5 @@ var aliases = map[string]string{
 	"persistentvolume":                    "persistentvolume-binder",
 	"certificatesigningrequest-approving": "csrapproving",
 	"certificatesigningrequest-signing":   "csrsigning",
+	"certificatesigningrequest-cleaner":   "csrcleaner",
 }
