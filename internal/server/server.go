@@ -218,6 +218,11 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	close(s.ready)
 	s.log.Info("skiff server is ready", "kubeconfig", kubeconfig, "address", addr)
+	if n, err := releaseStartupMemory(); err != nil {
+		s.log.Debug("release start-up memory", "err", err)
+	} else {
+		s.log.Debug("released start-up memory", "executableMappings", n)
+	}
 
 	select {
 	case <-ctx.Done():
