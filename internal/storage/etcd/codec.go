@@ -3,6 +3,7 @@ package etcd
 import (
 	"bytes"
 	"errors"
+	"io"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -150,3 +151,47 @@ func parseTypeMeta(b []byte) (apiVersion, kind string, err error) {
 	}
 	return apiVersion, kind, nil
 }
+
+// encode returns obj's encoding. The protobuf serializer of storageCodec
+// builds the whole value in a buffer from its allocator and writes it once:
+// with a fresh allocator per value the bytes are taken as they are,
+// instead of being copied into a second, growing buffer. Other encoders
+// may write from buffers they reuse, so their output is copied.
+func encode(c runtime.Encoder, obj runtime.Object) ([]byte, error) {
+	if sc, ok := c.(storageCodec); ok {
+		if ea, ok := sc.Codec.(runtime.EncoderWithAllocator); ok {
+			var w takeWriter
+			if err := ea.EncodeWithAllocator(obj, &w, &runtime.SimpleAllocator{}); err != nil {
+				return nil, err
+			}
+			return w.data, nil
+		}
+	}
+	var buf bytes.Buffer
+	if err := c.Encode(obj, &buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// takeWriter keeps the slice of a single Write, whose writer hands it
+// over, and copies only when written to again.
+type takeWriter struct {
+	data  []byte
+	owned bool // data is a copy of ours
+}
+
+func (w *takeWriter) Write(p []byte) (int, error) {
+	switch {
+	case w.data == nil:
+		w.data = p
+	case !w.owned:
+		w.data = append(append(make([]byte, 0, len(w.data)+len(p)), w.data...), p...)
+		w.owned = true
+	default:
+		w.data = append(w.data, p...)
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*takeWriter)(nil)

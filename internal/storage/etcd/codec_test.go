@@ -99,3 +99,30 @@ func TestParseUnknownRejectsGarbage(t *testing.T) {
 		}
 	}
 }
+
+// encode gives the codec's bytes, with the storage codec's allocator path
+// and with any other encoder.
+func TestEncodeMatchesCodec(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}, Spec: corev1.PodSpec{NodeName: "n"}}
+	for _, c := range []runtime.Codec{DefaultCodec(corev1.SchemeGroupVersion), scheme.Codecs.LegacyCodec(corev1.SchemeGroupVersion)} {
+		var want bytes.Buffer
+		if err := c.Encode(pod, &want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := encode(c, pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("%T: got %q, want %q", c, got, want.Bytes())
+		}
+	}
+	var w takeWriter
+	a := []byte("ab")
+	w.Write(a)
+	w.Write([]byte("c"))
+	a[0] = 'x'
+	if string(w.data) != "abc" {
+		t.Fatalf("takeWriter = %q after a second write", w.data)
+	}
+}
