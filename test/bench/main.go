@@ -41,7 +41,7 @@ func main() {
 	replicas := flag.Int("replicas", 3000, "Deployment replicas for the controller figures")
 	proxySvcs := flag.Int("proxy-services", 1000, "Services for the proxy figures (0 skips them)")
 	proxyEps := flag.Int("proxy-endpoints", 10, "endpoints per Service for the proxy figures")
-	profileDir := flag.String("profile-dir", "", "save the server's CPU profile of the 10,000-pod fill and a heap profile after it here, and an execution trace of 1 s of the 100-client creates")
+	profileDir := flag.String("profile-dir", "", "save the server's CPU profile of the 10,000-pod fill and a heap profile after it here, an execution trace of 1 s of the 100-client creates, and a CPU profile of the LISTs")
 	dnsSvcs := flag.Int("dns-services", 1000, "Services in the cluster DNS figures (0 skips them)")
 	dnsDur := flag.Duration("dns-duration", 5*time.Second, "how long each DNS client count is measured")
 	startupPods := flag.Int("startup-pods", 100, "pods for the pod start-up figures on a real node (0 skips them; needs root)")
@@ -187,6 +187,14 @@ func run(bin string, nPods, nWatchers int, profileDir string) error {
 			fmt.Printf("warning: heap profile: %v\n", err)
 		}
 	}
+	var listProfile chan error
+	if profileDir != "" {
+		listProfile = make(chan error, 1)
+		go func() {
+			listProfile <- fetchProfile(ctx, cfg, "profile?seconds=5", filepath.Join(profileDir, "list.pprof"))
+		}()
+		time.Sleep(100 * time.Millisecond)
+	}
 	for _, proto := range []bool{false, true} {
 		cs := clientset(cfg, proto)
 		var lat []time.Duration
@@ -206,6 +214,11 @@ func run(bin string, nPods, nWatchers int, profileDir string) error {
 			name = "protobuf"
 		}
 		fmt.Printf("LIST %d pods (%s): median %v (7 runs)\n", nPods, name, pct(lat, 50))
+	}
+	if listProfile != nil {
+		if err := <-listProfile; err != nil {
+			fmt.Printf("warning: list profile: %v\n", err)
+		}
 	}
 	fmt.Printf("RSS with %d pods: %.1f MB (%s; Go heap in use %s)\n", nPods, srv.rssMB(), srv.rssSplit(), heapInUse(ctx, cfg))
 
