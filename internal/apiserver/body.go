@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -42,7 +43,7 @@ func (s *Server) decodeInto(w http.ResponseWriter, r *http.Request, body []byte,
 // decodeBytes is decodeInto with an explicit content type.
 func (s *Server) decodeBytes(w http.ResponseWriter, contentType string, body []byte, want schema.GroupVersionKind,
 	into runtime.Object, validation string) (runtime.Object, error) {
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, apierrors.NewBadRequest("the body of the request was empty")
 	}
 	dec, mt, ok := s.codecs.decoderFor(contentType, true)
