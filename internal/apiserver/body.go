@@ -20,7 +20,18 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.Body == nil {
 		return nil, nil
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	lr := http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	var body []byte
+	var err error
+	if n := r.ContentLength; n > 0 && n <= maxBodyBytes {
+		// Sized once from Content-Length (io.ReadAll grows from 512
+		// bytes, several copies for a typical object).
+		buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
+		_, err = buf.ReadFrom(lr)
+		body = buf.Bytes()
+	} else {
+		body, err = io.ReadAll(lr)
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
