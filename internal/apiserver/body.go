@@ -16,6 +16,10 @@ import (
 )
 
 // readBody reads the request body up to kube-apiserver's limit.
+// presizedBodyBytes is the largest Content-Length a body buffer is
+// allocated for up front.
+const presizedBodyBytes = 1 << 20
+
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.Body == nil {
 		return nil, nil
@@ -23,9 +27,10 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	lr := http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	var body []byte
 	var err error
-	if n := r.ContentLength; n > 0 && n <= maxBodyBytes {
+	if n := r.ContentLength; n > 0 && n <= presizedBodyBytes {
 		// Sized once from Content-Length (io.ReadAll grows from 512
-		// bytes, several copies for a typical object).
+		// bytes, several copies for a typical object); larger claims
+		// are not trusted with memory before their bytes arrive.
 		buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
 		_, err = buf.ReadFrom(lr)
 		body = buf.Bytes()
