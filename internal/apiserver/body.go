@@ -15,11 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// readBody reads the request body up to kube-apiserver's limit.
 // presizedBodyBytes is the largest Content-Length a body buffer is
 // allocated for up front.
 const presizedBodyBytes = 1 << 20
 
+// readBody reads the request body up to kube-apiserver's limit.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.Body == nil {
 		return nil, nil
