@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,12 +15,28 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
+// presizedBodyBytes is the largest Content-Length a body buffer is
+// allocated for up front.
+const presizedBodyBytes = 1 << 20
+
 // readBody reads the request body up to kube-apiserver's limit.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.Body == nil {
 		return nil, nil
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	lr := http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	var body []byte
+	var err error
+	if n := r.ContentLength; n > 0 && n <= presizedBodyBytes {
+		// Sized once from Content-Length (io.ReadAll grows from 512
+		// bytes, several copies for a typical object); larger claims
+		// are not trusted with memory before their bytes arrive.
+		buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
+		_, err = buf.ReadFrom(lr)
+		body = buf.Bytes()
+	} else {
+		body, err = io.ReadAll(lr)
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -42,7 +59,7 @@ func (s *Server) decodeInto(w http.ResponseWriter, r *http.Request, body []byte,
 // decodeBytes is decodeInto with an explicit content type.
 func (s *Server) decodeBytes(w http.ResponseWriter, contentType string, body []byte, want schema.GroupVersionKind,
 	into runtime.Object, validation string) (runtime.Object, error) {
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, apierrors.NewBadRequest("the body of the request was empty")
 	}
 	dec, mt, ok := s.codecs.decoderFor(contentType, true)

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -82,6 +83,10 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, res *resource, in
 	tableEnc := scheme.Codecs.EncoderForVersion(ser.Serializer, schema.GroupVersion{Group: "meta.k8s.io", Version: mt.Ver})
 	headersSent := false
 	var buf bytes.Buffer
+	// One allocator for the watch's encodings (as upstream's watch
+	// encoder): each encoding is copied out (into buf, the shared event's
+	// cache or the response) before the next one reuses the memory.
+	alloc := &runtime.Allocator{}
 	ch := wi.ResultChan()
 	for {
 		select {
@@ -134,7 +139,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, res *resource, in
 				}
 				obj, enc = p, tableEnc
 			}
-			if err := enc.Encode(obj, &buf); err != nil {
+			if err := encodeWith(enc, obj, &buf, alloc); err != nil {
 				s.log.Debug("encode watch event", "err", err)
 				return
 			}
@@ -143,7 +148,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, res *resource, in
 				raw = bytes.TrimRight(raw, "\n")
 			}
 			event := &metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: raw}}
-			if err := streamEnc.Encode(event, frame); err != nil {
+			if err := encodeWith(streamEnc, event, frame, alloc); err != nil {
 				return
 			}
 			if flusher != nil && len(ch) == 0 {
@@ -151,6 +156,14 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, res *resource, in
 			}
 		}
 	}
+}
+
+// encodeWith encodes with alloc's memory when the encoder can.
+func encodeWith(e runtime.Encoder, obj runtime.Object, w io.Writer, alloc runtime.MemoryAllocator) error {
+	if ea, ok := e.(runtime.EncoderWithAllocator); ok {
+		return ea.EncodeWithAllocator(obj, w, alloc)
+	}
+	return e.Encode(obj, w)
 }
 
 type objectError struct{ obj runtime.Object }

@@ -23,6 +23,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	listerspolicyv1 "k8s.io/client-go/listers/policy/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
@@ -722,6 +723,13 @@ func NewFromKubeconfig(path string, cfg Config) (*Scheduler, error) {
 	if err != nil {
 		return nil, err
 	}
+	return NewForConfig(rc, cfg)
+}
+
+// NewForConfig builds a scheduler with cfg that reaches the cluster with a
+// copy of rc.
+func NewForConfig(rc *rest.Config, cfg Config) (*Scheduler, error) {
+	rc = rest.CopyConfig(rc)
 	rc.UserAgent = "skiff-scheduler"
 	rc.QPS, rc.Burst = 1000, 2000
 	rc.ContentType = "application/vnd.kubernetes.protobuf"

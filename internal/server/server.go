@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/skiff-sh/skiff/internal/agent"
@@ -197,18 +198,22 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	if !s.cfg.DisableScheduler || !s.cfg.DisableControllers {
-		if err := s.startInformers(kubeconfig); err != nil {
+		loopback, err := loopbackConfig(kubeconfig, api.Handler())
+		if err != nil {
 			return err
 		}
-	}
-	if !s.cfg.DisableScheduler {
-		if err := s.startScheduler(ctx, kubeconfig); err != nil {
+		if err := s.startInformers(loopback); err != nil {
 			return err
 		}
-	}
-	if !s.cfg.DisableControllers {
-		if err := s.startControllers(ctx, kubeconfig); err != nil {
-			return err
+		if !s.cfg.DisableScheduler {
+			if err := s.startScheduler(ctx, loopback); err != nil {
+				return err
+			}
+		}
+		if !s.cfg.DisableControllers {
+			if err := s.startControllers(ctx, loopback); err != nil {
+				return err
+			}
 		}
 	}
 	if !s.cfg.DisableAgent {
@@ -218,6 +223,11 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	close(s.ready)
 	s.log.Info("skiff server is ready", "kubeconfig", kubeconfig, "address", addr)
+	if n, err := releaseStartupMemory(); err != nil {
+		s.log.Debug("release start-up memory", "err", err)
+	} else {
+		s.log.Debug("released start-up memory", "executableMappings", n)
+	}
 
 	select {
 	case <-ctx.Done():
@@ -288,11 +298,8 @@ func (s *Server) storageFactory(ctx context.Context) apiserver.StorageFactory {
 // of one per component, as K3s gets by running them in one process. Its
 // informers start when a component first asks for them and stop after
 // every component has stopped.
-func (s *Server) startInformers(kubeconfig string) error {
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return fmt.Errorf("shared informers: %w", err)
-	}
+func (s *Server) startInformers(loopback *rest.Config) error {
+	rc := rest.CopyConfig(loopback)
 	rc.UserAgent = "skiff-server-informers"
 	rc.QPS, rc.Burst = 1000, 2000
 	rc.ContentType = "application/vnd.kubernetes.protobuf"
@@ -332,7 +339,7 @@ func dropManagedFields(obj any) (any, error) {
 
 // startScheduler runs the scheduler in this process, as an API client with
 // the admin credentials, and waits until its informers have synced.
-func (s *Server) startScheduler(ctx context.Context, kubeconfig string) error {
+func (s *Server) startScheduler(ctx context.Context, loopback *rest.Config) error {
 	cfg := scheduler.Config{LeaderElect: true, Identity: s.identity(), Logger: s.log.With("component", "scheduler")}
 	if s.cfg.SchedulerConfig != "" {
 		fc, err := scheduler.LoadConfigFile(s.cfg.SchedulerConfig)
@@ -342,7 +349,7 @@ func (s *Server) startScheduler(ctx context.Context, kubeconfig string) error {
 		fc.Apply(&cfg)
 	}
 	cfg.Informers = s.informers
-	sched, err := scheduler.NewFromKubeconfig(kubeconfig, cfg)
+	sched, err := scheduler.NewForConfig(loopback, cfg)
 	if err != nil {
 		return err
 	}
@@ -353,8 +360,9 @@ func (s *Server) startScheduler(ctx context.Context, kubeconfig string) error {
 
 // startControllers runs the controller manager in this process, as an API
 // client with the admin credentials.
-func (s *Server) startControllers(ctx context.Context, kubeconfig string) error {
-	m, err := manager.NewFromKubeconfig(kubeconfig, manager.Config{
+func (s *Server) startControllers(ctx context.Context, loopback *rest.Config) error {
+	m, err := manager.New(manager.Config{
+		REST:        loopback,
 		Controllers: s.cfg.Controllers, LeaderElect: true, Identity: s.identity(),
 		ClusterCIDR: s.cfg.ClusterCIDR, NodeMonitorGracePeriod: s.cfg.NodeMonitorGracePeriod,
 		ServiceLBPool: s.cfg.ServiceLBPool, Informers: s.informers,

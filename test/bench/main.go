@@ -41,7 +41,7 @@ func main() {
 	replicas := flag.Int("replicas", 3000, "Deployment replicas for the controller figures")
 	proxySvcs := flag.Int("proxy-services", 1000, "Services for the proxy figures (0 skips them)")
 	proxyEps := flag.Int("proxy-endpoints", 10, "endpoints per Service for the proxy figures")
-	profileDir := flag.String("profile-dir", "", "save the server's CPU profile of the 10,000-pod fill and a heap profile after it here")
+	profileDir := flag.String("profile-dir", "", "save the server's CPU profile of the 10,000-pod fill and a heap profile after it here, an execution trace of 1 s of the 100-client creates, and a CPU profile of the LISTs")
 	dnsSvcs := flag.Int("dns-services", 1000, "Services in the cluster DNS figures (0 skips them)")
 	dnsDur := flag.Duration("dns-duration", 5*time.Second, "how long each DNS client count is measured")
 	startupPods := flag.Int("startup-pods", 100, "pods for the pod start-up figures on a real node (0 skips them; needs root)")
@@ -129,15 +129,34 @@ func run(bin string, nPods, nWatchers int, profileDir string) error {
 			n = 1000
 		}
 		p0 := statusWrites(ctx, cfg)
+		g0 := gcStats(ctx, cfg)
+		var trace chan error
+		if profileDir != "" && clients == 100 {
+			// Where the 100 clients' requests wait: goroutine blocking,
+			// syscalls, scheduling latency and GC in the execution trace
+			// (go tool trace -pprof=sync|syscall|sched|net).
+			trace = make(chan error, 1)
+			go func() {
+				trace <- fetchProfile(ctx, cfg, "trace?seconds=1", filepath.Join(profileDir, "creates.trace"))
+			}()
+		}
 		c0, b0 := srv.cpuSeconds(), processCPU(os.Getpid())
 		rate, lat, errs := creates(ctx, cfg, fmt.Sprintf("c%d", clients), clients, n)
 		c1, b1 := srv.cpuSeconds(), processCPU(os.Getpid())
+		g1 := gcStats(ctx, cfg)
+		if trace != nil {
+			if err := <-trace; err != nil {
+				fmt.Printf("warning: trace: %v\n", err)
+			}
+		}
 		cpu := (c1 - c0) / float64(n) * 1e6
 		// The scheduler's status write and event for each unschedulable
 		// pod trail the creates: count them too.
 		settled := (srv.settle(ctx, cfg, p0, n) - c0) / float64(n) * 1e6
 		fmt.Printf("creates: %3d clients: %7.0f/s  p50 %v  p99 %v  errors %d  server CPU %.0f µs/create (%.0f with follow-up writes), bench client CPU %.0f µs/create\n",
 			clients, rate, pct(lat, 50), pct(lat, 99), errs, cpu, settled, (b1-b0)/float64(n)*1e6)
+		fmt.Printf("         %3d clients: p90 %v  max %v; server GC: %.0f cycles, %.1f ms stopped in all; server-side create latency over 50 ms: %.1f%%\n",
+			clients, pct(lat, 90), pct(lat, 100), g1.cycles-g0.cycles, (g1.pause-g0.pause)*1e3, 100*(1-(g1.fast-g0.fast)/max(1, g1.creates-g0.creates)))
 	}
 
 	// Fill to nPods pods in one namespace for LIST and memory.
@@ -152,6 +171,7 @@ func run(bin string, nPods, nWatchers int, profileDir string) error {
 			cpuProfile <- fetchProfile(ctx, cfg, "profile?seconds=10", filepath.Join(profileDir, "cpu.pprof"))
 		}()
 	}
+	p0 := statusWrites(ctx, cfg)
 	c0, a0 := srv.cpuSeconds(), metric(ctx, cfg, "go_memstats_alloc_bytes_total")
 	if _, _, errs := createPods(ctx, cfg, "list", 100, nPods); errs > 0 {
 		fmt.Printf("warning: %d errors while creating %d pods\n", errs, nPods)
@@ -160,6 +180,12 @@ func run(bin string, nPods, nWatchers int, profileDir string) error {
 	// unlike CPU time; it drives the garbage collector's share.
 	fmt.Printf("fill %d pods (100 clients): server CPU %.0f µs/create, allocated %.0f KB/create\n", nPods,
 		(srv.cpuSeconds()-c0)/float64(nPods)*1e6, (metric(ctx, cfg, "go_memstats_alloc_bytes_total")-a0)/float64(nPods)/1024)
+	// Until the scheduler has written every pod's status: how much of its
+	// work fell inside the fill depends on how fast it kept up. The LISTs
+	// below then do not compete with that backlog either.
+	c1 := srv.settle(ctx, cfg, p0, nPods)
+	fmt.Printf("fill %d pods with the scheduler's follow-up writes: server CPU %.0f µs/create, allocated %.0f KB/create\n", nPods,
+		(c1-c0)/float64(nPods)*1e6, (metric(ctx, cfg, "go_memstats_alloc_bytes_total")-a0)/float64(nPods)/1024)
 	if profileDir != "" {
 		if err := <-cpuProfile; err != nil {
 			fmt.Printf("warning: cpu profile: %v\n", err)
@@ -167,6 +193,14 @@ func run(bin string, nPods, nWatchers int, profileDir string) error {
 		if err := fetchProfile(ctx, cfg, "heap?gc=1", filepath.Join(profileDir, "heap.pprof")); err != nil {
 			fmt.Printf("warning: heap profile: %v\n", err)
 		}
+	}
+	var listProfile chan error
+	if profileDir != "" {
+		listProfile = make(chan error, 1)
+		go func() {
+			listProfile <- fetchProfile(ctx, cfg, "profile?seconds=5", filepath.Join(profileDir, "list.pprof"))
+		}()
+		time.Sleep(100 * time.Millisecond)
 	}
 	for _, proto := range []bool{false, true} {
 		cs := clientset(cfg, proto)
@@ -187,6 +221,11 @@ func run(bin string, nPods, nWatchers int, profileDir string) error {
 			name = "protobuf"
 		}
 		fmt.Printf("LIST %d pods (%s): median %v (7 runs)\n", nPods, name, pct(lat, 50))
+	}
+	if listProfile != nil {
+		if err := <-listProfile; err != nil {
+			fmt.Printf("warning: list profile: %v\n", err)
+		}
 	}
 	fmt.Printf("RSS with %d pods: %.1f MB (%s; Go heap in use %s)\n", nPods, srv.rssMB(), srv.rssSplit(), heapInUse(ctx, cfg))
 
@@ -496,6 +535,41 @@ func statusWrites(ctx context.Context, cfg *rest.Config) float64 {
 		sum += f
 	}
 	return sum
+}
+
+// serverFigures are cumulative counters from the server's /metrics.
+type serverFigures struct {
+	cycles, pause float64 // GC cycles; seconds the world was stopped
+	creates, fast float64 // pod creates answered; of them within 50 ms
+}
+
+func gcStats(ctx context.Context, cfg *rest.Config) serverFigures {
+	data, err := clientset(cfg, false).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return serverFigures{}
+	}
+	var g serverFigures
+	for _, line := range strings.Split(string(data), "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		f, _ := strconv.ParseFloat(v, 64)
+		switch {
+		case name == "go_gc_duration_seconds_count":
+			g.cycles = f
+		case name == "go_gc_duration_seconds_sum":
+			g.pause = f
+		case strings.HasPrefix(name, "apiserver_request_duration_seconds_") && strings.Contains(name, `resource="pods"`) &&
+			strings.Contains(name, `subresource=""`) && strings.Contains(name, `verb="create"`):
+			if strings.HasPrefix(name, "apiserver_request_duration_seconds_count") {
+				g.creates = f
+			} else if strings.Contains(name, `le="0.05"`) {
+				g.fast = f
+			}
+		}
+	}
+	return g
 }
 
 // processCPU is a process's user+system CPU time in seconds.

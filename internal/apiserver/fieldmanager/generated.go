@@ -55,12 +55,23 @@ func generatedName(data []byte) string {
 	}
 }
 
-// withPlaceholder replaces name by the placeholder in data.
+// withPlaceholder replaces name by the placeholder in data, which the
+// caller owns: in place when they are as long (a generated name always is).
 func withPlaceholder(data []byte, name string) []byte {
 	if name == "" {
 		return data
 	}
-	return bytes.ReplaceAll(data, []byte(name), tokenVolumePlaceholder)
+	if len(name) != len(tokenVolumePlaceholder) {
+		return bytes.ReplaceAll(data, []byte(name), tokenVolumePlaceholder)
+	}
+	for rest := data; ; {
+		i := bytes.Index(rest, []byte(name))
+		if i < 0 {
+			return data
+		}
+		copy(rest[i:], tokenVolumePlaceholder)
+		rest = rest[i+len(name):]
+	}
 }
 
 // renameFields replaces from by to in the entries' fieldsV1 (copies).

@@ -98,3 +98,17 @@ func TestCachesRenameTokenVolume(t *testing.T) {
 		}
 	}
 }
+
+func TestWithPlaceholder(t *testing.T) {
+	tests := []struct{ data, name, want string }{
+		{`{"name":"kube-api-access-ab1cd","v":"kube-api-access-ab1cd"}`, "kube-api-access-ab1cd", `{"name":"kube-api-access-*****","v":"kube-api-access-*****"}`},
+		{`{"name":"kube-api-access-abc"}`, "kube-api-access-abc", `{"name":"kube-api-access-*****"}`},
+		{`{"name":"other"}`, "kube-api-access-ab1cd", `{"name":"other"}`},
+		{`{"name":"kube-api-access-ab1cd"}`, "", `{"name":"kube-api-access-ab1cd"}`},
+	}
+	for _, tc := range tests {
+		if got := string(withPlaceholder([]byte(tc.data), tc.name)); got != tc.want {
+			t.Errorf("withPlaceholder(%s, %q) = %s, want %s", tc.data, tc.name, got, tc.want)
+		}
+	}
+}

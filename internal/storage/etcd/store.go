@@ -82,11 +82,11 @@ func (s *store) encode(obj runtime.Object) ([]byte, error) {
 	rv := m.GetResourceVersion()
 	m.SetResourceVersion("")
 	defer m.SetResourceVersion(rv)
-	var buf bytes.Buffer
-	if err := s.codec.Encode(obj, &buf); err != nil {
+	data, err := encode(s.codec, obj)
+	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", s.gr, err)
 	}
-	return buf.Bytes(), nil
+	return data, nil
 }
 
 func (s *store) decode(data []byte, into runtime.Object, rev int64) error {
