@@ -43,7 +43,9 @@ func certPEM(t *testing.T, notAfter time.Time) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-type csrB struct{ c *certificatesv1.CertificateSigningRequest }
+type csrB struct {
+	c *certificatesv1.CertificateSigningRequest
+}
 
 func mk(name string, age time.Duration) csrB {
 	return csrB{&certificatesv1.CertificateSigningRequest{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name),
