@@ -2,9 +2,11 @@ package server
 
 import (
 	"bufio"
+	"debug/elf"
 	"fmt"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,7 +25,45 @@ import (
 // running server uses (measured: 66 -> 34 MB of file pages at idle).
 func releaseStartupMemory() (dropped int64, err error) {
 	debug.FreeOSMemory()
-	return dropExecutableMappings("/proc/self/maps", "/proc/self/exe", madviseDontNeed)
+	perms, err := safeToDrop("/proc/self/exe")
+	if err != nil || len(perms) == 0 {
+		return 0, err
+	}
+	return dropExecutableMappings("/proc/self/maps", "/proc/self/exe", perms, madviseDontNeed)
+}
+
+// safeToDrop lists the permissions of the executable's mappings that the
+// dynamic loader never wrote to: code unless the binary has text
+// relocations, read-only data unless it has a RELRO segment (relocated at
+// start, then made read-only: dropping it would bring back the file's
+// unrelocated bytes). Go's default non-PIE build has neither.
+func safeToDrop(exe string) ([]string, error) {
+	f, err := elf.Open(exe)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	relro := false
+	for _, p := range f.Progs {
+		relro = relro || p.Type == elf.PT_GNU_RELRO
+	}
+	textrel := false
+	if ds := f.Section(".dynamic"); ds != nil {
+		flags, _ := f.DynValue(elf.DT_FLAGS)
+		tr, _ := f.DynValue(elf.DT_TEXTREL)
+		textrel = len(tr) > 0
+		for _, v := range flags {
+			textrel = textrel || v&uint64(elf.DF_TEXTREL) != 0
+		}
+	}
+	var perms []string
+	if !textrel {
+		perms = append(perms, "r-xp")
+	}
+	if !relro && !textrel {
+		perms = append(perms, "r--p")
+	}
+	return perms, nil
 }
 
 func madviseDontNeed(start, length uintptr) error {
@@ -39,7 +79,7 @@ func madviseDontNeed(start, length uintptr) error {
 // .bss) are never touched: private pages written since the start would be
 // lost. Read-only private file pages are never written, so dropping them
 // loses nothing.
-func dropExecutableMappings(maps, exe string, advise func(start, length uintptr) error) (int64, error) {
+func dropExecutableMappings(maps, exe string, perms []string, advise func(start, length uintptr) error) (int64, error) {
 	fi, err := os.Stat(exe)
 	if err != nil {
 		return 0, err
@@ -56,7 +96,7 @@ func dropExecutableMappings(maps, exe string, advise func(start, length uintptr)
 	var dropped int64
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		start, end, ok := executableMapping(sc.Text(), uint64(st.Dev), st.Ino)
+		start, end, ok := executableMapping(sc.Text(), uint64(st.Dev), st.Ino, perms)
 		if !ok {
 			continue
 		}
@@ -71,12 +111,12 @@ func dropExecutableMappings(maps, exe string, advise func(start, length uintptr)
 // executableMapping parses one line of /proc/<pid>/maps ("start-end perms
 // offset major:minor inode path") and reports the range of a private,
 // non-writable mapping of the file with that device and inode.
-func executableMapping(line string, dev, ino uint64) (start, end uint64, ok bool) {
+func executableMapping(line string, dev, ino uint64, perms []string) (start, end uint64, ok bool) {
 	f := strings.Fields(line)
 	if len(f) < 5 {
 		return 0, 0, false
 	}
-	if f[1] != "r-xp" && f[1] != "r--p" {
+	if !slices.Contains(perms, f[1]) {
 		return 0, 0, false
 	}
 	if i, err := strconv.ParseUint(f[4], 10, 64); err != nil || i != ino || ino == 0 {

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"debug/elf"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 
@@ -30,7 +32,7 @@ func TestExecutableMapping(t *testing.T) {
 		{"zz-0272a000 r-xp 00000000 fe:00 10183395 /bin/skiff", 0, 0, false},
 	}
 	for _, tc := range tests {
-		s, e, ok := executableMapping(tc.line, dev, 10183395)
+		s, e, ok := executableMapping(tc.line, dev, 10183395, []string{"r-xp", "r--p"})
 		if ok != tc.ok || s != tc.start || e != tc.end {
 			t.Errorf("%q: got %x-%x %v, want %x-%x %v", tc.line, s, e, ok, tc.start, tc.end, tc.ok)
 		}
@@ -56,7 +58,7 @@ func TestDropExecutableMappings(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got [][2]uintptr
-	n, err := dropExecutableMappings(maps, exe, func(s, l uintptr) error {
+	n, err := dropExecutableMappings(maps, exe, []string{"r-xp", "r--p"}, func(s, l uintptr) error {
 		got = append(got, [2]uintptr{s, l})
 		return nil
 	})
@@ -65,6 +67,30 @@ func TestDropExecutableMappings(t *testing.T) {
 	}
 	if n != 0x3000 || len(got) != 2 || got[0] != [2]uintptr{0x1000, 0x2000} || got[1] != [2]uintptr{0x3000, 0x1000} {
 		t.Fatalf("dropped %#x bytes in %x", n, got)
+	}
+}
+
+// A RELRO segment keeps read-only data; this test binary (Go's default
+// build) has none, so both kinds may go.
+func TestSafeToDrop(t *testing.T) {
+	perms, err := safeToDrop("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.Open("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	relro := false
+	for _, p := range f.Progs {
+		relro = relro || p.Type == elf.PT_GNU_RELRO
+	}
+	if relro == slices.Contains(perms, "r--p") {
+		t.Errorf("RELRO %v, dropping %v", relro, perms)
+	}
+	if !slices.Contains(perms, "r-xp") {
+		t.Errorf("code not dropped: %v", perms)
 	}
 }
 
