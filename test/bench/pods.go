@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -24,6 +25,27 @@ import (
 	"github.com/skiff-sh/skiff/internal/agent/images"
 )
 
+var startupPerf = flag.String("startup-perf", "", "record the whole machine with `perf record -a -g` during the pod start-up burst into this file")
+
+// startPerf starts a system-wide perf recording into file ("" does
+// nothing) and returns what stops it.
+func startPerf(file string) func() {
+	if file == "" {
+		return func() {}
+	}
+	cmd := exec.Command("perf", "record", "-a", "-g", "-e", "cpu-clock", "-F", "499", "-o", file)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Println("warning: perf:", err)
+		return func() {}
+	}
+	time.Sleep(time.Second) // perf is recording once it has opened its events
+	return func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}
+}
+
 // runPodStartup measures pod start-up on a real node: a `skiff server`
 // and a `skiff agent` subprocess with its own containerd. Pods run the
 // pause image, which the agent imports at start, so no image is pulled.
@@ -42,7 +64,7 @@ func runPodStartup(bin string, n int) error {
 	}
 	defer srv.stop()
 	ag, err := startAgent(bin, filepath.Join(srv.dir, "node"), filepath.Join(srv.dir, "admin.kubeconfig"),
-		fmt.Sprintf("skjb%d", pid%100000))
+		fmt.Sprintf("sps%d", pid%100000))
 	if err != nil {
 		return err
 	}
@@ -82,13 +104,19 @@ func runPodStartup(bin string, n int) error {
 		return err
 	}
 
+	stopPerf := startPerf(*startupPerf)
+	if *startupPerf != "" {
+		fmt.Printf("perf: server pid %d, agent pid %d, containerd pid %d\n", srv.cmd.Process.Pid, ag.cmd.Process.Pid, ag.containerdPID())
+	}
 	cpu0, srv0 := ag.cpuSeconds(), processCPUSplit(srv.cmd.Process.Pid)
 	t0 := time.Now()
 	lat, err = startPods(ctx, cfg, ns, "burst", n, 0)
 	if err != nil {
+		stopPerf()
 		return err
 	}
 	all := time.Since(t0)
+	stopPerf()
 	cpu, srvCPU := ag.cpuSeconds().sub(cpu0), processCPUSplit(srv.cmd.Process.Pid).sub(srv0)
 	fmt.Printf("pod start-up, %d pods at once: all Running+Ready after %v (%.1f pods/s), p50 %v p99 %v\n",
 		n, all.Round(time.Millisecond), float64(n)/all.Seconds(), pct(lat, 50), pct(lat, 99))
@@ -292,8 +320,11 @@ func startAgent(bin, dir, kubeconfig, bridge string) (*benchAgent, error) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	a := &benchAgent{dir: dir, node: "bench-node", bridge: bridge}
+	// Its own nftables tables: agents of other runs on this machine rebuild
+	// the default ones.
 	cmd := exec.Command(bin, "agent", "--kubeconfig", kubeconfig, "--data-dir", dir, "--node-name", a.node,
-		"--cni-bridge", bridge, "--kubelet-port", strconv.Itoa(port), "--node-ip", "127.0.0.1")
+		"--cni-bridge", bridge, "--kubelet-port", strconv.Itoa(port), "--node-ip", "127.0.0.1",
+		"--proxy-table", bridge+"-proxy", "--netpol-table", bridge+"-netpol")
 	cmd.Stderr = os.Stderr // like the server's log
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -327,6 +358,9 @@ func (a *benchAgent) stop() {
 		fmt.Fprintln(os.Stderr, "bench: clean node:", err)
 	}
 	exec.Command("ip", "link", "del", a.bridge).Run()
+	for _, t := range [][]string{{"ip", a.bridge + "-proxy"}, {"inet", a.bridge + "-netpol"}, {"ip", "skiff-masq-" + a.bridge}} {
+		exec.Command("nft", "delete", "table", t[0], t[1]).Run()
+	}
 }
 
 // containerdPID is the agent's containerd child.
