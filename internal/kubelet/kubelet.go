@@ -59,6 +59,9 @@ type Kubelet struct {
 	dnsWarned sync.Map
 	// tokens are the pods' projected service account tokens (tokens.go).
 	tokens tokenCache
+	// objects watches what pods' volumes and variables read (objectwatch.go);
+	// nil outside Run (tests read with GETs).
+	objects *objectWatch
 }
 
 // New validates cfg and returns a kubelet; nothing starts until Run.
@@ -95,6 +98,8 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	}
 	defer rt.Close()
 	k.rt, k.ctx = rt, ctx
+	k.objects = newObjectWatch(k.cfg.Client)
+	defer k.objects.stopAll()
 	v, err := rt.Version(ctx)
 	if err != nil {
 		return fmt.Errorf("kubelet: runtime: %w", err)

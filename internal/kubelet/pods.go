@@ -519,7 +519,9 @@ func (k *Kubelet) startContext(ctx context.Context, p *corev1.Pod, sbStatus *run
 			}
 		}
 	}
-	sc := &startContext{objects: newObjects(k.cfg.Client, p.Namespace), ec: ec}
+	objs := newObjects(k.cfg.Client, p.Namespace)
+	objs.watch, objs.podUID = k.objects, string(p.UID)
+	sc := &startContext{objects: objs, ec: ec}
 	sc.vols, sc.volErr = k.setupVolumes(ctx, p, sc.objects, ec)
 	if ps := p.Spec.SecurityContext; sc.volErr == nil && ps != nil && ps.FSGroup != nil {
 		// fsGroup owns the pod's writable volumes (emptyDir here).
