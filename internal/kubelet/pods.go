@@ -110,7 +110,9 @@ func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
 			return fmt.Errorf("pod %s/%s: %w", p.Namespace, p.Name, err)
 		}
 		start := k.now()
+		tokensFetched := k.prefetchTokens(ctx, p)
 		id, err := k.rt.RunPodSandbox(ctx, sbCfg, "")
+		tokensFetched()
 		if err != nil {
 			return err
 		}
