@@ -111,7 +111,7 @@ func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
 		}
 		start := k.now()
 		tokensFetched := k.prefetchTokens(ctx, p)
-		id, err := k.rt.RunPodSandbox(ctx, sbCfg, "")
+		id, err := k.shims.runSandbox(p.UID, sbCfg, func() (string, error) { return k.rt.RunPodSandbox(ctx, sbCfg, "") })
 		tokensFetched()
 		if err != nil {
 			return err
@@ -434,7 +434,7 @@ func (k *Kubelet) killPod(ctx context.Context, p *corev1.Pod, uid string, grace 
 }
 
 func (k *Kubelet) removeSandbox(ctx context.Context, id string) error {
-	if err := k.rt.StopPodSandbox(ctx, id); err != nil {
+	if err := k.shims.stopSandbox(ctx, id, k.rt.StopPodSandbox); err != nil {
 		return err
 	}
 	return k.rt.RemovePodSandbox(ctx, id)
@@ -450,7 +450,7 @@ func (k *Kubelet) stopSandboxes(ctx context.Context, uid string) error {
 		return err
 	}
 	for _, sb := range sbs {
-		if err := k.rt.StopPodSandbox(ctx, sb.Id); err != nil {
+		if err := k.shims.stopSandbox(ctx, sb.Id, k.rt.StopPodSandbox); err != nil {
 			return err
 		}
 	}

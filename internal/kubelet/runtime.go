@@ -2,13 +2,11 @@ package kubelet
 
 import (
 	"context"
-	"hash/fnv"
 	"os"
 	"sort"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -130,7 +128,7 @@ func (k *Kubelet) sandboxConfig(p *corev1.Pod, attempt uint32) *runtimeapi.PodSa
 		LogDirectory: k.cfg.podLogDir(p.Namespace, p.Name, string(p.UID)),
 		DnsConfig:    k.podDNS(p),
 		Labels:       podLabels(p),
-		Annotations:  sandboxAnnotations(p),
+		Annotations:  p.Annotations,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: podCgroupOf(p),
 			SecurityContext: sandboxSecurityContext(p, k.seccompRoot()), Sysctls: sysctls(p)},
 	}
@@ -151,37 +149,6 @@ func (k *Kubelet) sandboxConfig(p *corev1.Pod, attempt uint32) *runtimeapi.PodSa
 		}
 	}
 	return cfg
-}
-
-// shimGroupAnnotation names the containerd shim a pod's sandbox and
-// containers run under: runc's v2 shim serves every container whose spec
-// carries the same value from one process. The agent's containerd passes it
-// from the sandbox config to the OCI specs (the runtime's pod_annotations).
-const shimGroupAnnotation = "io.containerd.runc.v2.group"
-
-// shimGroups is how many shims the node's pods share. Without grouping
-// each pod starts a shim of its own (a process start, its own ttrpc
-// connection and ~13 MB of memory per pod); one shim for all would
-// serialize container creation, which a shim does under one lock.
-const shimGroups = 8
-
-// sandboxAnnotations are the pod's annotations and the shim group, which
-// the kubelet decides whatever the pod says: a pod cannot pick another
-// pod's shim.
-func sandboxAnnotations(p *corev1.Pod) map[string]string {
-	a := make(map[string]string, len(p.Annotations)+1)
-	for k, v := range p.Annotations {
-		a[k] = v
-	}
-	a[shimGroupAnnotation] = shimGroup(p.UID)
-	return a
-}
-
-// shimGroup spreads pods over shimGroups shims by their UID.
-func shimGroup(uid types.UID) string {
-	h := fnv.New32a()
-	h.Write([]byte(uid))
-	return "skiff-" + strconv.Itoa(int(h.Sum32()%shimGroups))
 }
 
 // containerConfig is the CRI container of one attempt of c, with its
