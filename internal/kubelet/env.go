@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
@@ -26,7 +27,11 @@ const reasonConfigError = "CreateContainerConfigError"
 // objects reads the config maps and secrets one pod sync refers to, each
 // at most once, with the errors upstream's kubelet reports.
 type objects struct {
-	client     kubernetes.Interface
+	client kubernetes.Interface
+	// watch, if set, answers the lookups from watches (objectwatch.go) on
+	// behalf of the pod podUID; else each lookup is a GET.
+	watch      *objectWatch
+	podUID     string
 	namespace  string
 	configMaps map[string]*corev1.ConfigMap
 	secrets    map[string]*corev1.Secret
@@ -43,7 +48,16 @@ func (o *objects) configMap(ctx context.Context, name string) (*corev1.ConfigMap
 	if cm, ok := o.configMaps[name]; ok {
 		return cm, nil
 	}
-	cm, err := o.client.CoreV1().ConfigMaps(o.namespace).Get(ctx, name, metav1.GetOptions{})
+	var cm *corev1.ConfigMap
+	var err error
+	if o.watch != nil {
+		var obj runtime.Object
+		if obj, err = o.watch.get(ctx, objectKey{"configmap", o.namespace, name}, o.podUID); err == nil {
+			cm = obj.(*corev1.ConfigMap)
+		}
+	} else {
+		cm, err = o.client.CoreV1().ConfigMaps(o.namespace).Get(ctx, name, metav1.GetOptions{})
+	}
 	if apierrors.IsNotFound(err) {
 		// upstream's configMapManager names the resource in the singular.
 		return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "configmap"}, name)
@@ -59,7 +73,16 @@ func (o *objects) secret(ctx context.Context, name string) (*corev1.Secret, erro
 	if s, ok := o.secrets[name]; ok {
 		return s, nil
 	}
-	s, err := o.client.CoreV1().Secrets(o.namespace).Get(ctx, name, metav1.GetOptions{})
+	var s *corev1.Secret
+	var err error
+	if o.watch != nil {
+		var obj runtime.Object
+		if obj, err = o.watch.get(ctx, objectKey{"secret", o.namespace, name}, o.podUID); err == nil {
+			s = obj.(*corev1.Secret)
+		}
+	} else {
+		s, err = o.client.CoreV1().Secrets(o.namespace).Get(ctx, name, metav1.GetOptions{})
+	}
 	if apierrors.IsNotFound(err) {
 		return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "secret"}, name)
 	}

@@ -59,6 +59,11 @@ type Kubelet struct {
 	dnsWarned sync.Map
 	// tokens are the pods' projected service account tokens (tokens.go).
 	tokens tokenCache
+	// shims names the containerd shim groups of new sandboxes (shimgroups.go).
+	shims *shimGroupSet
+	// objects watches what pods' volumes and variables read (objectwatch.go);
+	// nil outside Run (tests read with GETs).
+	objects *objectWatch
 }
 
 // New validates cfg and returns a kubelet; nothing starts until Run.
@@ -69,7 +74,7 @@ func New(cfg Config) (*Kubelet, error) {
 	cfg.setDefaults()
 	return &Kubelet{
 		cfg: cfg, log: cfg.Logger.With("component", "kubelet", "node", cfg.NodeName),
-		ready: make(chan struct{}), now: time.Now, probes: newProbes(),
+		ready: make(chan struct{}), now: time.Now, probes: newProbes(), shims: newShimGroupSet(time.Now()),
 		keys: map[string]string{}, seen: map[string]string{},
 	}, nil
 }
@@ -95,6 +100,8 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	}
 	defer rt.Close()
 	k.rt, k.ctx = rt, ctx
+	k.objects = newObjectWatch(k.cfg.Client)
+	defer k.objects.stopAll()
 	v, err := rt.Version(ctx)
 	if err != nil {
 		return fmt.Errorf("kubelet: runtime: %w", err)

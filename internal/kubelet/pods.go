@@ -110,7 +110,9 @@ func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
 			return fmt.Errorf("pod %s/%s: %w", p.Namespace, p.Name, err)
 		}
 		start := k.now()
-		id, err := k.rt.RunPodSandbox(ctx, sbCfg, "")
+		tokensFetched := k.prefetchTokens(ctx, p)
+		id, err := k.shims.runSandbox(p.UID, sbCfg, func() (string, error) { return k.rt.RunPodSandbox(ctx, sbCfg, "") })
+		tokensFetched()
 		if err != nil {
 			return err
 		}
@@ -432,7 +434,7 @@ func (k *Kubelet) killPod(ctx context.Context, p *corev1.Pod, uid string, grace 
 }
 
 func (k *Kubelet) removeSandbox(ctx context.Context, id string) error {
-	if err := k.rt.StopPodSandbox(ctx, id); err != nil {
+	if err := k.shims.stopSandbox(ctx, id, k.rt.StopPodSandbox); err != nil {
 		return err
 	}
 	return k.rt.RemovePodSandbox(ctx, id)
@@ -448,7 +450,7 @@ func (k *Kubelet) stopSandboxes(ctx context.Context, uid string) error {
 		return err
 	}
 	for _, sb := range sbs {
-		if err := k.rt.StopPodSandbox(ctx, sb.Id); err != nil {
+		if err := k.shims.stopSandbox(ctx, sb.Id, k.rt.StopPodSandbox); err != nil {
 			return err
 		}
 	}
@@ -519,7 +521,9 @@ func (k *Kubelet) startContext(ctx context.Context, p *corev1.Pod, sbStatus *run
 			}
 		}
 	}
-	sc := &startContext{objects: newObjects(k.cfg.Client, p.Namespace), ec: ec}
+	objs := newObjects(k.cfg.Client, p.Namespace)
+	objs.watch, objs.podUID = k.objects, string(p.UID)
+	sc := &startContext{objects: objs, ec: ec}
 	sc.vols, sc.volErr = k.setupVolumes(ctx, p, sc.objects, ec)
 	if ps := p.Spec.SecurityContext; sc.volErr == nil && ps != nil && ps.FSGroup != nil {
 		// fsGroup owns the pod's writable volumes (emptyDir here).

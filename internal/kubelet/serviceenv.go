@@ -24,9 +24,18 @@ func (o *objects) masterServiceEnv(ctx context.Context) []corev1.EnvVar {
 		return o.serviceEnv
 	}
 	o.serviceEnvDone = true
-	svc, err := o.client.CoreV1().Services(masterServiceNamespace).Get(ctx, masterServiceName, metav1.GetOptions{})
-	if err != nil {
-		return nil
+	var svc *corev1.Service
+	if o.watch != nil {
+		obj, err := o.watch.get(ctx, objectKey{"service", masterServiceNamespace, masterServiceName}, "")
+		if err != nil {
+			return nil
+		}
+		svc = obj.(*corev1.Service)
+	} else {
+		var err error
+		if svc, err = o.client.CoreV1().Services(masterServiceNamespace).Get(ctx, masterServiceName, metav1.GetOptions{}); err != nil {
+			return nil
+		}
 	}
 	o.serviceEnv = serviceEnv(svc)
 	return o.serviceEnv

@@ -97,3 +97,27 @@ func (c *tokenCache) forget(podUID string) {
 		}
 	}
 }
+
+// prefetchTokens requests the pod's projected service account tokens in
+// the background, so that the API round trip overlaps the sandbox's start
+// instead of following it; the volume set-up then finds them cached (and
+// reports any error itself). The returned func waits for the requests.
+func (k *Kubelet) prefetchTokens(ctx context.Context, p *corev1.Pod) (wait func()) {
+	var wg sync.WaitGroup
+	for _, v := range p.Spec.Volumes {
+		if v.Projected == nil {
+			continue
+		}
+		for _, s := range v.Projected.Sources {
+			if s.ServiceAccountToken == nil {
+				continue
+			}
+			wg.Add(1)
+			go func(src *corev1.ServiceAccountTokenProjection) {
+				defer wg.Done()
+				_, _ = k.tokens.get(ctx, k.cfg.Client, p, src, time.Now())
+			}(s.ServiceAccountToken)
+		}
+	}
+	return wg.Wait
+}

@@ -108,3 +108,40 @@ func TestServiceEnv(t *testing.T) {
 		t.Errorf("headless service env %v", env)
 	}
 }
+
+// TestPrefetchTokens checks that the tokens fetched beside the sandbox's
+// start are the ones the volume set-up then uses: one request per source.
+func TestPrefetchTokens(t *testing.T) {
+	client := fake.NewClientset()
+	reqs := 0
+	client.PrependReactor("create", "serviceaccounts", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		tr := a.(clienttesting.CreateAction).GetObject().(*authenticationv1.TokenRequest).DeepCopy()
+		reqs++
+		tr.Status.Token = "tok"
+		tr.Status.ExpirationTimestamp = metav1.NewTime(time.Now().Add(time.Duration(*tr.Spec.ExpirationSeconds) * time.Second))
+		return true, tr, nil
+	})
+	k := testKubelet()
+	k.cfg.Client = client
+	secs := int64(3607)
+	src := &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: &secs}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", UID: "u1"}, Spec: corev1.PodSpec{
+		ServiceAccountName: "sa",
+		Volumes: []corev1.Volume{{Name: "kube-api-access-abcde", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{{ServiceAccountToken: src}}}}}, {Name: "empty", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+	}}
+	ctx := context.Background()
+	k.prefetchTokens(ctx, pod)()
+	if reqs != 1 {
+		t.Fatalf("prefetch sent %d token requests, want 1", reqs)
+	}
+	tok, err := k.tokens.get(ctx, client, pod, src, time.Now())
+	if err != nil || tok != "tok" || reqs != 1 {
+		t.Errorf("volume set-up after prefetch: %q %v, %d requests (want the cached token, 1 request)", tok, err, reqs)
+	}
+	// A pod without token sources sends nothing.
+	k.prefetchTokens(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "u2"}})()
+	if reqs != 1 {
+		t.Errorf("pod without tokens: %d requests", reqs)
+	}
+}

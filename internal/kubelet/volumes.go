@@ -366,6 +366,9 @@ func containerMounts(c *corev1.Container, vols map[string]volume, env *envList) 
 // volumes; the containers must be gone.
 func (k *Kubelet) removePodDir(uid string) {
 	k.tokens.forget(uid)
+	if k.objects != nil {
+		k.objects.release(uid)
+	}
 	dir := k.podDir(uid)
 	if _, err := os.Stat(dir); err != nil {
 		return

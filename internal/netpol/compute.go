@@ -100,11 +100,6 @@ func Compute(in Input) *State {
 			continue
 		}
 		pods = append(pods, pi)
-		if pi.local {
-			for _, ip := range pi.ips {
-				st.Sets[selfSet].Elements.Insert(ip + " . " + ip)
-			}
-		}
 	}
 	sort.Slice(pods, func(i, j int) bool {
 		return pods[i].pod.Namespace+"/"+pods[i].pod.Name < pods[j].pod.Namespace+"/"+pods[j].pod.Name
@@ -130,6 +125,14 @@ func Compute(in Input) *State {
 		}
 		if hasType(np, networkingv1.PolicyTypeEgress) {
 			c.direction(false)
+		}
+	}
+	// A pod's traffic to itself matters only where it would be dropped: for
+	// isolated pods. Keeping the others out means pods coming and going
+	// without policies change nothing in the table (no nft run per pod).
+	for _, set := range []string{ingressIsolated, egressIsolated} {
+		for ip := range st.Sets[set].Elements {
+			st.Sets[selfSet].Elements.Insert(ip + " . " + ip)
 		}
 	}
 	return st

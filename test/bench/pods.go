@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -24,6 +25,27 @@ import (
 	"github.com/skiff-sh/skiff/internal/agent/images"
 )
 
+var startupPerf = flag.String("startup-perf", "", "record the whole machine with `perf record -a -g` during the pod start-up burst into this file")
+
+// startPerf starts a system-wide perf recording into file ("" does
+// nothing) and returns what stops it.
+func startPerf(file string) func() {
+	if file == "" {
+		return func() {}
+	}
+	cmd := exec.Command("perf", "record", "-a", "-g", "-e", "cpu-clock", "-F", "499", "-o", file)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Println("warning: perf:", err)
+		return func() {}
+	}
+	time.Sleep(time.Second) // perf is recording once it has opened its events
+	return func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}
+}
+
 // runPodStartup measures pod start-up on a real node: a `skiff server`
 // and a `skiff agent` subprocess with its own containerd. Pods run the
 // pause image, which the agent imports at start, so no image is pulled.
@@ -42,7 +64,7 @@ func runPodStartup(bin string, n int) error {
 	}
 	defer srv.stop()
 	ag, err := startAgent(bin, filepath.Join(srv.dir, "node"), filepath.Join(srv.dir, "admin.kubeconfig"),
-		fmt.Sprintf("skjb%d", pid%100000))
+		fmt.Sprintf("sps%d", pid%100000))
 	if err != nil {
 		return err
 	}
@@ -82,18 +104,34 @@ func runPodStartup(bin string, n int) error {
 		return err
 	}
 
-	cpu0, srv0 := ag.cpuSeconds(), processCPUSplit(srv.cmd.Process.Pid)
+	stopPerf := startPerf(*startupPerf)
+	if *startupPerf != "" {
+		fmt.Printf("perf: server pid %d, agent pid %d, containerd pid %d\n", srv.cmd.Process.Pid, ag.cmd.Process.Pid, ag.containerdPID())
+	}
+	cpu0, srv0, node0 := ag.cpuSeconds(), processCPUSplit(srv.cmd.Process.Pid), ag.cgroupCPU()
 	t0 := time.Now()
 	lat, err = startPods(ctx, cfg, ns, "burst", n, 0)
 	if err != nil {
+		stopPerf()
 		return err
 	}
 	all := time.Since(t0)
-	cpu, srvCPU := ag.cpuSeconds().sub(cpu0), processCPUSplit(srv.cmd.Process.Pid).sub(srv0)
+	stopPerf()
+	cpu, srvCPU, nodeCPU := ag.cpuSeconds().sub(cpu0), processCPUSplit(srv.cmd.Process.Pid).sub(srv0), ag.cgroupCPU()-node0
+	podsCPU, err := podCgroupsCPU(ctx, cs, ns)
+	if err != nil {
+		return err
+	}
 	fmt.Printf("pod start-up, %d pods at once: all Running+Ready after %v (%.1f pods/s), p50 %v p99 %v\n",
 		n, all.Round(time.Millisecond), float64(n)/all.Seconds(), pct(lat, 50), pct(lat, 99))
 	fmt.Printf("CPU per pod start (agent + containerd + shims): %.3f s (agent %.3f, containerd %.3f, shims %.3f)\n",
 		cpu.total()/float64(n), cpu.agent/float64(n), cpu.containerd/float64(n), cpu.shims/float64(n))
+	if nodeCPU > 0 {
+		// The agent's cgroup holds everything it starts but the containers
+		// (runc init joins the pod's cgroup before it execs the process).
+		fmt.Printf("CPU per pod start, whole node: %.3f s (agent's cgroup: agent, containerd, shims, runc, CNI %.3f; pods' cgroups: runc init and the containers %.3f)\n",
+			(nodeCPU+podsCPU)/float64(n), nodeCPU/float64(n), podsCPU/float64(n))
+	}
 	perPod := func(c procCPU) string {
 		return fmt.Sprintf("%.3f own + %.3f children", c.self/float64(n), c.children/float64(n))
 	}
@@ -282,6 +320,45 @@ type benchAgent struct {
 	dir    string
 	node   string
 	bridge string
+	// cgroup is the agent's own cpuacct cgroup (cgroup v1), "" if none:
+	// containerd, shims, runc and CNI plugins inherit it.
+	cgroup string
+}
+
+// cgroupCPU is the CPU time of the agent's cgroup in seconds, 0 without one.
+func (a *benchAgent) cgroupCPU() float64 {
+	if a.cgroup == "" {
+		return 0
+	}
+	return cpuacctSeconds(a.cgroup)
+}
+
+func cpuacctSeconds(dir string) float64 {
+	b, err := os.ReadFile(filepath.Join(dir, "cpuacct.usage"))
+	if err != nil {
+		return 0
+	}
+	ns, _ := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+	return ns / 1e9
+}
+
+// podCgroupsCPU is the CPU time so far of the cgroups (cgroup v1 cpuacct)
+// of the pods in ns: runc init from the moment it joined them, and the
+// containers.
+func podCgroupsCPU(ctx context.Context, cs kubernetes.Interface, ns string) (float64, error) {
+	l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, err
+	}
+	total := 0.0
+	for _, p := range l.Items {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/cpuacct/kubepods/*pod" + string(p.UID))
+		qos, _ := filepath.Glob("/sys/fs/cgroup/cpuacct/kubepods/*/pod" + string(p.UID))
+		for _, d := range append(dirs, qos...) {
+			total += cpuacctSeconds(d)
+		}
+	}
+	return total, nil
 }
 
 func startAgent(bin, dir, kubeconfig, bridge string) (*benchAgent, error) {
@@ -292,8 +369,11 @@ func startAgent(bin, dir, kubeconfig, bridge string) (*benchAgent, error) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	a := &benchAgent{dir: dir, node: "bench-node", bridge: bridge}
+	// Its own nftables tables: agents of other runs on this machine rebuild
+	// the default ones.
 	cmd := exec.Command(bin, "agent", "--kubeconfig", kubeconfig, "--data-dir", dir, "--node-name", a.node,
-		"--cni-bridge", bridge, "--kubelet-port", strconv.Itoa(port), "--node-ip", "127.0.0.1")
+		"--cni-bridge", bridge, "--kubelet-port", strconv.Itoa(port), "--node-ip", "127.0.0.1",
+		"--proxy-table", bridge+"-proxy", "--netpol-table", bridge+"-netpol")
 	cmd.Stderr = os.Stderr // like the server's log
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -304,6 +384,14 @@ func startAgent(bin, dir, kubeconfig, bridge string) (*benchAgent, error) {
 		return nil, err
 	}
 	a.cmd = cmd
+	// Its own cpuacct cgroup, joined before it starts containerd.
+	if cg := fmt.Sprintf("/sys/fs/cgroup/cpuacct/skiff-bench-%d", os.Getpid()); os.Mkdir(cg, 0o755) == nil {
+		if os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644) == nil {
+			a.cgroup = cg
+		} else {
+			os.Remove(cg)
+		}
+	}
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		if strings.HasPrefix(sc.Text(), "skiff agent is ready") {
@@ -327,6 +415,12 @@ func (a *benchAgent) stop() {
 		fmt.Fprintln(os.Stderr, "bench: clean node:", err)
 	}
 	exec.Command("ip", "link", "del", a.bridge).Run()
+	if a.cgroup != "" {
+		os.Remove(a.cgroup) // fails while a shim it started still runs
+	}
+	for _, t := range [][]string{{"ip", a.bridge + "-proxy"}, {"inet", a.bridge + "-netpol"}, {"ip", "skiff-masq-" + a.bridge}} {
+		exec.Command("nft", "delete", "table", t[0], t[1]).Run()
+	}
 }
 
 // containerdPID is the agent's containerd child.

@@ -51,6 +51,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       default_runtime_name = "runc"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
         runtime_type = "io.containerd.runc.v2"
+        # The kubelet's shim group (io.containerd.runc.v2.group) reaches the
+        # sandbox's and its containers' specs, so pods share a few shims.
+        pod_annotations = ["io.containerd.runc.v2.group"]
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
           SystemdCgroup = false
     # Registry hosts (mirrors, plain HTTP, CAs) as containerd's hosts.toml

@@ -1,0 +1,116 @@
+package kubelet
+
+import (
+	"context"
+	"hash/fnv"
+	"strconv"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// shimGroupAnnotation names the containerd shim a pod's sandbox and
+// containers run under: runc's v2 shim serves every container whose spec
+// carries the same value from one process. The agent's containerd passes it
+// from the sandbox config to the OCI specs (the runtime's pod_annotations).
+const shimGroupAnnotation = "io.containerd.runc.v2.group"
+
+// shimGroups is how many shims the node's pods share. Without grouping
+// each pod starts a shim of its own (a process start, its own ttrpc
+// connection and ~13 MB of memory per pod); one shim for all would
+// serialize container creation, which a shim does under one lock.
+const shimGroups = 8
+
+// shimGroupSet hands out shim group names. A shim exits once its last task
+// is deleted and, while exiting, removes the socket at the path its group
+// name gives; a new shim of the same name started meanwhile would lose its
+// socket (and be lost to containerd after a restart). So a name is never
+// used again once a group's last sandbox stopped: each group has a
+// generation, bumped then, and the names of one kubelet run never repeat a
+// former run's. A group's sandbox starts and stops are serialized, so no
+// start picks a name whose shim a concurrent stop is shutting down.
+type shimGroupSet struct {
+	run string // this kubelet run, in every name
+	mu  [shimGroups]sync.Mutex
+
+	state sync.Mutex
+	gen   [shimGroups]int
+	live  [shimGroups]int
+	// sandboxes maps the sandboxes this run started (and has not stopped)
+	// to their group; sandboxes of a former run are not counted, their
+	// shims have names no new sandbox gets.
+	sandboxes map[string]int
+}
+
+func newShimGroupSet(now time.Time) *shimGroupSet {
+	return &shimGroupSet{run: strconv.FormatInt(now.UnixNano(), 36), sandboxes: map[string]int{}}
+}
+
+// groupOf spreads pods over the groups by UID.
+func groupOf(uid types.UID) int {
+	h := fnv.New32a()
+	h.Write([]byte(uid))
+	return int(h.Sum32() % shimGroups)
+}
+
+// runSandbox starts a sandbox in the pod's shim group: it sets the group
+// annotation on cfg (whatever the pod's annotations say: a pod cannot pick
+// another pod's shim) and runs start while holding the group.
+func (s *shimGroupSet) runSandbox(uid types.UID, cfg *runtimeapi.PodSandboxConfig, start func() (string, error)) (string, error) {
+	if s == nil {
+		return start()
+	}
+	g := groupOf(uid)
+	s.mu[g].Lock()
+	defer s.mu[g].Unlock()
+	s.state.Lock()
+	name := "skiff-" + strconv.Itoa(g) + "-" + s.run + "." + strconv.Itoa(s.gen[g])
+	s.state.Unlock()
+	a := make(map[string]string, len(cfg.Annotations)+1)
+	for k, v := range cfg.Annotations {
+		a[k] = v
+	}
+	a[shimGroupAnnotation] = name
+	cfg.Annotations = a
+	id, err := start()
+	s.state.Lock()
+	defer s.state.Unlock()
+	switch {
+	case err == nil:
+		s.sandboxes[id] = g
+		s.live[g]++
+	case s.live[g] == 0:
+		// A failed start may have started and shut down the group's shim.
+		s.gen[g]++
+	}
+	return id, err
+}
+
+// stopSandbox stops a sandbox (its task leaves its shim) while holding its
+// group, and moves the group to a new name when it was the group's last.
+func (s *shimGroupSet) stopSandbox(ctx context.Context, id string, stop func(context.Context, string) error) error {
+	if s == nil {
+		return stop(ctx, id)
+	}
+	s.state.Lock()
+	g, ok := s.sandboxes[id]
+	s.state.Unlock()
+	if !ok {
+		return stop(ctx, id)
+	}
+	s.mu[g].Lock()
+	defer s.mu[g].Unlock()
+	err := stop(ctx, id)
+	if err != nil {
+		return err
+	}
+	s.state.Lock()
+	defer s.state.Unlock()
+	delete(s.sandboxes, id)
+	if s.live[g]--; s.live[g] == 0 {
+		s.gen[g]++
+	}
+	return nil
+}
