@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -191,8 +192,25 @@ func containerSecurityContext(p *corev1.Pod, c *corev1.Container, seccompRoot st
 	if o := sc.SELinuxOptions; o != nil {
 		out.SelinuxOptions = &runtimeapi.SELinuxOption{User: o.User, Role: o.Role, Type: o.Type, Level: o.Level}
 	}
+	// /proc and /sys paths that leak or reconfigure the host: masked and
+	// read-only unless procMount is Unmasked, as upstream's kubelet asks
+	// (the runtime leaves them out for privileged containers itself).
+	if sc.ProcMount == nil || *sc.ProcMount != corev1.UnmaskedProcMount {
+		out.MaskedPaths = slices.Clone(defaultMaskedPaths)
+		out.ReadonlyPaths = slices.Clone(defaultReadonlyPaths)
+	} else {
+		out.MaskedPaths, out.ReadonlyPaths = []string{}, []string{}
+	}
 	return out
 }
+
+// Upstream's default masked and read-only paths (the runc/moby defaults).
+var (
+	defaultMaskedPaths = []string{"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+		"/sys/devices/virtual/powercap"}
+	defaultReadonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+)
 
 // verifyRunAsNonRoot is upstream's check of runAsNonRoot against the
 // container's user (its runAsUser, else the image's user; an image without

@@ -18,6 +18,9 @@ func TestContainerSecurityContext(t *testing.T) {
 		c    *corev1.SecurityContext
 		spec func(*corev1.PodSpec)
 		want *runtimeapi.LinuxContainerSecurityContext
+		// unmasked: procMount Unmasked, nothing masked or read-only;
+		// every other case expects upstream's defaults.
+		unmasked bool
 	}{
 		{name: "nothing: unconfined seccomp, pod namespaces",
 			want: &runtimeapi.LinuxContainerSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}}},
@@ -47,8 +50,17 @@ func TestContainerSecurityContext(t *testing.T) {
 		{name: "shared process namespace", spec: func(s *corev1.PodSpec) { s.ShareProcessNamespace = &yes },
 			want: &runtimeapi.LinuxContainerSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined},
 				NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD}}},
+		{name: "procMount Unmasked", c: &corev1.SecurityContext{ProcMount: ptrTo(corev1.UnmaskedProcMount)}, unmasked: true,
+			want: &runtimeapi.LinuxContainerSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}}},
+		{name: "procMount Default", c: &corev1.SecurityContext{ProcMount: ptrTo(corev1.DefaultProcMount)},
+			want: &runtimeapi.LinuxContainerSecurityContext{Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if !tc.unmasked {
+				tc.want.MaskedPaths = []string{"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+					"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"}
+				tc.want.ReadonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+			}
 			p := &corev1.Pod{Spec: corev1.PodSpec{SecurityContext: tc.pod, Containers: []corev1.Container{{Name: "c", SecurityContext: tc.c}}}}
 			if tc.spec != nil {
 				tc.spec(&p.Spec)

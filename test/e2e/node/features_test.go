@@ -87,11 +87,15 @@ func TestKubeletContainerFeatures(t *testing.T) {
 	add(sec)
 
 	// Added capabilities and a privileged container (its sandbox then is
-	// privileged too).
-	caps := never(framework.BusyboxPod("caps", "sh", "-c", "grep CapEff /proc/self/status > /dev/termination-log"))
+	// privileged too); upstream's masked (/proc/keys a bind of /dev/null)
+	// and read-only (/proc/sys mounted ro) paths, which a privileged
+	// container does not get.
+	const capsAndProc = `echo "$(grep CapEff /proc/self/status | cut -f2) masked=$([ -c /proc/keys ] && echo yes || echo no)` +
+		` rosys=$(grep -q ' /proc/sys ro,' /proc/self/mountinfo && echo yes || echo no)" > /dev/termination-log`
+	caps := never(framework.BusyboxPod("caps", "sh", "-c", capsAndProc))
 	caps.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}}}
 	caps.Spec.Containers = append(caps.Spec.Containers, corev1.Container{Name: "priv", Image: framework.BusyboxImage, ImagePullPolicy: corev1.PullNever,
-		Command: []string{"sh", "-c", "grep CapEff /proc/self/status > /dev/termination-log"}, SecurityContext: &corev1.SecurityContext{Privileged: &yes}})
+		Command: []string{"sh", "-c", capsAndProc}, SecurityContext: &corev1.SecurityContext{Privileged: &yes}})
 	add(caps)
 
 	// runAsNonRoot with an image that runs as root: refused.
@@ -202,19 +206,23 @@ func TestKubeletContainerFeatures(t *testing.T) {
 	})
 	t.Run("capabilities and privileged", func(t *testing.T) {
 		p := framework.WaitPod(t, cs, "caps", 90*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
-		capEff := func(i int) uint64 {
-			msg := p.Status.ContainerStatuses[i].State.Terminated.Message
-			v, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(msg, "CapEff:")), 16, 64)
+		capEff := func(i int, proc string) uint64 {
+			msg := strings.TrimSpace(p.Status.ContainerStatuses[i].State.Terminated.Message)
+			hex, rest, _ := strings.Cut(msg, " ")
+			v, err := strconv.ParseUint(hex, 16, 64)
 			if err != nil {
 				t.Fatalf("container %d: message %q: %v", i, msg, err)
+			}
+			if rest != proc {
+				t.Errorf("container %d: /proc %q, want %q", i, rest, proc)
 			}
 			return v
 		}
 		const netAdmin, sysAdmin = 1 << 12, 1 << 21
-		if c := capEff(0); c&netAdmin == 0 || c&sysAdmin != 0 {
+		if c := capEff(0, "masked=yes rosys=yes"); c&netAdmin == 0 || c&sysAdmin != 0 {
 			t.Errorf("CapEff %x: want NET_ADMIN added and no SYS_ADMIN", c)
 		}
-		if c := capEff(1); c&sysAdmin == 0 {
+		if c := capEff(1, "masked=no rosys=no"); c&sysAdmin == 0 {
 			t.Errorf("privileged CapEff %x: want SYS_ADMIN", c)
 		}
 	})
