@@ -47,6 +47,21 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
+// decodeWrite reads a write's parameters and body and decodes the body as
+// decodeInto does: the shared start of every handler that takes an object.
+func (s *Server) decodeWrite(w http.ResponseWriter, r *http.Request, want schema.GroupVersionKind, into runtime.Object) (runtime.Object, writeParams, error) {
+	params, err := parseWriteParams(r)
+	if err != nil {
+		return nil, params, err
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		return nil, params, err
+	}
+	obj, err := s.decodeInto(w, r, body, want, into, params.FieldValidation)
+	return obj, params, err
+}
+
 // decodeInto decodes a request body of the resource's kind (or the given
 // kind for subresources), applying fieldValidation: Strict turns unknown
 // and duplicate fields into 400, Warn into Warning headers, Ignore drops

@@ -25,17 +25,7 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, res *resour
 		s.methodNotAllowed(w, r)
 		return
 	}
-	params, err := parseWriteParams(r)
-	if err != nil {
-		s.writeError(w, r, err, res.gr, "")
-		return
-	}
-	body, err := readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err, res.gr, "")
-		return
-	}
-	obj, err := s.decodeInto(w, r, body, res.gvk, res.New(), params.FieldValidation)
+	obj, _, err := s.decodeWrite(w, r, res.gvk, res.New())
 	if err != nil {
 		s.writeError(w, r, err, res.gr, "")
 		return

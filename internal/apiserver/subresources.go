@@ -64,17 +64,7 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request, res *resour
 	case "get":
 		s.get(w, r, res, info)
 	case "update":
-		params, err := parseWriteParams(r)
-		if err != nil {
-			s.writeError(w, r, err, res.gr, info.Name)
-			return
-		}
-		body, err := readBody(w, r)
-		if err != nil {
-			s.writeError(w, r, err, res.gr, info.Name)
-			return
-		}
-		obj, err := s.decodeInto(w, r, body, res.gvk, res.New(), params.FieldValidation)
+		obj, params, err := s.decodeWrite(w, r, res.gvk, res.New())
 		if err != nil {
 			s.writeError(w, r, err, res.gr, info.Name)
 			return
@@ -260,17 +250,7 @@ func (s *Server) serveBinding(w http.ResponseWriter, r *http.Request, res *resou
 		s.methodNotAllowed(w, r)
 		return
 	}
-	params, err := parseWriteParams(r)
-	if err != nil {
-		s.writeError(w, r, err, res.gr, info.Name)
-		return
-	}
-	body, err := readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err, res.gr, info.Name)
-		return
-	}
-	o, err := s.decodeInto(w, r, body, corev1.SchemeGroupVersion.WithKind("Binding"), &corev1.Binding{}, params.FieldValidation)
+	o, params, err := s.decodeWrite(w, r, corev1.SchemeGroupVersion.WithKind("Binding"), &corev1.Binding{})
 	if err != nil {
 		s.writeError(w, r, err, res.gr, info.Name)
 		return
@@ -334,17 +314,7 @@ func (s *Server) serveEviction(w http.ResponseWriter, r *http.Request, res *reso
 		s.methodNotAllowed(w, r)
 		return
 	}
-	params, err := parseWriteParams(r)
-	if err != nil {
-		s.writeError(w, r, err, res.gr, info.Name)
-		return
-	}
-	body, err := readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err, res.gr, info.Name)
-		return
-	}
-	o, err := s.decodeInto(w, r, body, policyv1.SchemeGroupVersion.WithKind("Eviction"), &policyv1.Eviction{}, params.FieldValidation)
+	o, params, err := s.decodeWrite(w, r, policyv1.SchemeGroupVersion.WithKind("Eviction"), &policyv1.Eviction{})
 	if err != nil {
 		s.writeError(w, r, err, res.gr, info.Name)
 		return
@@ -440,17 +410,7 @@ func (s *Server) serveFinalize(w http.ResponseWriter, r *http.Request, res *reso
 		s.methodNotAllowed(w, r)
 		return
 	}
-	params, err := parseWriteParams(r)
-	if err != nil {
-		s.writeError(w, r, err, res.gr, info.Name)
-		return
-	}
-	body, err := readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err, res.gr, info.Name)
-		return
-	}
-	o, err := s.decodeInto(w, r, body, res.gvk, res.New(), params.FieldValidation)
+	o, params, err := s.decodeWrite(w, r, res.gvk, res.New())
 	if err != nil {
 		s.writeError(w, r, err, res.gr, info.Name)
 		return

@@ -36,17 +36,7 @@ func (s *Server) serveTokenRequest(w http.ResponseWriter, r *http.Request, res *
 		s.methodNotAllowed(w, r)
 		return
 	}
-	params, err := parseWriteParams(r)
-	if err != nil {
-		s.writeError(w, r, err, res.gr, info.Name)
-		return
-	}
-	body, err := readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err, res.gr, info.Name)
-		return
-	}
-	o, err := s.decodeInto(w, r, body, tokenRequestGVK, &authenticationv1.TokenRequest{}, params.FieldValidation)
+	o, _, err := s.decodeWrite(w, r, tokenRequestGVK, &authenticationv1.TokenRequest{})
 	if err != nil {
 		s.writeError(w, r, err, res.gr, info.Name)
 		return

@@ -29,17 +29,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, res *resource, i
 		s.methodNotAllowed(w, r)
 		return
 	}
-	params, err := parseWriteParams(r)
-	if err != nil {
-		s.writeError(w, r, err, res.gr, "")
-		return
-	}
-	body, err := readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err, res.gr, "")
-		return
-	}
-	obj, err := s.decodeInto(w, r, body, res.gvk, res.New(), params.FieldValidation)
+	obj, params, err := s.decodeWrite(w, r, res.gvk, res.New())
 	if err != nil {
 		s.writeError(w, r, err, res.gr, "")
 		return
@@ -251,17 +241,7 @@ func namespaceTerminating(ctx context.Context, nsRes *resource, ns string) (bool
 
 // update serves PUT of one object.
 func (s *Server) update(w http.ResponseWriter, r *http.Request, res *resource, info requestInfo) {
-	params, err := parseWriteParams(r)
-	if err != nil {
-		s.writeError(w, r, err, res.gr, info.Name)
-		return
-	}
-	body, err := readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err, res.gr, info.Name)
-		return
-	}
-	obj, err := s.decodeInto(w, r, body, res.gvk, res.New(), params.FieldValidation)
+	obj, params, err := s.decodeWrite(w, r, res.gvk, res.New())
 	if err != nil {
 		s.writeError(w, r, err, res.gr, info.Name)
 		return
