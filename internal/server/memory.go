@@ -47,14 +47,12 @@ func safeToDrop(exe string) ([]string, error) {
 	for _, p := range f.Progs {
 		relro = relro || p.Type == elf.PT_GNU_RELRO
 	}
-	textrel := false
-	if ds := f.Section(".dynamic"); ds != nil {
-		flags, _ := f.DynValue(elf.DT_FLAGS)
-		tr, _ := f.DynValue(elf.DT_TEXTREL)
-		textrel = len(tr) > 0
-		for _, v := range flags {
-			textrel = textrel || v&uint64(elf.DF_TEXTREL) != 0
-		}
+	// A static binary has no dynamic section: DynValue finds nothing.
+	flags, _ := f.DynValue(elf.DT_FLAGS)
+	tr, _ := f.DynValue(elf.DT_TEXTREL)
+	textrel := len(tr) > 0
+	for _, v := range flags {
+		textrel = textrel || v&uint64(elf.DF_TEXTREL) != 0
 	}
 	var perms []string
 	if !textrel {

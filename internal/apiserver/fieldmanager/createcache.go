@@ -3,7 +3,6 @@ package fieldmanager
 import (
 	"crypto/sha256"
 	"reflect"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,9 +25,7 @@ import (
 // subresource, the manager and the JSON form, and the cache starts over
 // when its entries exceed maxCreateCacheBytes.
 type createCache struct {
-	mu      sync.Mutex
-	entries map[[sha256.Size]byte]cachedFields
-	bytes   int
+	shapeMap[cachedFields]
 }
 
 // creates is the cache of every Manager.
@@ -80,9 +77,7 @@ func (c *createCache) key(gvk schema.GroupVersionKind, subresource string, live,
 
 // apply sets obj's managedFields from the cache, stamped with now.
 func (c *createCache) apply(key cacheKey, obj runtime.Object, now time.Time) bool {
-	c.mu.Lock()
-	e, ok := c.entries[key.sum]
-	c.mu.Unlock()
+	e, ok := c.get(key.sum)
 	if !ok {
 		return false
 	}
@@ -132,15 +127,7 @@ func (c *createCache) record(key cacheKey, obj runtime.Object) {
 			}
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.entries == nil || c.bytes+size > maxCreateCacheBytes {
-		c.entries, c.bytes = map[[sha256.Size]byte]cachedFields{}, 0
-	}
-	if _, ok := c.entries[key.sum]; !ok {
-		c.entries[key.sum] = e
-		c.bytes += size
-	}
+	c.put(key.sum, e, size)
 }
 
 // isEmpty reports an object with nothing set but, perhaps, its kind: the

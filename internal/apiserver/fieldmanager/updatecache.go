@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"reflect"
 	"sort"
-	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -32,9 +31,7 @@ import (
 // ones (or resets them), and objects with so many entries that upstream
 // may merge the oldest (its cap orders by time).
 type updateCache struct {
-	mu      sync.Mutex
-	entries map[[sha256.Size]byte]updateFields
-	bytes   int
+	shapeMap[updateFields]
 }
 
 // updates is the cache of every Manager.
@@ -160,9 +157,7 @@ func shapeOf(obj runtime.Object, fields []metav1.ManagedFieldsEntry, normalize f
 // apply sets obj's managedFields from the cache: times of this write are
 // now, the others those of the live entries.
 func (c *updateCache) apply(key cacheKey, live, obj runtime.Object, now time.Time) bool {
-	c.mu.Lock()
-	e, ok := c.entries[key.sum]
-	c.mu.Unlock()
+	e, ok := c.get(key.sum)
 	if !ok {
 		return false
 	}
@@ -235,15 +230,7 @@ func (c *updateCache) record(key cacheKey, live, obj runtime.Object, start time.
 			}
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.entries == nil || c.bytes+size > maxCreateCacheBytes {
-		c.entries, c.bytes = map[[sha256.Size]byte]updateFields{}, 0
-	}
-	if _, ok := c.entries[key.sum]; !ok {
-		c.entries[key.sum] = e
-		c.bytes += size
-	}
+	c.put(key.sum, e, size)
 }
 
 // timeSource explains the time of entry e.
