@@ -143,7 +143,10 @@ func (s *Server) issueToken(ctx context.Context, namespace, name string, tr *aut
 	}
 	out.Name, out.Namespace = name, namespace
 	out.CreationTimestamp = metav1.Time{Time: time.Unix(claims.IssuedAt, 0)}
-	out.Status = authenticationv1.TokenRequestStatus{Token: tok, ExpirationTimestamp: metav1.Time{Time: time.Unix(claims.Expiry, 0)}}
+	// The lifetime asked for, also when the token's is extended: clients
+	// refresh on that schedule.
+	exp := time.Unix(claims.IssuedAt, 0).Add(time.Duration(*out.Spec.ExpirationSeconds) * time.Second)
+	out.Status = authenticationv1.TokenRequestStatus{Token: tok, ExpirationTimestamp: metav1.Time{Time: exp}}
 	return out, nil
 }
 

@@ -33,6 +33,8 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	fs.BoolVar(&cfg.DisableControllers, "disable-controllers", false, "do not run the controller manager in this server")
 	fs.DurationVar(&cfg.ClusterSigningDuration, "cluster-signing-duration", cfg.ClusterSigningDuration, "lifetime of the certificates the CSR signer issues (kubelet client and serving certificates); a request's spec.expirationSeconds may shorten it")
 	fs.StringVar(&cfg.ServiceAccountIssuer, "service-account-issuer", cfg.ServiceAccountIssuer, "issuer (iss claim) of service account tokens: an https URL or an opaque name")
+	fs.BoolVar(&cfg.ExtendTokenExpiration, "service-account-extend-token-expiration", cfg.ExtendTokenExpiration,
+		"issue the pods' admission-injected service account tokens for a year (with a warnafter claim at the requested hour), as upstream")
 	fs.Var(listFlag{&cfg.APIAudiences}, "api-audiences", "comma-separated audiences the API server accepts in service account tokens (default: the issuer)")
 	fs.Var(listFlag{&cfg.DisableAdmissionPlugins}, "disable-admission-plugins", "comma-separated built-in admission plugins to turn off (ServiceAccount)")
 	fs.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", cfg.NodeMonitorGracePeriod, "time without a heartbeat before a node is marked unhealthy")

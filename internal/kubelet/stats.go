@@ -2,7 +2,9 @@ package kubelet
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,12 +26,19 @@ type statsProvider struct {
 	// rates holds the last cpu sample of each node, pod and container,
 	// for usageNanoCores.
 	rates *cpuRates
+	// runtime is the CRI runtime's process, for its system container.
+	runtime runtimeProcess
+	// claims are the host paths of the pods' persistentVolumeClaim
+	// volumes, by "<pod uid>/<volume name>"; entries of pods without a
+	// sandbox are dropped at each Summary.
+	claimsMu sync.Mutex
+	claims   map[string]string
 }
 
 var _ server.StatsProvider = (*statsProvider)(nil)
 
 func newStatsProvider(k *Kubelet) *statsProvider {
-	return &statsProvider{k: k, rates: newCPURates()}
+	return &statsProvider{k: k, rates: newCPURates(), claims: map[string]string{}}
 }
 
 // Summary is the node's and its running pods' usage.
@@ -43,12 +52,17 @@ func (s *statsProvider) Summary(ctx context.Context, cpuAndMemory bool) (*statsa
 	} else if usage, ok := procCPU(); ok {
 		n.CPU = s.cpu("node", usage, 0, now)
 	}
-	if m, ok := cgroupMemory("/"); ok {
+	m, ok := cgroupMemory("/")
+	if !ok {
+		m, ok = nodeMemory("/proc/meminfo", "/proc/vmstat")
+	}
+	if ok {
 		n.Memory = memoryStats(m, now)
 		if total := uint64(memTotal()); total > m.workingSet {
 			n.Memory.AvailableBytes = ptr(total - m.workingSet)
 		}
 	}
+	n.SystemContainers = s.systemContainers(now)
 	var imageFs *statsapi.FsStats
 	if !cpuAndMemory {
 		n.Fs, _ = statFs(k.cfg.DataDir, now)
@@ -81,17 +95,20 @@ func (s *statsProvider) Summary(ctx context.Context, cpuAndMemory bool) (*statsa
 		bySandbox[c.PodSandboxId] = append(bySandbox[c.PodSandboxId], c)
 	}
 	out.Pods = []statsapi.PodStats{}
+	live := map[string]bool{}
 	for _, sb := range sandboxes {
 		if sb.Metadata == nil {
 			continue
 		}
-		ps := s.podStats(sb, bySandbox[sb.Id], byID, imageFs, cpuAndMemory, now)
+		live[sb.Metadata.Uid] = true
+		ps := s.podStats(ctx, sb, bySandbox[sb.Id], byID, imageFs, cpuAndMemory, now)
 		if !cpuAndMemory {
 			ps.Network = s.sandboxNetwork(ctx, sb.Id, now)
 		}
 		out.Pods = append(out.Pods, ps)
 	}
 	s.rates.forget(now)
+	s.forgetClaims(live)
 	return out, nil
 }
 
@@ -114,7 +131,7 @@ func (s *statsProvider) imageFs(ctx context.Context, now time.Time) *statsapi.Fs
 	return fs
 }
 
-func (s *statsProvider) podStats(sb *runtimeapi.PodSandbox, cs []*runtimeapi.Container, byID map[string]*runtimeapi.ContainerStats,
+func (s *statsProvider) podStats(ctx context.Context, sb *runtimeapi.PodSandbox, cs []*runtimeapi.Container, byID map[string]*runtimeapi.ContainerStats,
 	imageFs *statsapi.FsStats, cpuAndMemory bool, now time.Time) statsapi.PodStats {
 	md := sb.Metadata
 	ps := statsapi.PodStats{
@@ -153,7 +170,7 @@ func (s *statsProvider) podStats(sb *runtimeapi.PodSandbox, cs []*runtimeapi.Con
 	if cpuAndMemory {
 		return ps
 	}
-	for _, v := range s.volumeStats(md, now) {
+	for _, v := range s.volumeStats(ctx, md, now) {
 		ps.VolumeStats = append(ps.VolumeStats, v.VolumeStats)
 		if v.ephemeral && v.UsedBytes != nil {
 			ephemeral += *v.UsedBytes
@@ -253,8 +270,10 @@ type volumeStat struct {
 }
 
 // volumeStats are the usages of the pod's volumes that live in its pod
-// directory (emptyDir, configMap, secret, downwardAPI, projected).
-func (s *statsProvider) volumeStats(md *runtimeapi.PodSandboxMetadata, now time.Time) []volumeStat {
+// directory (emptyDir, configMap, secret, downwardAPI, projected) and of
+// its persistentVolumeClaims (their volume's directory, with the claim's
+// name).
+func (s *statsProvider) volumeStats(ctx context.Context, md *runtimeapi.PodSandboxMetadata, now time.Time) []volumeStat {
 	if s.k.podLister == nil {
 		return nil
 	}
@@ -264,6 +283,14 @@ func (s *statsProvider) volumeStats(md *runtimeapi.PodSandboxMetadata, now time.
 	}
 	var out []volumeStat
 	for _, v := range p.Spec.Volumes {
+		if c := v.PersistentVolumeClaim; c != nil {
+			path := s.claimPath(ctx, p, v.Name, c.ClaimName)
+			if fs := dirFs(path, now); path != "" && fs != nil {
+				out = append(out, volumeStat{VolumeStats: statsapi.VolumeStats{FsStats: *fs, Name: v.Name,
+					PVCRef: &statsapi.PVCReference{Name: c.ClaimName, Namespace: p.Namespace}}})
+			}
+			continue
+		}
 		plugin := volumePluginDir(&v)
 		if plugin == "" {
 			continue
@@ -276,6 +303,51 @@ func (s *statsProvider) volumeStats(md *runtimeapi.PodSandboxMetadata, now time.
 		out = append(out, volumeStat{VolumeStats: statsapi.VolumeStats{FsStats: *fs, Name: v.Name}, ephemeral: !mem})
 	}
 	return out
+}
+
+// claimPath is the host directory of a pod's claim volume: the bound
+// persistent volume's hostPath or local path, as the pod mounted it. It is
+// looked up once per pod and volume; "" while it cannot be.
+func (s *statsProvider) claimPath(ctx context.Context, p *corev1.Pod, volume, claimName string) string {
+	key := string(p.UID) + "/" + volume
+	s.claimsMu.Lock()
+	path, ok := s.claims[key]
+	s.claimsMu.Unlock()
+	if ok {
+		return path
+	}
+	claim, err := s.k.cfg.Client.CoreV1().PersistentVolumeClaims(p.Namespace).Get(ctx, claimName, metav1.GetOptions{})
+	if err != nil || claim.Spec.VolumeName == "" {
+		return ""
+	}
+	pv, err := s.k.cfg.Client.CoreV1().PersistentVolumes().Get(ctx, claim.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil || pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != claim.UID {
+		return ""
+	}
+	switch {
+	case pv.Spec.HostPath != nil:
+		path = pv.Spec.HostPath.Path
+	case pv.Spec.Local != nil:
+		path = pv.Spec.Local.Path
+	default:
+		return ""
+	}
+	s.claimsMu.Lock()
+	s.claims[key] = path
+	s.claimsMu.Unlock()
+	return path
+}
+
+// forgetClaims drops the claim paths of pods not in live (pod UIDs).
+func (s *statsProvider) forgetClaims(live map[string]bool) {
+	s.claimsMu.Lock()
+	defer s.claimsMu.Unlock()
+	for key := range s.claims {
+		uid, _, _ := strings.Cut(key, "/")
+		if !live[uid] {
+			delete(s.claims, key)
+		}
+	}
 }
 
 // volumePluginDir is the directory of a volume's plugin under the pod's
@@ -299,9 +371,13 @@ func volumePluginDir(v *corev1.Volume) string {
 // findPodCgroup is the pod's cgroup (relative to a hierarchy) at whichever
 // QoS level it is, or "".
 func findPodCgroup(uid string) string {
+	probe := func(dir string) string { return filepath.Join(cgroupFS, "cpuacct", dir, "cpuacct.usage") }
+	if cgroupV2() {
+		probe = func(dir string) string { return filepath.Join(cgroupFS, dir, "cgroup.procs") }
+	}
 	for _, q := range []string{cgroupRoot, cgroupRoot + "/burstable", cgroupRoot + "/besteffort"} {
 		dir := q + "/pod" + uid
-		if _, ok := readUint(filepath.Join(cgroupFS, "cpuacct", dir, "cpuacct.usage")); ok {
+		if _, err := os.Stat(probe(dir)); err == nil {
 			return dir
 		}
 	}

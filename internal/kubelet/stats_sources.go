@@ -14,23 +14,39 @@ import (
 	"github.com/skiff-sh/skiff/internal/kubelet/server/statsapi"
 )
 
-// The readers of stats.go: cgroup v1 files (cpuacct, memory), /proc and
-// statfs. Each returns ok=false when its source is missing, so a figure is
-// left out rather than reported as zero.
+// The readers of stats.go: cgroup files (v1 cpuacct and memory, or the v2
+// unified hierarchy's cpu.stat and memory.*), /proc and statfs. Each
+// returns ok=false when its source is missing, so a figure is left out
+// rather than reported as zero.
 
-// cgroupCPU is the cumulative cpu time (ns) of a cgroup v1 directory
+// cgroupV2 reports whether cgroupFS is a cgroup v2 (unified) mount, which
+// has cgroup.controllers at its root; a v1 or hybrid host has a tmpfs
+// with one directory per hierarchy there.
+func cgroupV2() bool {
+	_, err := os.Stat(filepath.Join(cgroupFS, "cgroup.controllers"))
+	return err == nil
+}
+
+// cgroupCPU is the cumulative cpu time (ns) of a cgroup directory
 // ("" or "/" is the root: the whole node).
 func cgroupCPU(dir string) (uint64, bool) {
+	if cgroupV2() {
+		usec, ok := readKeyed(filepath.Join(cgroupFS, dir, "cpu.stat"))["usage_usec"]
+		return usec * 1000, ok
+	}
 	return readUint(filepath.Join(cgroupFS, "cpuacct", dir, "cpuacct.usage"))
 }
 
-// cgroupMemory is the memory usage of a cgroup v1 directory as cadvisor
+// cgroupMemory is the memory usage of a cgroup directory as cadvisor
 // reports it: working set = usage - inactive file pages.
 type cgroupMem struct {
 	usage, workingSet, rss, pgfault, pgmajfault, limit uint64
 }
 
 func cgroupMemory(dir string) (cgroupMem, bool) {
+	if cgroupV2() {
+		return cgroupMemoryV2(filepath.Join(cgroupFS, dir))
+	}
 	d := filepath.Join(cgroupFS, "memory", dir)
 	var m cgroupMem
 	var ok bool
@@ -41,12 +57,51 @@ func cgroupMemory(dir string) (cgroupMem, bool) {
 	st := readKeyed(filepath.Join(d, "memory.stat"))
 	m.rss = st["total_rss"]
 	m.pgfault, m.pgmajfault = st["total_pgfault"], st["total_pgmajfault"]
-	m.workingSet = m.usage
-	if inactive := st["total_inactive_file"]; inactive < m.workingSet {
-		m.workingSet -= inactive
-	} else {
-		m.workingSet = 0
+	m.setWorkingSet(st["total_inactive_file"])
+	return m, true
+}
+
+// cgroupMemoryV2 reads a v2 cgroup: memory.current, memory.max ("max" is
+// no limit) and memory.stat, whose counters already include the
+// descendants. The root has no memory.current: see nodeMemory.
+func cgroupMemoryV2(d string) (cgroupMem, bool) {
+	var m cgroupMem
+	var ok bool
+	if m.usage, ok = readUint(filepath.Join(d, "memory.current")); !ok {
+		return m, false
 	}
+	if m.limit, ok = readUint(filepath.Join(d, "memory.max")); !ok {
+		m.limit = noLimit // "max"
+	}
+	st := readKeyed(filepath.Join(d, "memory.stat"))
+	m.rss = st["anon"]
+	m.pgfault, m.pgmajfault = st["pgfault"], st["pgmajfault"]
+	m.setWorkingSet(st["inactive_file"])
+	return m, true
+}
+
+// setWorkingSet is usage less the inactive file pages, never below 0.
+func (m *cgroupMem) setWorkingSet(inactiveFile uint64) {
+	m.workingSet = 0
+	if inactiveFile < m.usage {
+		m.workingSet = m.usage - inactiveFile
+	}
+}
+
+// nodeMemory is the whole node's memory from /proc/meminfo and
+// /proc/vmstat (their paths are parameters for tests), for when the root
+// cgroup has no usage file (cgroup v2): used = total - free, and the
+// working set leaves out the inactive file pages, as for a cgroup.
+func nodeMemory(meminfo, vmstat string) (cgroupMem, bool) {
+	kb := readKeyed(meminfo)
+	total, ok := kb["MemTotal:"]
+	if !ok {
+		return cgroupMem{}, false
+	}
+	vm := readKeyed(vmstat)
+	m := cgroupMem{usage: (total - kb["MemFree:"]) * 1024, rss: kb["AnonPages:"] * 1024, limit: total * 1024,
+		pgfault: vm["pgfault"], pgmajfault: vm["pgmajfault"]}
+	m.setWorkingSet(kb["Inactive(file):"] * 1024)
 	return m, true
 }
 
@@ -178,7 +233,9 @@ func readUint(path string) (uint64, bool) {
 	return v, err == nil
 }
 
-// readKeyed reads a "key value" per line file (memory.stat).
+// readKeyed reads a "key value" per line file (memory.stat, cpu.stat,
+// /proc/vmstat; /proc/meminfo's keys keep their colon and its values are
+// in kB).
 func readKeyed(path string) map[string]uint64 {
 	out := map[string]uint64{}
 	f, err := os.Open(path)
@@ -188,12 +245,12 @@ func readKeyed(path string) map[string]uint64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
 			continue
 		}
-		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
-			out[k] = n
+		if n, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+			out[f[0]] = n
 		}
 	}
 	return out

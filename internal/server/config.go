@@ -62,6 +62,10 @@ type Config struct {
 	// issuer), as upstream's --service-account-issuer and --api-audiences.
 	ServiceAccountIssuer string
 	APIAudiences         []string
+	// ExtendTokenExpiration: the pods' admission-injected tokens (3607 s
+	// for the API's audiences) are issued for a year, with a warnafter of
+	// the hour asked for, as upstream's --service-account-extend-token-expiration.
+	ExtendTokenExpiration bool
 	// DisableAdmissionPlugins turns off built-in admission plugins by
 	// upstream's names (only "ServiceAccount" can be turned off).
 	DisableAdmissionPlugins []string
@@ -80,6 +84,7 @@ func DefaultConfig() Config {
 		NodeMonitorGracePeriod: 40 * time.Second,
 		ClusterSigningDuration: 365 * 24 * time.Hour,
 		ServiceAccountIssuer:   "https://kubernetes.default.svc.cluster.local",
+		ExtendTokenExpiration:  true,
 	}
 }
 

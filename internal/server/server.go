@@ -131,7 +131,8 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	issuer := &serviceaccount.Issuer{Name: s.cfg.ServiceAccountIssuer, Audiences: s.cfg.APIAudiences, Key: saKey}
+	issuer := &serviceaccount.Issuer{Name: s.cfg.ServiceAccountIssuer, Audiences: s.cfg.APIAudiences, Key: saKey,
+		ExtendExpiration: s.cfg.ExtendTokenExpiration}
 	kubeletClient, err := kubeletClientCert(ca)
 	if err != nil {
 		return err

@@ -46,6 +46,9 @@ type Private struct {
 	Pod            *Ref   `json:"pod,omitempty"`
 	Secret         *Ref   `json:"secret,omitempty"`
 	Node           *Ref   `json:"node,omitempty"`
+	// WarnAfter (unix seconds) is set on an extended token: the time it
+	// would have expired without the extension.
+	WarnAfter *int64 `json:"warnafter,omitempty"`
 }
 
 // Claims of a bound service account token.
@@ -102,6 +105,12 @@ type Issuer struct {
 	// Audiences the API server accepts (--api-audiences); empty: Name.
 	Audiences []string
 	Key       *Key
+	// ExtendExpiration issues pod-bound tokens asked for with
+	// WarnOnlyLifetime and the API's audiences (the ServiceAccount
+	// admission's kube-api-access volume) for ExtendedLifetime instead,
+	// with a warnafter claim at the lifetime asked for, so that pods of
+	// clients that do not reload their token keep working.
+	ExtendExpiration bool
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 }
@@ -121,6 +130,14 @@ func (i *Issuer) APIAudiences() []string {
 	return i.Audiences
 }
 
+// Lifetimes of the ServiceAccount admission's tokens: they ask for
+// WarnOnlyLifetime (an hour and a tell-tale 7 s) and, with
+// ExtendExpiration, get ExtendedLifetime.
+const (
+	WarnOnlyLifetime = 3607 * time.Second
+	ExtendedLifetime = 365 * 24 * time.Hour
+)
+
 // Issue signs a token for req and returns it with its claims.
 func (i *Issuer) Issue(req Request) (string, *Claims, error) {
 	now := i.now()
@@ -132,6 +149,13 @@ func (i *Issuer) Issue(req Request) (string, *Claims, error) {
 		Issuer: i.Name, Subject: UserName(req.Namespace, req.ServiceAccount.Name), Audience: slices.Clone(aud),
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(req.Lifetime).Unix(), ID: string(uuid.NewUUID()),
 		Kubernetes: Private{Namespace: req.Namespace, ServiceAccount: req.ServiceAccount, Pod: req.Pod, Secret: req.Secret, Node: req.Node},
+	}
+	if i.ExtendExpiration && req.Pod != nil && req.Lifetime == WarnOnlyLifetime && slices.ContainsFunc(aud, func(a string) bool {
+		return slices.Contains(i.APIAudiences(), a)
+	}) {
+		warn := c.Expiry
+		c.Kubernetes.WarnAfter = &warn
+		c.Expiry = now.Add(ExtendedLifetime).Unix()
 	}
 	tok, err := i.sign(c)
 	return tok, c, err

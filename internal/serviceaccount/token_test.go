@@ -69,6 +69,50 @@ func TestIssueClaims(t *testing.T) {
 	}
 }
 
+func TestExtendedExpiration(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	pod := &Ref{Name: "p", UID: "pod-uid"}
+	for _, tc := range []struct {
+		name     string
+		extend   bool
+		req      Request
+		lifetime int64 // exp - iat
+		warn     int64 // warnafter - iat, 0: no claim
+	}{
+		{"admission token", true, Request{Lifetime: WarnOnlyLifetime, Pod: pod}, 365 * 24 * 3600, 3607},
+		{"admission token, API audience named", true, Request{Lifetime: WarnOnlyLifetime, Pod: pod, Audiences: []string{"other", "https://kubernetes.default.svc.cluster.local"}}, 365 * 24 * 3600, 3607},
+		{"extension off", false, Request{Lifetime: WarnOnlyLifetime, Pod: pod}, 3607, 0},
+		{"an hour", true, Request{Lifetime: time.Hour, Pod: pod}, 3600, 0},
+		{"not bound to a pod", true, Request{Lifetime: WarnOnlyLifetime}, 3607, 0},
+		{"another audience", true, Request{Lifetime: WarnOnlyLifetime, Pod: pod, Audiences: []string{"vault"}}, 3607, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			iss := testIssuer(t, &now)
+			iss.ExtendExpiration = tc.extend
+			tc.req.Namespace, tc.req.ServiceAccount = "ns1", Ref{Name: "default", UID: "sa-uid"}
+			tok, c, err := iss.Issue(tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Expiry-c.IssuedAt != tc.lifetime {
+				t.Errorf("lifetime %d s, want %d", c.Expiry-c.IssuedAt, tc.lifetime)
+			}
+			switch w := c.Kubernetes.WarnAfter; {
+			case tc.warn == 0 && w != nil:
+				t.Errorf("warnafter %d, want none", *w)
+			case tc.warn != 0 && (w == nil || *w-c.IssuedAt != tc.warn):
+				t.Errorf("warnafter %v, want iat+%d", w, tc.warn)
+			}
+			// Valid past the hour when extended.
+			now := now
+			iss.Now = func() time.Time { return now.Add(2 * time.Hour) }
+			if _, err := iss.VerifyFor(tok, c.Audience); (err == nil) != (tc.lifetime > 7200) {
+				t.Errorf("verify two hours on: %v", err)
+			}
+		})
+	}
+}
+
 func TestVerify(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	iss := testIssuer(t, &now)

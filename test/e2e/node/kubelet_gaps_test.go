@@ -347,6 +347,18 @@ func checkNodeStats(t *testing.T, s *statsapi.Summary) {
 	if r := n.Rlimit; r == nil || r.MaxPID == nil || *r.MaxPID == 0 || r.NumOfRunningProcesses == nil || *r.NumOfRunningProcesses == 0 {
 		t.Errorf("node rlimit %s", js(r))
 	}
+	// The pods' common cgroup is a system container; "kubelet" and
+	// "runtime" depend on where the agent runs (none in a root cgroup).
+	var pods *statsapi.ContainerStats
+	for i, c := range n.SystemContainers {
+		if c.Name == "pods" {
+			pods = &n.SystemContainers[i]
+		}
+	}
+	if pods == nil || pods.CPU == nil || deref(pods.CPU.UsageCoreNanoSeconds) == 0 || pods.Memory == nil ||
+		deref(pods.Memory.WorkingSetBytes) == 0 || pods.StartTime.IsZero() {
+		t.Errorf("system containers %s: want pods with cpu, memory and a start time", js(n.SystemContainers))
+	}
 }
 
 // memoryCgroup is the memory hierarchy's path in a /proc/self/cgroup.

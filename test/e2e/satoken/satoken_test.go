@@ -168,8 +168,14 @@ func TestServiceAccountTokens(t *testing.T) {
 		k8s, _ := claims["kubernetes.io"].(map[string]any)
 		podClaim, _ := k8s["pod"].(map[string]any)
 		if claims["iss"] != "https://kubernetes.default.svc.cluster.local" || claims["sub"] != "system:serviceaccount:default:default" ||
-			podClaim["uid"] != string(created.UID) || claims["exp"].(float64)-claims["iat"].(float64) != 3607 {
+			podClaim["uid"] != string(created.UID) {
 			t.Errorf("claims %v", claims)
+		}
+		// Upstream's extended expiration: valid for a year, with a
+		// warnafter at the hour (and 7 s) the admission asked for.
+		warn, _ := k8s["warnafter"].(float64)
+		if iat := claims["iat"].(float64); claims["exp"].(float64)-iat != 365*24*3600 || warn-iat != 3607 {
+			t.Errorf("exp %v, warnafter %v, iat %v: want iat + a year and iat + 3607 s", claims["exp"], k8s["warnafter"], iat)
 		}
 	})
 

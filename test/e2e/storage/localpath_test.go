@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skiff-sh/skiff/internal/kubelet/server/statsapi"
 	"github.com/skiff-sh/skiff/test/e2e/framework"
 )
 
@@ -65,6 +67,37 @@ func TestLocalPathOnNode(t *testing.T) {
 		t.Fatalf("data on the node at %s: %q, %v", dir, b, err)
 	}
 	if err := cs.CoreV1().Pods("default").Delete(ctx, "writer", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A running pod's claim shows in the kubelet's stats summary with the
+	// claim's name and the volume's usage.
+	holder := claimPod("holder", "data")
+	holder.Spec.Containers[0].Command = []string{"sh", "-c", "head -c 300000 /dev/zero > /data/blob && exec sleep 3600"}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, holder, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	framework.WaitPod(t, cs, "holder", 90*time.Second, "running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	var vol *statsapi.VolumeStats
+	until(t, 30*time.Second, "the claim in the holder's volume stats", func() bool {
+		b, err := cs.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", node, "proxy/stats/summary").DoRaw(ctx)
+		var s statsapi.Summary
+		if err != nil || json.Unmarshal(b, &s) != nil {
+			return false
+		}
+		for _, p := range s.Pods {
+			for i, v := range p.VolumeStats {
+				if p.PodRef.Name == "holder" && v.Name == "data" && v.UsedBytes != nil && *v.UsedBytes >= 300000 {
+					vol = &p.VolumeStats[i]
+				}
+			}
+		}
+		return vol != nil
+	})
+	if r := vol.PVCRef; r == nil || r.Name != "data" || r.Namespace != "default" || vol.CapacityBytes == nil || *vol.CapacityBytes == 0 {
+		t.Errorf("claim volume stats: pvcRef %+v, capacity %v: want default/data and the file system's capacity", r, vol.CapacityBytes)
+	}
+	if err := cs.CoreV1().Pods("default").Delete(ctx, "holder", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
 		t.Fatal(err)
 	}
 	if p := run("reader", false, `test "$(cat /data/f)" = persisted`); p.Status.Phase != corev1.PodSucceeded {
