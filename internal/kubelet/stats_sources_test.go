@@ -7,52 +7,74 @@ import (
 	"time"
 )
 
+// TestCgroupReaders reads the same pods from a cgroup v1 tree and a v2
+// one: u1 Burstable with 7000 bytes of working set (usage 10000 less 3000
+// inactive file pages) and no memory limit, u2 Guaranteed with more
+// inactive file pages than usage and a 64 KiB limit.
 func TestCgroupReaders(t *testing.T) {
-	old := cgroupFS
-	cgroupFS = t.TempDir()
-	t.Cleanup(func() { cgroupFS = old })
-	write := func(rel, content string) {
-		t.Helper()
-		p := filepath.Join(cgroupFS, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("cpuacct/kubepods/burstable/podu1/cpuacct.usage", "123456789\n")
-	write("memory/kubepods/burstable/podu1/memory.usage_in_bytes", "10000\n")
-	write("memory/kubepods/burstable/podu1/memory.limit_in_bytes", "9223372036854771712\n")
-	write("memory/kubepods/burstable/podu1/memory.stat", "cache 1\ntotal_rss 6000\ntotal_inactive_file 3000\ntotal_pgfault 7\ntotal_pgmajfault 1\n")
-	write("memory/kubepods/podu2/memory.usage_in_bytes", "10000\n")
-	write("memory/kubepods/podu2/memory.limit_in_bytes", "65536\n")
-	write("memory/kubepods/podu2/memory.stat", "total_inactive_file 20000\n")
-
-	if got := findPodCgroup("u1"); got != "/kubepods/burstable/podu1" {
-		t.Fatalf("findPodCgroup = %q", got)
-	}
-	if got := findPodCgroup("nope"); got != "" {
-		t.Errorf("findPodCgroup of a missing pod = %q", got)
-	}
-	if v, ok := cgroupCPU("/kubepods/burstable/podu1"); !ok || v != 123456789 {
-		t.Errorf("cpu = %d, %v", v, ok)
-	}
-	m, ok := cgroupMemory("/kubepods/burstable/podu1")
-	if !ok || m.usage != 10000 || m.workingSet != 7000 || m.rss != 6000 || m.pgfault != 7 || m.pgmajfault != 1 {
-		t.Errorf("memory = %+v, %v", m, ok)
-	}
-	if ms := memoryStats(m, time.Now()); ms.AvailableBytes != nil || *ms.WorkingSetBytes != 7000 {
-		t.Errorf("unlimited cgroup: available %v, working set %d", ms.AvailableBytes, *ms.WorkingSetBytes)
-	}
-	// More inactive file pages than usage: the working set is 0, not a
-	// wrapped-around huge number.
-	m, _ = cgroupMemory("/kubepods/podu2")
-	if ms := memoryStats(m, time.Now()); *ms.WorkingSetBytes != 0 || ms.AvailableBytes == nil || *ms.AvailableBytes != 65536 {
-		t.Errorf("limited cgroup: %+v", ms)
-	}
-	if _, ok := cgroupMemory("/kubepods/missing"); ok {
-		t.Error("a missing cgroup reads as ok")
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+	}{
+		{"v1", map[string]string{
+			"cpuacct/kubepods/burstable/podu1/cpuacct.usage":        "2500000\n",
+			"memory/kubepods/burstable/podu1/memory.usage_in_bytes": "10000\n",
+			"memory/kubepods/burstable/podu1/memory.limit_in_bytes": "9223372036854771712\n",
+			"memory/kubepods/burstable/podu1/memory.stat":           "cache 1\ntotal_rss 6000\ntotal_inactive_file 3000\ntotal_pgfault 7\ntotal_pgmajfault 1\n",
+			"cpuacct/kubepods/podu2/cpuacct.usage":                  "1\n",
+			"memory/kubepods/podu2/memory.usage_in_bytes":           "10000\n",
+			"memory/kubepods/podu2/memory.limit_in_bytes":           "65536\n",
+			"memory/kubepods/podu2/memory.stat":                     "total_inactive_file 20000\n",
+		}},
+		{"v2", map[string]string{
+			"cgroup.controllers":                      "cpuset cpu io memory pids\n",
+			"kubepods/burstable/podu1/cgroup.procs":   "",
+			"kubepods/burstable/podu1/cpu.stat":       "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n",
+			"kubepods/burstable/podu1/memory.current": "10000\n",
+			"kubepods/burstable/podu1/memory.max":     "max\n",
+			"kubepods/burstable/podu1/memory.stat":    "anon 6000\nfile 4000\ninactive_file 3000\npgfault 7\npgmajfault 1\n",
+			"kubepods/podu2/cgroup.procs":             "",
+			"kubepods/podu2/memory.current":           "10000\n",
+			"kubepods/podu2/memory.max":               "65536\n",
+			"kubepods/podu2/memory.stat":              "inactive_file 20000\n",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			write := fakeCgroupFS(t)
+			for rel, content := range tc.files {
+				write(rel, content)
+			}
+			if got := cgroupV2(); got != (tc.name == "v2") {
+				t.Fatalf("cgroupV2() = %v", got)
+			}
+			for uid, want := range map[string]string{"u1": "/kubepods/burstable/podu1", "u2": "/kubepods/podu2", "nope": ""} {
+				if got := findPodCgroup(uid); got != want {
+					t.Errorf("findPodCgroup(%s) = %q, want %q", uid, got, want)
+				}
+			}
+			if v, ok := cgroupCPU("/kubepods/burstable/podu1"); !ok || v != 2500000 {
+				t.Errorf("cpu = %d ns, %v; want 2500000", v, ok)
+			}
+			m, ok := cgroupMemory("/kubepods/burstable/podu1")
+			if !ok || m.usage != 10000 || m.workingSet != 7000 || m.rss != 6000 || m.pgfault != 7 || m.pgmajfault != 1 {
+				t.Errorf("memory = %+v, %v", m, ok)
+			}
+			if ms := memoryStats(m, time.Now()); ms.AvailableBytes != nil || *ms.WorkingSetBytes != 7000 {
+				t.Errorf("unlimited cgroup: available %v, working set %d", ms.AvailableBytes, *ms.WorkingSetBytes)
+			}
+			// More inactive file pages than usage: the working set is 0, not
+			// a wrapped-around huge number.
+			m, _ = cgroupMemory("/kubepods/podu2")
+			if ms := memoryStats(m, time.Now()); *ms.WorkingSetBytes != 0 || ms.AvailableBytes == nil || *ms.AvailableBytes != 65536 {
+				t.Errorf("limited cgroup: %+v", ms)
+			}
+			if _, ok := cgroupMemory("/kubepods/missing"); ok {
+				t.Error("a missing cgroup reads as ok")
+			}
+			if _, ok := cgroupCPU("/kubepods/missing"); ok {
+				t.Error("a missing cgroup's cpu reads as ok")
+			}
+		})
 	}
 }
 

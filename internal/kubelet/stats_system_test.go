@@ -38,51 +38,6 @@ func fakeCgroupFS(t *testing.T) func(rel, content string) {
 	}
 }
 
-func TestCgroupV2Readers(t *testing.T) {
-	write := fakeCgroupFS(t)
-	write("cgroup.controllers", "cpuset cpu io memory pids\n")
-	write("kubepods/besteffort/podu1/cgroup.procs", "")
-	write("kubepods/besteffort/podu1/cpu.stat", "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n")
-	write("kubepods/besteffort/podu1/memory.current", "10000\n")
-	write("kubepods/besteffort/podu1/memory.max", "max\n")
-	write("kubepods/besteffort/podu1/memory.stat", "anon 6000\nfile 4000\ninactive_file 3000\npgfault 7\npgmajfault 1\n")
-	write("kubepods/podu2/cgroup.procs", "")
-	write("kubepods/podu2/memory.current", "10000\n")
-	write("kubepods/podu2/memory.max", "65536\n")
-	write("kubepods/podu2/memory.stat", "inactive_file 20000\n")
-
-	if !cgroupV2() {
-		t.Fatal("cgroup.controllers at the root: want v2")
-	}
-	if got := findPodCgroup("u1"); got != "/kubepods/besteffort/podu1" {
-		t.Fatalf("findPodCgroup = %q", got)
-	}
-	if got := findPodCgroup("u2"); got != "/kubepods/podu2" {
-		t.Fatalf("findPodCgroup = %q", got)
-	}
-	if v, ok := cgroupCPU("/kubepods/besteffort/podu1"); !ok || v != 2500000 {
-		t.Errorf("cpu = %d ns, %v; want usage_usec in ns", v, ok)
-	}
-	m, ok := cgroupMemory("/kubepods/besteffort/podu1")
-	if !ok || m.usage != 10000 || m.workingSet != 7000 || m.rss != 6000 || m.pgfault != 7 || m.pgmajfault != 1 || m.limit != noLimit {
-		t.Errorf("memory = %+v, %v", m, ok)
-	}
-	if ms := memoryStats(m, time.Now()); ms.AvailableBytes != nil {
-		t.Errorf("memory.max of max: available %d, want none", *ms.AvailableBytes)
-	}
-	m, _ = cgroupMemory("/kubepods/podu2")
-	if ms := memoryStats(m, time.Now()); *ms.WorkingSetBytes != 0 || ms.AvailableBytes == nil || *ms.AvailableBytes != 65536 {
-		t.Errorf("limited cgroup: %+v", ms)
-	}
-	// The v2 root has no memory.current: nodeMemory stands in.
-	if _, ok := cgroupMemory("/"); ok {
-		t.Error("the v2 root reads as ok")
-	}
-	if _, ok := cgroupCPU("/kubepods/missing"); ok {
-		t.Error("a missing cgroup's cpu reads as ok")
-	}
-}
-
 func TestNodeMemory(t *testing.T) {
 	dir := t.TempDir()
 	meminfo, vmstat := filepath.Join(dir, "meminfo"), filepath.Join(dir, "vmstat")
