@@ -11,6 +11,8 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +46,7 @@ func main() {
 	profileDir := flag.String("profile-dir", "", "save the server's CPU profile of the 10,000-pod fill and a heap profile after it here, an execution trace of 1 s of the 100-client creates, and a CPU profile of the LISTs")
 	dnsSvcs := flag.Int("dns-services", 1000, "Services in the cluster DNS figures (0 skips them)")
 	dnsDur := flag.Duration("dns-duration", 5*time.Second, "how long each DNS client count is measured")
+	flag.BoolVar(&ownConns, "own-conns", false, "give each concurrent create client its own connection (as separate processes have) instead of multiplexing them all on one HTTP/2 connection (as one client-go process does)")
 	startupPods := flag.Int("startup-pods", 100, "pods for the pod start-up figures on a real node (0 skips them; needs root)")
 	cleanDir := flag.String("clean-node", "", "remove the sandboxes an interrupted pod start-up run left in this agent data dir, then exit")
 	flag.Parse()
@@ -314,6 +317,21 @@ func creates(ctx context.Context, cfg *rest.Config, ns string, clients, n int) (
 	return float64(n) / time.Since(t0).Seconds(), lat, errs
 }
 
+// ownConns: every create client dials a connection of its own.
+var ownConns bool
+
+// clientConfig is a create client's config: with ownConns a proxy
+// function that never proxies, which keeps client-go from sharing one
+// cached transport (and so one HTTP/2 connection) among equal configs.
+func clientConfig(cfg *rest.Config) *rest.Config {
+	if !ownConns {
+		return cfg
+	}
+	c := rest.CopyConfig(cfg)
+	c.Proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
+	return c
+}
+
 func createPods(ctx context.Context, cfg *rest.Config, ns string, clients, n int) ([]time.Duration, time.Duration, int) {
 	var (
 		next  atomic.Int64
@@ -327,7 +345,7 @@ func createPods(ctx context.Context, cfg *rest.Config, ns string, clients, n int
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cs := clientset(cfg, true)
+			cs := clientset(clientConfig(cfg), true)
 			var mine []time.Duration
 			for {
 				i := next.Add(1)
