@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/skiff-sh/skiff/internal/api/scheme"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
@@ -140,10 +141,19 @@ func (s *store) Create(ctx context.Context, key string, obj, out runtime.Object)
 	if !resp.Succeeded {
 		return storage.NewExists(key)
 	}
-	if out != nil {
-		return s.decode(data, out, resp.Header.Revision)
+	switch {
+	case out == nil:
+		return nil
+	case out == obj:
+		// What a decode would give back (type meta, resourceVersion), up
+		// to what the encoding drops (sub-second times, empty versus nil),
+		// which the response's encoding drops again.
+		if kinds, _, err := scheme.Scheme.ObjectKinds(out); err == nil && len(kinds) > 0 {
+			out.GetObjectKind().SetGroupVersionKind(kinds[0])
+		}
+		return setRV(out, resp.Header.Revision)
 	}
-	return nil
+	return s.decode(data, out, resp.Header.Revision)
 }
 
 func (s *store) Get(ctx context.Context, key string, opts storage.GetOptions, out runtime.Object) error {
