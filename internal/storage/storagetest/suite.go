@@ -155,6 +155,9 @@ func testGuaranteedUpdate(t *testing.T, f Factory) {
 	if out.Labels["x"] != "y" || rv(t, out) <= rv(t, created) {
 		t.Fatalf("updated object %+v (rv %s, created rv %s)", out.ObjectMeta, out.ResourceVersion, created.ResourceVersion)
 	}
+	if stored := (&corev1.Pod{}); s.Get(ctx(t), key("ns", "a"), storage.GetOptions{}, stored) != nil || !apiequality.Semantic.DeepEqual(out, stored) {
+		t.Fatalf("updated object %+v, stored %+v", out, stored)
+	}
 	// An update that changes nothing writes nothing.
 	same := &corev1.Pod{}
 	err = s.GuaranteedUpdate(ctx(t), key("ns", "a"), same, false, nil, func(cur runtime.Object) (runtime.Object, error) { return cur, nil })
