@@ -26,9 +26,12 @@ const (
 	// gcBusyHeadroom caps what a busy heap may add to the live heap: at
 	// 10,000 pods (~250 MB live) GOGC=400 would let it reach 1.25 GB.
 	gcBusyHeadroom = 1 << 30
-	// gcBusyRate: allocating faster than this is busy (about 100 pod
-	// creates/s); an idle server with its controllers allocates < 1 MB/s.
-	gcBusyRate = 8 << 20
+	// gcBusyRate: allocating faster than this for gcBusyTicks ticks in a
+	// row is busy (about 200 pod creates/s); an idle server with its
+	// controllers allocates < 1 MB/s, but its controllers' start just
+	// after ready allocates faster for a moment.
+	gcBusyRate  = 16 << 20
+	gcBusyTicks = 2
 	// gcQuietAfter: how long the rate must stay below gcBusyRate before
 	// GOGC goes back to the idle value.
 	gcQuietAfter = 5 * time.Second
@@ -42,6 +45,7 @@ type gcTuner struct {
 	lastAlloc uint64
 	last      time.Time
 	busySince time.Time // last time the rate was busy
+	fast      int       // ticks in a row at gcBusyRate or faster
 }
 
 // next returns the GOGC value for the interval ending at now with alloc
@@ -52,6 +56,11 @@ func (t *gcTuner) next(now time.Time, alloc, live uint64) (int, bool) {
 	if !t.last.IsZero() && now.After(t.last) {
 		rate := float64(alloc-t.lastAlloc) / now.Sub(t.last).Seconds()
 		if rate >= gcBusyRate {
+			t.fast++
+		} else {
+			t.fast = 0
+		}
+		if t.fast >= gcBusyTicks {
 			t.percent, t.busySince = busyPercent(live), now
 		} else if t.percent != gcIdlePercent && now.Sub(t.busySince) >= gcQuietAfter {
 			t.percent = gcIdlePercent

@@ -14,14 +14,20 @@ func TestGCTuner(t *testing.T) {
 		percent int
 		changed bool
 	}{
-		{0, 100 * mb, gcIdlePercent, false},               // first sample: no rate yet
-		{time.Second, 101 * mb, gcIdlePercent, false},     // 1 MB/s: idle
-		{2 * time.Second, 151 * mb, gcBusyPercent, true},  // 50 MB/s: busy
-		{3 * time.Second, 152 * mb, gcBusyPercent, false}, // quiet for 1 s: stays busy
-		{6 * time.Second, 153 * mb, gcBusyPercent, false}, // 4 s since the burst
-		{7 * time.Second, 153 * mb, gcIdlePercent, true},  // 5 s since the burst: idle
-		{8 * time.Second, 163 * mb, gcBusyPercent, true},  // 20 MB/s again
-		{8 * time.Second, 170 * mb, gcBusyPercent, false}, // no time passed: no rate
+		{0, 100 * mb, gcIdlePercent, false},                // first sample: no rate yet
+		{time.Second, 101 * mb, gcIdlePercent, false},      // 1 MB/s: idle
+		{2 * time.Second, 151 * mb, gcIdlePercent, false},  // 50 MB/s for one tick: a start-up burst
+		{3 * time.Second, 152 * mb, gcIdlePercent, false},  // then quiet
+		{4 * time.Second, 202 * mb, gcIdlePercent, false},  // 50 MB/s
+		{5 * time.Second, 252 * mb, gcBusyPercent, true},   // and again: busy
+		{6 * time.Second, 253 * mb, gcBusyPercent, false},  // quiet for 1 s: stays busy
+		{9 * time.Second, 254 * mb, gcBusyPercent, false},  // 4 s since the burst
+		{10 * time.Second, 254 * mb, gcIdlePercent, true},  // 5 s since the burst: idle
+		{11 * time.Second, 274 * mb, gcIdlePercent, false}, // 20 MB/s
+		{12 * time.Second, 294 * mb, gcBusyPercent, true},  // 20 MB/s again
+		{12 * time.Second, 300 * mb, gcBusyPercent, false}, // no time passed: no rate
+		{13 * time.Second, 310 * mb, gcBusyPercent, false}, // 10 MB/s: not fast, not yet quiet
+		{17 * time.Second, 311 * mb, gcIdlePercent, true},  // 5 s since the last fast tick
 	}
 	tu := &gcTuner{percent: gcIdlePercent}
 	for i, s := range steps {
