@@ -205,16 +205,24 @@ func (e withoutManagedFields) Encode(obj runtime.Object, w io.Writer) error {
 
 func (e withoutManagedFields) EncodeWithAllocator(obj runtime.Object, w io.Writer, alloc runtime.MemoryAllocator) error {
 	encode := func(obj runtime.Object, w io.Writer) error {
-		obj = stripManagedFields(obj)
 		if ea, ok := e.Encoder.(runtime.EncoderWithAllocator); ok && alloc != nil {
 			return ea.EncodeWithAllocator(obj, w, alloc)
 		}
 		return e.Encoder.Encode(obj, w)
 	}
 	if co, ok := obj.(runtime.CacheableObject); ok {
-		return co.CacheEncode(e.Identifier(), encode, w)
+		// A cacheable object hands each encoding its own copy (the
+		// encoders set its type meta): its metadata can be cleared there.
+		return co.CacheEncode(e.Identifier(), func(obj runtime.Object, w io.Writer) error {
+			if _, ok := obj.(runtime.Unstructured); !ok {
+				if m, err := meta.Accessor(obj); err == nil {
+					m.SetManagedFields(nil)
+				}
+			}
+			return encode(obj, w)
+		}, w)
 	}
-	return encode(obj, w)
+	return encode(stripManagedFields(obj), w)
 }
 
 // stripManagedFields returns obj, or a copy of its top-level struct without
