@@ -24,14 +24,39 @@ import (
 // not read; beyond that the handler's writes wait, as they would for an
 // HTTP/2 flow-control window, so a slow watcher still pushes back on the
 // watch cache.
-func LoopbackTransport(handler http.Handler, cert *x509.Certificate) http.RoundTripper {
-	return &loopback{handler: handler, tls: &tls.ConnectionState{
+func LoopbackTransport(handler http.Handler, cert *x509.Certificate, opts ...LoopbackOption) http.RoundTripper {
+	l := &loopback{handler: handler, tls: &tls.ConnectionState{
 		Version:            tls.VersionTLS13,
 		HandshakeComplete:  true,
 		NegotiatedProtocol: "h2",
 		PeerCertificates:   []*x509.Certificate{cert},
 		VerifiedChains:     [][]*x509.Certificate{{cert}},
 	}}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
+}
+
+// LoopbackOption changes what the loopback's clients get.
+type LoopbackOption func(*loopback)
+
+// WatchesWithoutManagedFields: watch events leave managedFields out, for
+// clients that drop them anyway (informers with a transform that clears
+// them, as every in-process component has): neither side encodes or
+// decodes them per event per watch. Only an in-process client can ask: the
+// request's context carries the choice, no header or parameter does.
+func WatchesWithoutManagedFields() LoopbackOption {
+	return func(l *loopback) { l.omitManagedFields = true }
+}
+
+type omitManagedFieldsKey struct{}
+
+// watchOmitsManagedFields reports whether the request's client asked for
+// watch events without managedFields.
+func watchOmitsManagedFields(ctx context.Context) bool {
+	v, _ := ctx.Value(omitManagedFieldsKey{}).(bool)
+	return v
 }
 
 const (
@@ -42,12 +67,16 @@ const (
 )
 
 type loopback struct {
-	handler http.Handler
-	tls     *tls.ConnectionState
+	handler           http.Handler
+	tls               *tls.ConnectionState
+	omitManagedFields bool
 }
 
 func (l *loopback) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(req.Context())
+	if l.omitManagedFields {
+		ctx = context.WithValue(ctx, omitManagedFieldsKey{}, true)
+	}
 	sr := req.Clone(ctx)
 	sr.RequestURI = req.URL.RequestURI()
 	sr.Host = req.URL.Host

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"reflect"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -79,6 +80,10 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, res *resource, in
 	streamEnc := ser.StreamSerializer.Serializer
 	objGV := res.GroupVersion()
 	objEnc := scheme.Codecs.EncoderForVersion(ser.Serializer, objGV)
+	omitMF := watchOmitsManagedFields(r.Context())
+	if omitMF {
+		objEnc = withoutManagedFields{objEnc}
+	}
 	statusEnc := scheme.Codecs.EncoderForVersion(ser.Serializer, schema.GroupVersion{Version: "v1"})
 	tableEnc := scheme.Codecs.EncoderForVersion(ser.Serializer, schema.GroupVersion{Group: "meta.k8s.io", Version: mt.Ver})
 	headersSent := false
@@ -137,6 +142,9 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, res *resource, in
 				if err != nil {
 					return
 				}
+				if omitMF {
+					p.ManagedFields = nil // p is this watch's own
+				}
 				obj, enc = p, tableEnc
 			}
 			if err := encodeWith(enc, obj, &buf, alloc); err != nil {
@@ -175,4 +183,71 @@ func errFromObject(obj runtime.Object) error { return objectError{obj} }
 // sharedObject is a watch cache object that can be read without a copy.
 type sharedObject interface {
 	SharedObject() runtime.Object
+}
+
+// withoutManagedFields encodes objects without their managedFields (see
+// WatchesWithoutManagedFields). A watch cache object keeps that encoding
+// beside its full one, under an identifier of its own.
+type withoutManagedFields struct{ runtime.Encoder }
+
+var (
+	_ runtime.Encoder              = withoutManagedFields{}
+	_ runtime.EncoderWithAllocator = withoutManagedFields{}
+)
+
+func (e withoutManagedFields) Identifier() runtime.Identifier {
+	return e.Encoder.Identifier() + ",withoutManagedFields"
+}
+
+func (e withoutManagedFields) Encode(obj runtime.Object, w io.Writer) error {
+	return e.EncodeWithAllocator(obj, w, nil)
+}
+
+func (e withoutManagedFields) EncodeWithAllocator(obj runtime.Object, w io.Writer, alloc runtime.MemoryAllocator) error {
+	encode := func(obj runtime.Object, w io.Writer) error {
+		if ea, ok := e.Encoder.(runtime.EncoderWithAllocator); ok && alloc != nil {
+			return ea.EncodeWithAllocator(obj, w, alloc)
+		}
+		return e.Encoder.Encode(obj, w)
+	}
+	if co, ok := obj.(runtime.CacheableObject); ok {
+		// A cacheable object hands each encoding its own copy (the
+		// encoders set its type meta): its metadata can be cleared there.
+		return co.CacheEncode(e.Identifier(), func(obj runtime.Object, w io.Writer) error {
+			if _, ok := obj.(runtime.Unstructured); !ok {
+				if m, err := meta.Accessor(obj); err == nil {
+					m.SetManagedFields(nil)
+				}
+			}
+			return encode(obj, w)
+		}, w)
+	}
+	return encode(stripManagedFields(obj), w)
+}
+
+// stripManagedFields returns obj, or a copy of its top-level struct without
+// managedFields when it has some: obj itself may be shared.
+func stripManagedFields(obj runtime.Object) runtime.Object {
+	if _, ok := obj.(runtime.Unstructured); ok {
+		return obj // a shallow copy would share its map
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil || len(m.GetManagedFields()) == 0 {
+		return obj
+	}
+	v := reflect.ValueOf(obj)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return obj
+	}
+	c := reflect.New(v.Elem().Type())
+	c.Elem().Set(v.Elem())
+	cp, ok := c.Interface().(runtime.Object)
+	if !ok {
+		return obj
+	}
+	if cm, err := meta.Accessor(cp); err == nil {
+		cm.SetManagedFields(nil)
+		return cp
+	}
+	return obj
 }

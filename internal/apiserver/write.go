@@ -151,7 +151,9 @@ func (s *Server) createObject(ctx context.Context, res *resource, ns string, obj
 		release()
 		return obj, nil
 	}
-	out := res.New()
+	// The store sets obj's resourceVersion instead of decoding the bytes
+	// it wrote into a new object: obj is not used but for the response.
+	out := obj
 	if err := res.store.Create(ctx, res.key(m.GetNamespace(), m.GetName()), obj, out); err != nil {
 		release()
 		if storage.IsExists(err) && m.GetGenerateName() != "" {

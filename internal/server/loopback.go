@@ -33,7 +33,9 @@ func loopbackConfig(kubeconfig string, handler http.Handler) (*rest.Config, erro
 	if err != nil {
 		return nil, fmt.Errorf("in-process clients: %w", err)
 	}
-	rt := apiserver.LoopbackTransport(handler, cert)
+	// Every in-process watch feeds an informer whose transform drops
+	// managedFields: the watch handler leaves them out instead.
+	rt := apiserver.LoopbackTransport(handler, cert, apiserver.WatchesWithoutManagedFields())
 	rc.WrapTransport = func(http.RoundTripper) http.RoundTripper { return rt }
 	return rc, nil
 }

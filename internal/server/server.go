@@ -224,6 +224,11 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	close(s.ready)
 	s.log.Info("skiff server is ready", "kubeconfig", kubeconfig, "address", addr)
+	// The tuner's first steps run before the executable's mappings are
+	// dropped, as start-up code.
+	if tune := startGCTuner(); tune != nil {
+		go tune(ctx)
+	}
 	if n, err := releaseStartupMemory(); err != nil {
 		s.log.Debug("release start-up memory", "err", err)
 	} else {

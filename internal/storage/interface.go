@@ -20,7 +20,9 @@ import (
 type Interface interface {
 	// Create stores obj at key if the key is absent (ErrExists otherwise) and
 	// decodes the stored object, with its resourceVersion, into out.
-	// obj must have an empty resourceVersion.
+	// obj must have an empty resourceVersion. out may be obj itself: the
+	// store then only sets its resourceVersion, sparing the decode of what
+	// it just encoded (the caller gives obj up to the response).
 	Create(ctx context.Context, key string, obj, out runtime.Object) error
 
 	// Get decodes the object at key into out (ErrNotFound if absent).

@@ -23,36 +23,63 @@ var (
 	tokenVolumePlaceholder = []byte("kube-api-access-*****")
 )
 
-// generatedName returns the one token volume name that data (JSON) holds,
-// or "" when it holds none, several, or the placeholder itself. Only a
-// single such name is renamed, so that the order of keyed list entries
-// (sorted by their keys) cannot depend on it.
+// generatedName returns the one token volume name that data (a shape's
+// JSON or protobuf form) holds, or "" when it holds none, several, or the
+// placeholder itself. Only a single such name is renamed, so that the order
+// of keyed list entries (sorted by their keys) cannot depend on it.
 func generatedName(data []byte) string {
 	if bytes.Contains(data, tokenVolumePlaceholder) {
 		return ""
 	}
+	proto := bytes.HasPrefix(data, protoShapeMark)
 	name := ""
-	rest := data
-	for {
-		i := bytes.Index(rest, tokenVolumePrefix)
+	for off := 0; ; {
+		i := bytes.Index(data[off:], tokenVolumePrefix)
 		if i < 0 {
 			return name
 		}
-		j := i + len(tokenVolumePrefix)
-		k := j
-		for k < len(rest) && (rest[k] >= 'a' && rest[k] <= 'z' || rest[k] >= '0' && rest[k] <= '9') {
-			k++
-		}
-		if k == j || k >= len(rest) || rest[k] != '"' && rest[k] != '\\' {
-			return "" // not a whole JSON string value (or an escaped one in fieldsV1)
-		}
-		n := string(rest[i:k])
-		if name != "" && n != name {
+		i += off
+		n, end := tokenName(data, i, proto)
+		if n == "" || name != "" && n != name {
 			return ""
 		}
-		name = n
-		rest = rest[k:]
+		name, off = n, end
 	}
+}
+
+// tokenName returns the name at data[i] if it is a whole string value, and
+// where it ends: a JSON string's, followed by a quote (or an escaped one in
+// fieldsV1); in a protobuf shape, also a string field's, exactly as long as
+// the length byte before it says.
+func tokenName(data []byte, i int, proto bool) (string, int) {
+	j := i + len(tokenVolumePrefix)
+	if proto && i > 0 {
+		if l := int(data[i-1]); l > len(tokenVolumePrefix) && l < 0x80 && i+l <= len(data) && nameChars(data[j:i+l]) {
+			return string(data[i : i+l]), i + l
+		}
+		if data[i-1] != '"' {
+			return "", 0
+		}
+	}
+	k := j
+	for k < len(data) && isNameChar(data[k]) {
+		k++
+	}
+	if k == j || k >= len(data) || data[k] != '"' && data[k] != '\\' {
+		return "", 0 // not a whole JSON string value (or an escaped one in fieldsV1)
+	}
+	return string(data[i:k]), k
+}
+
+func isNameChar(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+func nameChars(b []byte) bool {
+	for _, c := range b {
+		if !isNameChar(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // withPlaceholder replaces name by the placeholder in data, which the

@@ -2,7 +2,6 @@ package fieldmanager
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"reflect"
 	"sort"
 	"time"
@@ -116,7 +115,7 @@ func (c *updateCache) key(gvk schema.GroupVersionKind, subresource string, live,
 	return key, true
 }
 
-// shapeOf returns the JSON form of a shallow copy of obj with the strip
+// shapeOf returns the key material (encodeShape) of a shallow copy of obj with the strip
 // set cleared, managedFields set to fields and, when normalize is not
 // nil, normalize applied to the copy; obj is not changed. It is the key
 // material of both caches.
@@ -147,7 +146,7 @@ func shapeOf(obj runtime.Object, fields []metav1.ManagedFieldsEntry, normalize f
 	if normalize != nil {
 		normalize(shape)
 	}
-	data, err := json.Marshal(shape)
+	data, err := encodeShape(shape)
 	if err != nil {
 		return nil, false
 	}

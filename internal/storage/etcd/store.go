@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/skiff-sh/skiff/internal/api/scheme"
 	"github.com/skiff-sh/skiff/internal/storage"
 )
 
@@ -140,10 +142,39 @@ func (s *store) Create(ctx context.Context, key string, obj, out runtime.Object)
 	if !resp.Succeeded {
 		return storage.NewExists(key)
 	}
-	if out != nil {
-		return s.decode(data, out, resp.Header.Revision)
+	switch {
+	case out == nil:
+		return nil
+	case out == obj:
+		return setWritten(out, resp.Header.Revision)
 	}
-	return nil
+	return s.decode(data, out, resp.Header.Revision)
+}
+
+// setWritten makes obj, the object just encoded and written at rev, what a
+// decode of the written bytes would give back (type meta, resourceVersion),
+// up to what the encoding drops (sub-second times, nil versus empty), which
+// a response's encoding drops again: one decode fewer per write.
+func setWritten(obj runtime.Object, rev int64) error {
+	if kinds, _, err := scheme.Scheme.ObjectKinds(obj); err == nil && len(kinds) > 0 {
+		obj.GetObjectKind().SetGroupVersionKind(kinds[0])
+	}
+	return setRV(obj, rev)
+}
+
+// moveInto copies next's top-level struct into out when both are pointers
+// to the same struct type: out then shares what next points to, which only
+// the store held (tryUpdate's result).
+func moveInto(out, next runtime.Object) bool {
+	if out == next {
+		return true
+	}
+	ov, nv := reflect.ValueOf(out), reflect.ValueOf(next)
+	if ov.Kind() != reflect.Pointer || ov.Type() != nv.Type() || ov.IsNil() || nv.IsNil() || ov.Elem().Kind() != reflect.Struct {
+		return false
+	}
+	ov.Elem().Set(nv.Elem())
+	return true
 }
 
 func (s *store) Get(ctx context.Context, key string, opts storage.GetOptions, out runtime.Object) error {
@@ -502,6 +533,9 @@ func (s *store) GuaranteedUpdateFrom(ctx context.Context, key string, out runtim
 			return fmt.Errorf("update %s: %w", key, err)
 		}
 		if tresp.Succeeded {
+			if moveInto(out, next) {
+				return setWritten(out, tresp.Header.Revision)
+			}
 			return s.decode(data, out, tresp.Header.Revision)
 		}
 		// Lost the race (or the suggestion was stale): retry with what is

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -117,9 +118,21 @@ func testCreateGet(t *testing.T, f Factory) {
 	if err := s.Create(ctx(t), key("ns", "b"), withRV, &corev1.Pod{}); err == nil {
 		t.Fatal("create with a resourceVersion succeeded")
 	}
+	// out may be obj: it gets the write's resourceVersion.
+	same := pod("ns", "c", nil)
+	if err := s.Create(ctx(t), key("ns", "c"), same, same); err != nil {
+		t.Fatal(err)
+	}
+	stored := &corev1.Pod{}
+	if err := s.Get(ctx(t), key("ns", "c"), storage.GetOptions{}, stored); err != nil {
+		t.Fatal(err)
+	}
+	if rv(t, same) <= rv(t, out) || same.ResourceVersion != stored.ResourceVersion || !apiequality.Semantic.DeepEqual(same, stored) {
+		t.Fatalf("create into obj gave %+v, stored %+v", same, stored)
+	}
 	n, err := s.Count(ctx(t), "/pods")
-	if err != nil || n != 1 {
-		t.Fatalf("count = %d, %v; want 1", n, err)
+	if err != nil || n != 2 {
+		t.Fatalf("count = %d, %v; want 2", n, err)
 	}
 	cur, err := s.CurrentRevision(ctx(t))
 	if err != nil || cur < rv(t, out) {
@@ -141,6 +154,9 @@ func testGuaranteedUpdate(t *testing.T, f Factory) {
 	}
 	if out.Labels["x"] != "y" || rv(t, out) <= rv(t, created) {
 		t.Fatalf("updated object %+v (rv %s, created rv %s)", out.ObjectMeta, out.ResourceVersion, created.ResourceVersion)
+	}
+	if stored := (&corev1.Pod{}); s.Get(ctx(t), key("ns", "a"), storage.GetOptions{}, stored) != nil || !apiequality.Semantic.DeepEqual(out, stored) {
+		t.Fatalf("updated object %+v, stored %+v", out, stored)
 	}
 	// An update that changes nothing writes nothing.
 	same := &corev1.Pod{}
