@@ -104,8 +104,11 @@ func New(cfg Config) (*Agent, error) {
 	sup, err := containerd.New(containerd.Config{
 		DataDir:      cfg.DataDir,
 		SandboxImage: images.PauseImage,
-		Prepare:      images.Preparer(cfg.DataDir, cfg.Logger),
-		Logger:       cfg.Logger,
+		StateTmpfs:   true,
+		// runc parses the mount table several times per container.
+		ShimMountNamespaces: true,
+		Prepare:             images.Preparer(cfg.DataDir, cfg.Logger),
+		Logger:              cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

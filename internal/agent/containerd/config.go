@@ -37,6 +37,14 @@ type Config struct {
 	// CNIBinDir holds the CNI plugins; CNIConfDir the network configs
 	// (default <DataDir>/agent/cni/net.d).
 	CNIBinDir, CNIConfDir string
+	// StateTmpfs puts containerd's state directory (and runc's, under it)
+	// on a tmpfs of its own, mounted at the first start and kept across
+	// agent and containerd restarts; UnmountState removes it.
+	StateTmpfs bool
+	// ShimMountNamespaces starts each shim in a mount namespace of its own,
+	// a slave of the agent's (see shimns.go), so runc parses a short mount
+	// table; the agent directory and /run/netns become shared mounts.
+	ShimMountNamespaces bool
 	// LogLevel is containerd's log level (default warn).
 	LogLevel string
 	// StartTimeout bounds the wait for a started containerd to answer CRI;

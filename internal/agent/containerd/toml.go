@@ -56,6 +56,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         pod_annotations = ["io.containerd.runc.v2.group"]
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
           SystemdCgroup = false
+          # runc's container state next to containerd's (its default,
+          # /run/containerd/runc, is shared by every containerd here).
+          Root = {{q .RuncRoot}}
     # Registry hosts (mirrors, plain HTTP, CAs) as containerd's hosts.toml
     # files, one directory per registry host; read at every pull.
     [plugins."io.containerd.grpc.v1.cri".registry]
@@ -73,7 +76,8 @@ func renderConfig(c *Config, restrictOOM bool) ([]byte, error) {
 	err := configTemplate.Execute(&b, map[string]any{
 		"RestrictOOM":  restrictOOM,
 		"Root":         filepath.Join(c.Dir(), "root"),
-		"State":        filepath.Join(c.Dir(), "state"),
+		"State":        StateDir(c.DataDir),
+		"RuncRoot":     runcRoot(c.DataDir),
 		"Opt":          filepath.Join(c.Dir(), "opt"),
 		"Socket":       c.Socket(),
 		"LogLevel":     c.LogLevel,
