@@ -128,6 +128,7 @@ func New(cfg Config) (*Agent, error) {
 		ServingCertificate: getServingCert,
 		Client:             cfg.Client, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir,
 		RuntimeEndpoint: sup.Endpoint(), CNIConfDir: sup.Config().CNIConfDir, Bridge: cfg.Bridge,
+		NoHostPortHandler: containerd.NoHostPortHandler, NoHostPortCNIConfDir: sup.Config().NoHostPortCNIConfDir(),
 		KubeletVersion: cfg.KubeletVersion, ClientCAs: clientCAs, Port: cfg.KubeletPort, Logger: cfg.Logger,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 	})

@@ -126,6 +126,15 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// NoHostPortHandler is the CRI runtime handler for pods without hostPort:
+// runc as the default handler, with the network config in
+// NoHostPortCNIConfDir (the kubelet's, without portmap).
+const NoHostPortHandler = "runc-nohostport"
+
+// NoHostPortCNIConfDir is the network config directory of
+// NoHostPortHandler, next to CNIConfDir.
+func (c Config) NoHostPortCNIConfDir() string { return c.CNIConfDir + "-nohostport" }
+
 // Dir is containerd's directory, <DataDir>/agent/containerd.
 func (c *Config) Dir() string { return Dir(c.DataDir) }
 
