@@ -178,6 +178,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad node ip", "--node-ip", func(c *Config) { c.NodeIP = "x" }},
 		{"long bridge", "bridge", func(c *Config) { c.Bridge = "a-very-long-bridge-name" }},
 		{"negative lease", "lease renew", func(c *Config) { c.LeaseRenew = -1 }},
+		{"handler without conf dir", "host ports", func(c *Config) { c.NoHostPortHandler = "runc-nohostport" }},
+		{"conf dir without handler", "host ports", func(c *Config) { c.NoHostPortCNIConfDir = "/etc/cni-nohostport" }},
 	} {
 		c := good()
 		tc.edit(&c)
