@@ -1,7 +1,11 @@
 package containerd
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,5 +115,66 @@ func TestShimWrapper(t *testing.T) {
 		if strings.HasPrefix(m.point, dir) {
 			t.Errorf("left mounted: %s", m.point)
 		}
+	}
+}
+
+func TestShimWrapperScript(t *testing.T) {
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("no /bin/sh")
+	}
+	dir := t.TempDir()
+	// The fallback prints what it would run instead of running it.
+	script := strings.ReplaceAll(shimWrapperScript, "@UNSHARE@", "echo unshare")
+	script = strings.ReplaceAll(script, "@SHIM@", "shim")
+	wrapper := filepath.Join(dir, "wrapper")
+	if err := os.WriteFile(wrapper, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// A socket where shims put theirs, under a random name.
+	if _, err := os.Stat("/run/containerd/s"); err != nil {
+		t.Skipf("no /run/containerd/s: %v", err)
+	}
+	rnd := make([]byte, 32)
+	rand.Read(rnd)
+	sock := "/run/containerd/s/" + hex.EncodeToString(rnd)
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close() // removes the socket
+	args := []string{"-namespace", "k8s.io", "-address", "/x/containerd.sock", "-publish-binary", "/usr/bin/containerd", "-id", "c1", "start"}
+	for _, tc := range []struct {
+		name, spec, want string
+		address          bool
+	}{
+		{"container of a running group", `{"annotations":{"io.kubernetes.cri.container-type":"container","skiff.sh/shim-socket":"` + sock + `"}}`, "unix://" + sock, true},
+		{"annotations in the other order", `{"annotations":{"skiff.sh/shim-socket":"` + sock + `","io.kubernetes.cri.container-type":"container"}}`, "unix://" + sock, true},
+		{"sandbox", `{"annotations":{"io.kubernetes.cri.container-type":"sandbox","skiff.sh/shim-socket":"` + sock + `"}}`, "unshare --mount --propagation slave shim " + strings.Join(args, " ") + "\n", false},
+		{"no socket yet", `{"annotations":{"io.kubernetes.cri.container-type":"container","skiff.sh/shim-socket":"` + sock + `x"}}`, "unshare --mount --propagation slave shim " + strings.Join(args, " ") + "\n", false},
+		{"socket outside /run/containerd/s", `{"annotations":{"io.kubernetes.cri.container-type":"container","skiff.sh/shim-socket":"/tmp/s"}}`, "unshare --mount --propagation slave shim " + strings.Join(args, " ") + "\n", false},
+	} {
+		bundle := t.TempDir()
+		if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(tc.spec), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(wrapper, args...)
+		cmd.Dir = bundle
+		out, err := cmd.Output()
+		if err != nil || string(out) != tc.want {
+			t.Errorf("%s: %q, %v; want %q", tc.name, out, err, tc.want)
+		}
+		b, err := os.ReadFile(filepath.Join(bundle, "address"))
+		if tc.address && (err != nil || string(b) != tc.want) {
+			t.Errorf("%s: address file %q, %v", tc.name, b, err)
+		}
+		if !tc.address && err == nil {
+			t.Errorf("%s: address file written", tc.name)
+		}
+	}
+	// delete and other actions go to the real shim.
+	cmd := exec.Command(wrapper, "-namespace", "k8s.io", "-id", "c1", "delete")
+	cmd.Dir = t.TempDir()
+	if out, err := cmd.Output(); err != nil || !strings.HasPrefix(string(out), "unshare --mount") {
+		t.Errorf("delete: %q, %v", out, err)
 	}
 }

@@ -52,8 +52,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
         runtime_type = "io.containerd.runc.v2"
         # The kubelet's shim group (io.containerd.runc.v2.group) reaches the
-        # sandbox's and its containers' specs, so pods share a few shims.
-        pod_annotations = ["io.containerd.runc.v2.group"]
+        # sandbox's and its containers' specs, so pods share a few shims; the
+        # group's socket (skiff.sh/shim-socket) is for the shim wrapper.
+        pod_annotations = ["io.containerd.runc.v2.group", "skiff.sh/shim-socket"]
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
           SystemdCgroup = false
           # runc's container state next to containerd's (its default,
@@ -63,7 +64,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       # no portmap plugin, one exec less per sandbox start and stop.
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{{.NoHostPortHandler}}]
         runtime_type = "io.containerd.runc.v2"
-        pod_annotations = ["io.containerd.runc.v2.group"]
+        pod_annotations = ["io.containerd.runc.v2.group", "skiff.sh/shim-socket"]
         cni_conf_dir = {{q .NoHostPortCNIConfDir}}
         cni_max_conf_num = 1
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{{.NoHostPortHandler}}.options]
