@@ -53,7 +53,7 @@ type shimGroupSet struct {
 	run string // this kubelet run, in every name
 	// address is containerd's socket; "" leaves shimSocketAnnotation out.
 	address string
-	mu  [shimGroups]sync.Mutex
+	mu      [shimGroups]sync.Mutex
 
 	state sync.Mutex
 	gen   [shimGroups]int
