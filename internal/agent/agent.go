@@ -104,8 +104,11 @@ func New(cfg Config) (*Agent, error) {
 	sup, err := containerd.New(containerd.Config{
 		DataDir:      cfg.DataDir,
 		SandboxImage: images.PauseImage,
-		Prepare:      images.Preparer(cfg.DataDir, cfg.Logger),
-		Logger:       cfg.Logger,
+		StateTmpfs:   true,
+		// runc parses the mount table several times per container.
+		ShimMountNamespaces: true,
+		Prepare:             images.Preparer(cfg.DataDir, cfg.Logger),
+		Logger:              cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -125,6 +128,7 @@ func New(cfg Config) (*Agent, error) {
 		ServingCertificate: getServingCert,
 		Client:             cfg.Client, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir,
 		RuntimeEndpoint: sup.Endpoint(), CNIConfDir: sup.Config().CNIConfDir, Bridge: cfg.Bridge,
+		NoHostPortHandler: containerd.NoHostPortHandler, NoHostPortCNIConfDir: sup.Config().NoHostPortCNIConfDir(),
 		KubeletVersion: cfg.KubeletVersion, ClientCAs: clientCAs, Port: cfg.KubeletPort, Logger: cfg.Logger,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 	})

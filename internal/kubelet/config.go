@@ -42,6 +42,10 @@ type Config struct {
 	// CNIConfDir is where the pod network config is written (the runtime's
 	// conf_dir).
 	CNIConfDir string
+	// NoHostPortHandler, if set, is the runtime handler sandboxes without
+	// host ports run with; its network config (the same, without portmap)
+	// is written to NoHostPortCNIConfDir.
+	NoHostPortHandler, NoHostPortCNIConfDir string
 	// Bridge is the pod network's Linux bridge (default skiff0).
 	Bridge string
 	// KubeletVersion is reported in status.nodeInfo.
@@ -84,6 +88,8 @@ func (c *Config) Validate() error {
 		return errors.New("kubelet: no container runtime endpoint")
 	case c.CNIConfDir == "":
 		return errors.New("kubelet: no CNI conf dir")
+	case (c.NoHostPortHandler == "") != (c.NoHostPortCNIConfDir == ""):
+		return errors.New("kubelet: the runtime handler for pods without host ports needs a CNI conf dir, and the other way round")
 	}
 	if c.NodeIP != "" && net.ParseIP(c.NodeIP) == nil {
 		return fmt.Errorf("kubelet: --node-ip %q: not an IP address", c.NodeIP)

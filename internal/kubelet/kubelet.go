@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,9 +73,13 @@ func New(cfg Config) (*Kubelet, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
+	shims := newShimGroupSet(time.Now())
+	if a, ok := strings.CutPrefix(cfg.RuntimeEndpoint, "unix://"); ok {
+		shims.address = a
+	}
 	return &Kubelet{
 		cfg: cfg, log: cfg.Logger.With("component", "kubelet", "node", cfg.NodeName),
-		ready: make(chan struct{}), now: time.Now, probes: newProbes(), shims: newShimGroupSet(time.Now()),
+		ready: make(chan struct{}), now: time.Now, probes: newProbes(), shims: shims,
 		keys: map[string]string{}, seen: map[string]string{},
 	}, nil
 }

@@ -18,28 +18,30 @@ const cniConfigFile = "10-skiff.conflist"
 // cniConfig is the node's pod network: a bridge that is the pods' gateway
 // (egress is masqueraded by the agent, not the plugin, so pod-to-pod
 // traffic across nodes keeps its source), host-local addresses from podCIDR, and
-// portmap for hostPort. The runtime adds the loopback itself.
-func (k *Kubelet) cniConfig(podCIDR string) ([]byte, error) {
-	conf := map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       "skiff",
-		"plugins": []any{
-			map[string]any{
-				"type":        "bridge",
-				"bridge":      k.cfg.Bridge,
-				"isGateway":   true,
-				"ipMasq":      false,
-				"hairpinMode": true,
-				"ipam": map[string]any{
-					"type":    "host-local",
-					"ranges":  [][]map[string]string{{{"subnet": podCIDR}}},
-					"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
-					"dataDir": k.cfg.ipamDir(),
-				},
+// portmap for hostPort unless portmap is false (the config of the runtime
+// handler for pods without host ports). The runtime adds the loopback itself.
+func (k *Kubelet) cniConfig(podCIDR string, portmap bool) ([]byte, error) {
+	plugins := []any{
+		map[string]any{
+			"type":        "bridge",
+			"bridge":      k.cfg.Bridge,
+			"isGateway":   true,
+			"ipMasq":      false,
+			"hairpinMode": true,
+			"ipam": map[string]any{
+				"type":    "host-local",
+				"ranges":  [][]map[string]string{{{"subnet": podCIDR}}},
+				"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
+				"dataDir": k.cfg.ipamDir(),
 			},
-			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": true},
 		},
 	}
+	if portmap {
+		plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": true})
+	}
+	// One network name for both: a sandbox's IP allocation and teardown
+	// do not depend on which of the two it was started with.
+	conf := map[string]any{"cniVersion": "1.0.0", "name": "skiff", "plugins": plugins}
 	return json.MarshalIndent(conf, "", "  ")
 }
 
@@ -49,23 +51,16 @@ func (k *Kubelet) setupNetwork(ctx context.Context, podCIDR string) error {
 	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644); err != nil {
 		return fmt.Errorf("kubelet: enable ip_forward: %w", err)
 	}
-	b, err := k.cniConfig(podCIDR)
+	// The config without portmap first: the runtime reports its network
+	// ready once the default one is loaded.
+	if k.cfg.NoHostPortCNIConfDir != "" {
+		if _, err := k.writeCNIConfig(k.cfg.NoHostPortCNIConfDir, podCIDR, false); err != nil {
+			return err
+		}
+	}
+	path, err := k.writeCNIConfig(k.cfg.CNIConfDir, podCIDR, true)
 	if err != nil {
 		return err
-	}
-	if err := os.MkdirAll(k.cfg.CNIConfDir, 0o755); err != nil {
-		return fmt.Errorf("kubelet: cni conf dir: %w", err)
-	}
-	path := filepath.Join(k.cfg.CNIConfDir, cniConfigFile)
-	if old, err := os.ReadFile(path); err != nil || string(old) != string(b) {
-		tmp := path + ".tmp" // a rename, so the runtime never loads half a file
-		if err := os.WriteFile(tmp, b, 0o644); err != nil {
-			return fmt.Errorf("kubelet: write cni config: %w", err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return fmt.Errorf("kubelet: write cni config: %w", err)
-		}
-		k.log.Info("wrote pod network config", "path", path, "podCIDR", podCIDR, "bridge", k.cfg.Bridge)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -82,6 +77,31 @@ func (k *Kubelet) setupNetwork(ctx context.Context, podCIDR string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// writeCNIConfig writes the pod network config for podCIDR into dir
+// unless it is there already, and returns its path.
+func (k *Kubelet) writeCNIConfig(dir, podCIDR string, portmap bool) (string, error) {
+	b, err := k.cniConfig(podCIDR, portmap)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("kubelet: cni conf dir: %w", err)
+	}
+	path := filepath.Join(dir, cniConfigFile)
+	if old, err := os.ReadFile(path); err == nil && string(old) == string(b) {
+		return path, nil
+	}
+	tmp := path + ".tmp" // a rename, so the runtime never loads half a file
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return "", fmt.Errorf("kubelet: write cni config: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("kubelet: write cni config: %w", err)
+	}
+	k.log.Info("wrote pod network config", "path", path, "podCIDR", podCIDR, "bridge", k.cfg.Bridge, "portmap", portmap)
+	return path, nil
 }
 
 func (k *Kubelet) networkReady(ctx context.Context) (bool, string) {
@@ -119,4 +139,14 @@ func hostDNS() *runtimeapi.DNSConfig {
 		}
 	}
 	return dns
+}
+
+// runtimeHandler is the runtime handler a sandbox starts with: the one
+// without portmap in its network config unless the pod has host ports.
+// Its containers and its teardown follow the sandbox's handler.
+func (k *Kubelet) runtimeHandler(cfg *runtimeapi.PodSandboxConfig) string {
+	if len(cfg.GetPortMappings()) > 0 {
+		return ""
+	}
+	return k.cfg.NoHostPortHandler
 }

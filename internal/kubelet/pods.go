@@ -111,7 +111,7 @@ func (k *Kubelet) runPod(ctx context.Context, p *corev1.Pod) error {
 		}
 		start := k.now()
 		tokensFetched := k.prefetchTokens(ctx, p)
-		id, err := k.shims.runSandbox(p.UID, sbCfg, func() (string, error) { return k.rt.RunPodSandbox(ctx, sbCfg, "") })
+		id, err := k.shims.runSandbox(p.UID, sbCfg, func() (string, error) { return k.rt.RunPodSandbox(ctx, sbCfg, k.runtimeHandler(sbCfg)) })
 		tokensFetched()
 		if err != nil {
 			return err

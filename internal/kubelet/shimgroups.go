@@ -2,7 +2,10 @@ package kubelet
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"hash/fnv"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -16,6 +19,21 @@ import (
 // carries the same value from one process. The agent's containerd passes it
 // from the sandbox config to the OCI specs (the runtime's pod_annotations).
 const shimGroupAnnotation = "io.containerd.runc.v2.group"
+
+// shimSocketAnnotation carries the socket of the group's shim to the
+// sandbox's and its containers' specs (the runtime's pod_annotations): the
+// agent's shim wrapper answers a container's shim start itself when that
+// socket is there (internal/agent/containerd/shimns.go), instead of
+// starting a shim process only to find the group's shim running.
+const shimSocketAnnotation = "skiff.sh/shim-socket"
+
+// shimSocket is where containerd 1.6's runc v2 shim of group listens
+// (shim.SocketAddress: the SHA-256 of the containerd address, the CRI
+// namespace and the group, under /run/containerd/s).
+func shimSocket(containerdAddress, group string) string {
+	sum := sha256.Sum256([]byte(filepath.Join(containerdAddress, "k8s.io", group)))
+	return "/run/containerd/s/" + hex.EncodeToString(sum[:])
+}
 
 // shimGroups is how many shims the node's pods share. Without grouping
 // each pod starts a shim of its own (a process start, its own ttrpc
@@ -33,7 +51,9 @@ const shimGroups = 8
 // start picks a name whose shim a concurrent stop is shutting down.
 type shimGroupSet struct {
 	run string // this kubelet run, in every name
-	mu  [shimGroups]sync.Mutex
+	// address is containerd's socket; "" leaves shimSocketAnnotation out.
+	address string
+	mu      [shimGroups]sync.Mutex
 
 	state sync.Mutex
 	gen   [shimGroups]int
@@ -73,6 +93,11 @@ func (s *shimGroupSet) runSandbox(uid types.UID, cfg *runtimeapi.PodSandboxConfi
 		a[k] = v
 	}
 	a[shimGroupAnnotation] = name
+	if s.address != "" {
+		a[shimSocketAnnotation] = shimSocket(s.address, name)
+	} else {
+		delete(a, shimSocketAnnotation)
+	}
 	cfg.Annotations = a
 	id, err := start()
 	s.state.Lock()

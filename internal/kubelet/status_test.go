@@ -178,6 +178,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad node ip", "--node-ip", func(c *Config) { c.NodeIP = "x" }},
 		{"long bridge", "bridge", func(c *Config) { c.Bridge = "a-very-long-bridge-name" }},
 		{"negative lease", "lease renew", func(c *Config) { c.LeaseRenew = -1 }},
+		{"handler without conf dir", "host ports", func(c *Config) { c.NoHostPortHandler = "runc-nohostport" }},
+		{"conf dir without handler", "host ports", func(c *Config) { c.NoHostPortCNIConfDir = "/etc/cni-nohostport" }},
 	} {
 		c := good()
 		tc.edit(&c)
@@ -189,7 +191,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestCNIConfig(t *testing.T) {
 	k := testKubelet()
-	b, err := k.cniConfig("10.42.3.0/24")
+	b, err := k.cniConfig("10.42.3.0/24", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,5 +233,52 @@ func TestContainerConfig(t *testing.T) {
 	sb := testKubelet().sandboxConfig(p, 0)
 	if sb.Labels[labelPodUID] != "u1" || sb.Hostname != "p" || sb.Metadata.Uid != "u1" {
 		t.Errorf("sandbox config %+v", sb)
+	}
+}
+
+func TestCNIConfigWithoutPortmap(t *testing.T) {
+	k := testKubelet()
+	with, err := k.cniConfig("10.42.3.0/24", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	without, err := k.cniConfig("10.42.3.0/24", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b struct {
+		Name    string
+		Plugins []map[string]any
+	}
+	if err := json.Unmarshal(with, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(without, &b); err != nil {
+		t.Fatal(err)
+	}
+	// One network (the IPAM pool is per network name), one plugin fewer.
+	if a.Name != b.Name || len(b.Plugins) != 1 || b.Plugins[0]["type"] != "bridge" || len(a.Plugins) != 2 {
+		t.Errorf("with portmap %s\nwithout %s", with, without)
+	}
+}
+
+func TestRuntimeHandler(t *testing.T) {
+	k := testKubelet()
+	k.cfg.NoHostPortHandler = "runc-nohostport"
+	for _, tc := range []struct {
+		name  string
+		ports []*runtimeapi.PortMapping
+		want  string
+	}{
+		{"no ports", nil, "runc-nohostport"},
+		{"host port", []*runtimeapi.PortMapping{{ContainerPort: 80, HostPort: 8080}}, ""},
+	} {
+		if got := k.runtimeHandler(&runtimeapi.PodSandboxConfig{PortMappings: tc.ports}); got != tc.want {
+			t.Errorf("%s: handler %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	k.cfg.NoHostPortHandler = ""
+	if got := k.runtimeHandler(&runtimeapi.PodSandboxConfig{}); got != "" {
+		t.Errorf("without a handler configured: %q", got)
 	}
 }

@@ -16,7 +16,15 @@ import (
 // cleanNode removes every sandbox left in dataDir's containerd (containers
 // outlive a stopped agent in their shims): it runs a bare containerd on the
 // data dir, stops and removes the sandboxes through CRI, and stops it.
+// Then it unmounts the containerd state tmpfs the agent mounted.
 func cleanNode(dataDir string) error {
+	if err := removeSandboxes(dataDir); err != nil {
+		return err
+	}
+	return containerd.UnmountState(dataDir)
+}
+
+func removeSandboxes(dataDir string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sup, err := containerd.New(containerd.Config{DataDir: dataDir, SandboxImage: images.PauseImage, Logger: log,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second})

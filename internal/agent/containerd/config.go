@@ -37,6 +37,14 @@ type Config struct {
 	// CNIBinDir holds the CNI plugins; CNIConfDir the network configs
 	// (default <DataDir>/agent/cni/net.d).
 	CNIBinDir, CNIConfDir string
+	// StateTmpfs puts containerd's state directory (and runc's, under it)
+	// on a tmpfs of its own, mounted at the first start and kept across
+	// agent and containerd restarts; UnmountState removes it.
+	StateTmpfs bool
+	// ShimMountNamespaces starts each shim in a mount namespace of its own,
+	// a slave of the agent's (see shimns.go), so runc parses a short mount
+	// table; the agent directory and /run/netns become shared mounts.
+	ShimMountNamespaces bool
 	// LogLevel is containerd's log level (default warn).
 	LogLevel string
 	// StartTimeout bounds the wait for a started containerd to answer CRI;
@@ -117,6 +125,15 @@ func (c *Config) setDefaults() {
 		c.Logger = slog.Default()
 	}
 }
+
+// NoHostPortHandler is the CRI runtime handler for pods without hostPort:
+// runc as the default handler, with the network config in
+// NoHostPortCNIConfDir (the kubelet's, without portmap).
+const NoHostPortHandler = "runc-nohostport"
+
+// NoHostPortCNIConfDir is the network config directory of
+// NoHostPortHandler, next to CNIConfDir.
+func (c Config) NoHostPortCNIConfDir() string { return c.CNIConfDir + "-nohostport" }
 
 // Dir is containerd's directory, <DataDir>/agent/containerd.
 func (c *Config) Dir() string { return Dir(c.DataDir) }

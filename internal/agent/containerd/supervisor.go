@@ -22,6 +22,10 @@ type Supervisor struct {
 	log   *slog.Logger
 	ready chan struct{}
 
+	// shimDir holds the shim wrapper (shimns.go), "" if shims start as
+	// they are; set before the first start.
+	shimDir string
+
 	mu  sync.Mutex
 	pid int
 }
@@ -128,6 +132,22 @@ func (s *Supervisor) writeFiles() error {
 			return fmt.Errorf("containerd: %w", err)
 		}
 	}
+	s.shimDir = ""
+	if s.cfg.ShimMountNamespaces {
+		d, err := prepareShimMountNamespaces(s.cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		if d == "" {
+			s.log.Warn("shims run in the agent's mount namespace: unshare or " + shimBinary + " not found")
+		}
+		s.shimDir = d
+	}
+	if s.cfg.StateTmpfs {
+		if err := mountStateTmpfs(s.cfg.DataDir); err != nil {
+			return err
+		}
+	}
 	b, err := renderConfig(&s.cfg, !canLowerOOMScore())
 	if err != nil {
 		return fmt.Errorf("containerd: render config: %w", err)
@@ -154,6 +174,11 @@ func (s *Supervisor) start() (*process, error) {
 	defer logf.Close() // the child has its own descriptor
 	cmd := exec.Command(s.cfg.Binary, "--config", s.cfg.ConfigPath())
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if s.shimDir != "" {
+		// containerd 1.6's CRI ignores a runtime's runtime_path: it finds
+		// the shim in PATH, so the wrapper of the same name goes first.
+		cmd.Env = append(os.Environ(), "PATH="+s.shimDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
 	// Its own process group: a Ctrl-C meant for the agent must not reach
 	// containerd before the agent decides to stop it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -52,10 +52,24 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
         runtime_type = "io.containerd.runc.v2"
         # The kubelet's shim group (io.containerd.runc.v2.group) reaches the
-        # sandbox's and its containers' specs, so pods share a few shims.
-        pod_annotations = ["io.containerd.runc.v2.group"]
+        # sandbox's and its containers' specs, so pods share a few shims; the
+        # group's socket (skiff.sh/shim-socket) is for the shim wrapper.
+        pod_annotations = ["io.containerd.runc.v2.group", "skiff.sh/shim-socket"]
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
           SystemdCgroup = false
+          # runc's container state next to containerd's (its default,
+          # /run/containerd/runc, is shared by every containerd here).
+          Root = {{q .RuncRoot}}
+      # The same runtime for pods without hostPort: its network config has
+      # no portmap plugin, one exec less per sandbox start and stop.
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{{.NoHostPortHandler}}]
+        runtime_type = "io.containerd.runc.v2"
+        pod_annotations = ["io.containerd.runc.v2.group", "skiff.sh/shim-socket"]
+        cni_conf_dir = {{q .NoHostPortCNIConfDir}}
+        cni_max_conf_num = 1
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{{.NoHostPortHandler}}.options]
+          SystemdCgroup = false
+          Root = {{q .RuncRoot}}
     # Registry hosts (mirrors, plain HTTP, CAs) as containerd's hosts.toml
     # files, one directory per registry host; read at every pull.
     [plugins."io.containerd.grpc.v1.cri".registry]
@@ -71,16 +85,19 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 func renderConfig(c *Config, restrictOOM bool) ([]byte, error) {
 	var b bytes.Buffer
 	err := configTemplate.Execute(&b, map[string]any{
-		"RestrictOOM":  restrictOOM,
-		"Root":         filepath.Join(c.Dir(), "root"),
-		"State":        filepath.Join(c.Dir(), "state"),
-		"Opt":          filepath.Join(c.Dir(), "opt"),
-		"Socket":       c.Socket(),
-		"LogLevel":     c.LogLevel,
-		"SandboxImage": c.SandboxImage,
-		"CNIBinDir":    c.CNIBinDir,
-		"CNIConfDir":   c.CNIConfDir,
-		"RegistryDir":  c.RegistryDir(),
+		"RestrictOOM":          restrictOOM,
+		"Root":                 filepath.Join(c.Dir(), "root"),
+		"State":                StateDir(c.DataDir),
+		"RuncRoot":             runcRoot(c.DataDir),
+		"Opt":                  filepath.Join(c.Dir(), "opt"),
+		"Socket":               c.Socket(),
+		"LogLevel":             c.LogLevel,
+		"SandboxImage":         c.SandboxImage,
+		"CNIBinDir":            c.CNIBinDir,
+		"CNIConfDir":           c.CNIConfDir,
+		"RegistryDir":          c.RegistryDir(),
+		"NoHostPortHandler":    NoHostPortHandler,
+		"NoHostPortCNIConfDir": c.NoHostPortCNIConfDir(),
 	})
 	return b.Bytes(), err
 }

@@ -194,6 +194,10 @@ func startAgent(t *testing.T, srv *Server, netns, serverURL, node, bridge string
 			}
 		}
 		rt.Stop()
+		// The agent's containerd state is a tmpfs: the data dir goes after.
+		if err := containerd.UnmountState(dir); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
 	})
 	a.Start()
 	return a

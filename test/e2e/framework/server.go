@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-sh/skiff/internal/agent/containerd"
 )
 
 // readyLine is what `skiff server` prints once it serves.
@@ -79,6 +81,13 @@ func StartServer(t testing.TB, args ...string) *Server {
 	t.Helper()
 	s := &Server{t: t, DataDir: t.TempDir(), Port: FreePort(t), Args: args}
 	s.Kubeconfig = filepath.Join(s.DataDir, "admin.kubeconfig")
+	// After Stop: a server that runs its own agent leaves containerd's
+	// state tmpfs and the agent dir's bind mount (internal/agent/containerd).
+	t.Cleanup(func() {
+		if err := containerd.UnmountState(s.DataDir); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s

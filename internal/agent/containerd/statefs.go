@@ -1,0 +1,99 @@
+package containerd
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// tmpfsMagic is statfs's f_type of a tmpfs.
+const tmpfsMagic = 0x01021994
+
+// StateDir is containerd's state directory in a skiff data dir: task
+// bundles, sandbox shm, FIFOs and (with the runc root under it) runc's
+// container state.
+func StateDir(dataDir string) string { return filepath.Join(Dir(dataDir), "state") }
+
+// runcRoot is runc's state root, under containerd's state so that it is on
+// the same tmpfs (runc's default, /run/containerd/runc, is shared by every
+// containerd of the machine and on disk where /run is not a tmpfs).
+func runcRoot(dataDir string) string { return filepath.Join(StateDir(dataDir), "runc") }
+
+// isTmpfs reports whether dir is on a tmpfs.
+func isTmpfs(dir string) (bool, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return false, err
+	}
+	return st.Type == tmpfsMagic, nil
+}
+
+// isMountPoint reports whether dir is on another file system than its
+// parent.
+func isMountPoint(dir string) (bool, error) {
+	var st, parent syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return false, err
+	}
+	if err := syscall.Stat(filepath.Dir(dir), &parent); err != nil {
+		return false, err
+	}
+	return st.Dev != parent.Dev, nil
+}
+
+// mountStateTmpfs puts containerd's state directory on a tmpfs, as
+// /run/containerd is on a usual host: every container start creates and
+// every stop removes a few dozen files there (bundle, FIFOs, runc state),
+// which on a disk file system cost inode allocations (an ext4 without a
+// journal scans past every inode freed in the last minute) for data that
+// must not outlive the machine anyway. A tmpfs already there (an earlier
+// agent run, whose shims and containers still use it), or a state dir that
+// is on a tmpfs anyway, is kept.
+func mountStateTmpfs(dataDir string) error {
+	dir := StateDir(dataDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("containerd: state dir: %w", err)
+	}
+	if ok, err := isTmpfs(dir); err != nil {
+		return fmt.Errorf("containerd: state dir: %w", err)
+	} else if ok {
+		return nil
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0700"); err != nil {
+		return fmt.Errorf("containerd: mount a tmpfs on the state dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// UnmountState removes the tmpfs under a data dir's containerd state and
+// the agent directory's bind mount (and whatever is mounted below them), so
+// that the data dir can be removed. Run it only once no containerd or shim
+// of the data dir runs. What is not a mount point is left alone.
+func UnmountState(dataDir string) error {
+	if err := unmountStateTmpfs(dataDir); err != nil {
+		return err
+	}
+	return unmountAgentDir(dataDir)
+}
+
+func unmountStateTmpfs(dataDir string) error {
+	dir := StateDir(dataDir)
+	tmp, err := isTmpfs(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("containerd: state dir: %w", err)
+	}
+	if mp, err := isMountPoint(dir); err != nil {
+		return fmt.Errorf("containerd: state dir: %w", err)
+	} else if !tmp || !mp {
+		return nil
+	}
+	if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+		return fmt.Errorf("containerd: unmount the state dir %s: %w", dir, err)
+	}
+	return nil
+}
