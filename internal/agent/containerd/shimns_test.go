@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -101,8 +102,8 @@ func TestShimWrapper(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d mounts on the agent dir after a second start, want 1", n)
 	}
-	if err := mountStateTmpfs(dir); err != nil {
-		t.Fatal(err)
+	if ok, err := mountStateTmpfs(dir); err != nil || !ok {
+		t.Fatalf("mountStateTmpfs = %v, %v", ok, err)
 	}
 	if ok, err := isTmpfs(StateDir(dir)); err != nil || !ok {
 		t.Fatalf("state dir not a tmpfs: %v %v", ok, err)
@@ -176,5 +177,51 @@ func TestShimWrapperScript(t *testing.T) {
 	cmd.Dir = t.TempDir()
 	if out, err := cmd.Output(); err != nil || !strings.HasPrefix(string(out), "unshare --mount") {
 		t.Errorf("delete: %q, %v", out, err)
+	}
+}
+
+// TestStateTmpfsKeepsOldTasks: a state dir on disk with the tasks of an
+// agent from before the state tmpfs stays as it is (a tmpfs would hide
+// them), with runc's default root; without tasks it gets the tmpfs and
+// runc's root under it.
+func TestStateTmpfsKeepsOldTasks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	dir := t.TempDir()
+	if ok, _ := isTmpfs(dir); ok {
+		t.Skip("the temp dir is on a tmpfs already")
+	}
+	bundle := filepath.Join(StateDir(dir), "io.containerd.runtime.v2.task", "k8s.io", "abc123")
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := mountStateTmpfs(dir); err != nil || ok {
+		t.Fatalf("with an old task: mountStateTmpfs = %v, %v; want false, no mount", ok, err)
+	}
+	if _, err := os.Stat(bundle); err != nil {
+		t.Fatalf("the old task's bundle is hidden: %v", err)
+	}
+	if r := runcRootFor(dir); r != "" {
+		t.Errorf("runc root with old tasks = %q, want runc's default", r)
+	}
+	b, err := renderConfig(&Config{DataDir: dir, SandboxImage: "pause"}, false)
+	if err != nil || strings.Contains(string(b), "Root = ") {
+		t.Errorf("config with old tasks sets a runc Root (%v):\n%s", err, b)
+	}
+
+	if err := os.RemoveAll(filepath.Join(StateDir(dir), "io.containerd.runtime.v2.task")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := mountStateTmpfs(dir); err != nil || !ok {
+		t.Fatalf("without tasks: mountStateTmpfs = %v, %v; want a tmpfs", ok, err)
+	}
+	t.Cleanup(func() { UnmountState(dir) })
+	if r := runcRootFor(dir); r != runcRoot(dir) {
+		t.Errorf("runc root on the tmpfs = %q, want %q", r, runcRoot(dir))
+	}
+	b, err = renderConfig(&Config{DataDir: dir, SandboxImage: "pause"}, false)
+	if err != nil || strings.Count(string(b), "Root = "+strconv.Quote(runcRoot(dir))) != 2 {
+		t.Errorf("config on the tmpfs: want both runtimes' Root %s (%v):\n%s", runcRoot(dir), err, b)
 	}
 }

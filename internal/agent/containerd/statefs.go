@@ -50,21 +50,44 @@ func isMountPoint(dir string) (bool, error) {
 // journal scans past every inode freed in the last minute) for data that
 // must not outlive the machine anyway. A tmpfs already there (an earlier
 // agent run, whose shims and containers still use it), or a state dir that
-// is on a tmpfs anyway, is kept.
-func mountStateTmpfs(dataDir string) error {
+// is on a tmpfs anyway, is kept. So is a state dir on disk that holds
+// tasks (an agent from before the tmpfs, whose containers still run): a
+// tmpfs on it would hide them from containerd; the tmpfs comes at the
+// first start without them. It reports whether the state is on a tmpfs.
+func mountStateTmpfs(dataDir string) (bool, error) {
 	dir := StateDir(dataDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("containerd: state dir: %w", err)
+		return false, fmt.Errorf("containerd: state dir: %w", err)
 	}
 	if ok, err := isTmpfs(dir); err != nil {
-		return fmt.Errorf("containerd: state dir: %w", err)
+		return false, fmt.Errorf("containerd: state dir: %w", err)
 	} else if ok {
-		return nil
+		return true, nil
+	}
+	if hasTasks(dir) {
+		return false, nil
 	}
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0700"); err != nil {
-		return fmt.Errorf("containerd: mount a tmpfs on the state dir %s: %w", dir, err)
+		return false, fmt.Errorf("containerd: mount a tmpfs on the state dir %s: %w", dir, err)
 	}
-	return nil
+	return true, nil
+}
+
+// hasTasks reports whether a containerd state dir holds task bundles
+// (io.containerd.runtime.v2.task/<namespace>/<id>).
+func hasTasks(stateDir string) bool {
+	m, _ := filepath.Glob(filepath.Join(stateDir, "io.containerd.runtime.v2.task", "*", "*"))
+	return len(m) > 0
+}
+
+// runcRootFor is runc's root for a state dir: runcRoot on a tmpfs state,
+// else "" (runc's default, where an agent from before the tmpfs had its
+// containers' state).
+func runcRootFor(dataDir string) string {
+	if ok, err := isTmpfs(StateDir(dataDir)); err == nil && ok {
+		return runcRoot(dataDir)
+	}
+	return ""
 }
 
 // UnmountState removes the tmpfs under a data dir's containerd state and

@@ -144,8 +144,13 @@ func (s *Supervisor) writeFiles() error {
 		s.shimDir = d
 	}
 	if s.cfg.StateTmpfs {
-		if err := mountStateTmpfs(s.cfg.DataDir); err != nil {
+		onTmpfs, err := mountStateTmpfs(s.cfg.DataDir)
+		if err != nil {
 			return err
+		}
+		if !onTmpfs {
+			s.log.Warn("containerd's state dir holds tasks of an agent from before the state tmpfs: kept on disk until they are gone",
+				"dir", StateDir(s.cfg.DataDir))
 		}
 	}
 	b, err := renderConfig(&s.cfg, !canLowerOOMScore())

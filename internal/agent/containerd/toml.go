@@ -57,9 +57,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         pod_annotations = ["io.containerd.runc.v2.group", "skiff.sh/shim-socket"]
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
           SystemdCgroup = false
+          {{- if .RuncRoot}}
           # runc's container state next to containerd's (its default,
           # /run/containerd/runc, is shared by every containerd here).
           Root = {{q .RuncRoot}}
+          {{- end}}
       # The same runtime for pods without hostPort: its network config has
       # no portmap plugin, one exec less per sandbox start and stop.
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{{.NoHostPortHandler}}]
@@ -69,7 +71,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         cni_max_conf_num = 1
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{{.NoHostPortHandler}}.options]
           SystemdCgroup = false
+          {{- if .RuncRoot}}
           Root = {{q .RuncRoot}}
+          {{- end}}
     # Registry hosts (mirrors, plain HTTP, CAs) as containerd's hosts.toml
     # files, one directory per registry host; read at every pull.
     [plugins."io.containerd.grpc.v1.cri".registry]
@@ -88,7 +92,7 @@ func renderConfig(c *Config, restrictOOM bool) ([]byte, error) {
 		"RestrictOOM":          restrictOOM,
 		"Root":                 filepath.Join(c.Dir(), "root"),
 		"State":                StateDir(c.DataDir),
-		"RuncRoot":             runcRoot(c.DataDir),
+		"RuncRoot":             runcRootFor(c.DataDir),
 		"Opt":                  filepath.Join(c.Dir(), "opt"),
 		"Socket":               c.Socket(),
 		"LogLevel":             c.LogLevel,
