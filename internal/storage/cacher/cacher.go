@@ -82,7 +82,7 @@ type Cacher struct {
 	ready  chan struct{}
 
 	mu       sync.RWMutex
-	changed  *sync.Cond // broadcast when rev moves
+	changed  *sync.Cond                // broadcast when rev moves
 	items    map[string]*cachingObject // current objects with their encodings
 	rev      int64
 	events   []event // ring buffer of the last EventWindow events
