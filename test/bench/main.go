@@ -205,6 +205,29 @@ func run(bin string, nPods, nWatchers int, profileDir string) error {
 		}()
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The server's side alone: the raw response read to its end, not
+	// decoded (the first LIST of a format may encode what no watch had).
+	for _, proto := range []bool{false, true} {
+		accept, name := "application/json", "JSON"
+		if proto {
+			accept, name = "application/vnd.kubernetes.protobuf", "protobuf"
+		}
+		rc := clientset(cfg, proto).CoreV1().RESTClient()
+		var lat []time.Duration
+		size := 0
+		for i := 0; i < 7; i++ {
+			t0 := time.Now()
+			data, err := rc.Get().AbsPath("/api/v1/namespaces/list/pods").SetHeader("Accept", accept).DoRaw(ctx)
+			if err != nil {
+				return fmt.Errorf("raw list: %w", err)
+			}
+			lat = append(lat, time.Since(t0))
+			size = len(data)
+		}
+		first := lat[0].Round(time.Millisecond)
+		fmt.Printf("LIST %d pods (%s, raw, no client decode): first %v, median %v (7 runs), %.1f MB\n", nPods, name,
+			first, pct(lat, 50), float64(size)/1e6)
+	}
 	for _, proto := range []bool{false, true} {
 		cs := clientset(cfg, proto)
 		var lat []time.Duration
