@@ -138,6 +138,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, res *resource, inf
 		s.writeError(w, r, err, res.gr, "")
 		return
 	}
+	clearItemKinds(list)
 	s.respond(w, r, res, http.StatusOK, list)
 }
 
@@ -166,12 +167,27 @@ func (s *Server) writeCachedList(w http.ResponseWriter, r *http.Request, res *re
 		s.writeError(w, r, err, res.gr, "")
 		return
 	}
+	clearItemKinds(list)
 	if lm, err := meta.ListAccessor(list); err == nil {
 		lm.SetResourceVersion(page.ResourceVersion)
 		lm.SetContinue(page.Continue)
 		lm.SetRemainingItemCount(page.RemainingItemCount)
 	}
 	s.respond(w, r, res, http.StatusOK, list)
+}
+
+// clearItemKinds empties the kind and apiVersion of a typed list's items
+// (the store's decoded objects carry them): as upstream's lists, whose
+// items come from internal objects, and as the spliced lists. Items of
+// unstructured lists keep theirs.
+func clearItemKinds(list runtime.Object) {
+	if _, ok := list.(runtime.Unstructured); ok {
+		return
+	}
+	_ = meta.EachListItem(list, func(o runtime.Object) error {
+		o.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+		return nil
+	})
 }
 
 // respond writes an object or list of the resource in the negotiated
