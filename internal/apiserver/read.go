@@ -1,10 +1,12 @@
 package apiserver
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -12,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/skiff-sh/skiff/internal/storage"
+	"github.com/skiff-sh/skiff/internal/storage/cacher"
 )
 
 // get serves GET of one object.
@@ -115,12 +118,76 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, res *resource, inf
 		s.watch(w, r, res, info)
 		return
 	}
+	if cl, ok := res.store.(cachedLister); ok {
+		if sinfo, mt, ok := s.codecs.negotiateOutput(r, acceptAs); ok && spliceFormat(sinfo, mt) {
+			if sp, ok := newListSplice(res, sinfo); ok {
+				page, served, err := cl.ListCached(r.Context(), res.listKey(info.Namespace), so)
+				if err != nil {
+					s.writeError(w, r, err, res.gr, "")
+					return
+				}
+				if served {
+					s.writeCachedList(w, r, res, sp, page)
+					return
+				}
+			}
+		}
+	}
 	list := res.NewList()
 	if err := res.store.GetList(r.Context(), res.listKey(info.Namespace), so, list); err != nil {
 		s.writeError(w, r, err, res.gr, "")
 		return
 	}
+	clearItemKinds(list)
 	s.respond(w, r, res, http.StatusOK, list)
+}
+
+// writeCachedList writes a list page from the watch cache by splicing its
+// items' cached encodings; items whose encodings are not in the expected
+// shape make it encode the typed list instead.
+func (s *Server) writeCachedList(w http.ResponseWriter, r *http.Request, res *resource, sp *listSplice, page *cacher.CachedList) {
+	err := sp.write(w, http.StatusOK, page)
+	if err == nil {
+		return
+	}
+	if !errors.Is(err, errNotSpliceable) {
+		s.log.Debug("write list", "err", err)
+		return
+	}
+	list := res.NewList()
+	items := make([]runtime.Object, len(page.Items))
+	for i, it := range page.Items {
+		if co, ok := it.(runtime.CacheableObject); ok {
+			items[i] = co.GetObject()
+		} else {
+			items[i] = it
+		}
+	}
+	if err := meta.SetList(list, items); err != nil {
+		s.writeError(w, r, err, res.gr, "")
+		return
+	}
+	clearItemKinds(list)
+	if lm, err := meta.ListAccessor(list); err == nil {
+		lm.SetResourceVersion(page.ResourceVersion)
+		lm.SetContinue(page.Continue)
+		lm.SetRemainingItemCount(page.RemainingItemCount)
+	}
+	s.respond(w, r, res, http.StatusOK, list)
+}
+
+// clearItemKinds empties the kind and apiVersion of a typed list's items
+// (the store's decoded objects carry them): as upstream's lists, whose
+// items come from internal objects, and as the spliced lists. Items of
+// unstructured lists keep theirs.
+func clearItemKinds(list runtime.Object) {
+	if _, ok := list.(runtime.Unstructured); ok {
+		return
+	}
+	_ = meta.EachListItem(list, func(o runtime.Object) error {
+		o.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+		return nil
+	})
 }
 
 // respond writes an object or list of the resource in the negotiated

@@ -160,6 +160,9 @@ func run(bin string, nPods, nWatchers int, profileDir string) error {
 			clients, rate, pct(lat, 50), pct(lat, 99), errs, cpu, settled, (b1-b0)/float64(n)*1e6)
 		fmt.Printf("         %3d clients: p90 %v  max %v; server GC: %.0f cycles, %.1f ms stopped in all; server-side create latency over 50 ms: %.1f%%\n",
 			clients, pct(lat, 90), pct(lat, 100), g1.cycles-g0.cycles, (g1.pause-g0.pause)*1e3, 100*(1-(g1.fast-g0.fast)/max(1, g1.creates-g0.creates)))
+		if clients == 100 {
+			tailShares(clients, g0, g1, lat)
+		}
 	}
 
 	// Fill to nPods pods in one namespace for LIST and memory.
@@ -204,6 +207,31 @@ func run(bin string, nPods, nWatchers int, profileDir string) error {
 			listProfile <- fetchProfile(ctx, cfg, "profile?seconds=5", filepath.Join(profileDir, "list.pprof"))
 		}()
 		time.Sleep(100 * time.Millisecond)
+	}
+	// The server's side alone: the raw response read to its end, not
+	// decoded (the first LIST of a format may encode what no watch had).
+	for _, proto := range []bool{false, true} {
+		accept, name := "application/json", "JSON"
+		if proto {
+			accept, name = "application/vnd.kubernetes.protobuf", "protobuf"
+		}
+		rc := clientset(cfg, proto).CoreV1().RESTClient()
+		var lat []time.Duration
+		size := 0
+		c0 := srv.cpuSeconds()
+		for i := 0; i < 7; i++ {
+			t0 := time.Now()
+			data, err := rc.Get().AbsPath("/api/v1/namespaces/list/pods").SetHeader("Accept", accept).DoRaw(ctx)
+			if err != nil {
+				return fmt.Errorf("raw list: %w", err)
+			}
+			lat = append(lat, time.Since(t0))
+			size = len(data)
+		}
+		cpu := (srv.cpuSeconds() - c0) / 7 * 1e3
+		first := lat[0].Round(time.Millisecond)
+		fmt.Printf("LIST %d pods (%s, raw, no client decode): first %v, median %v (7 runs), %.1f MB, server CPU %.0f ms/LIST\n", nPods, name,
+			first, pct(lat, 50), float64(size)/1e6, cpu)
 	}
 	for _, proto := range []bool{false, true} {
 		cs := clientset(cfg, proto)
@@ -559,6 +587,35 @@ func statusWrites(ctx context.Context, cfg *rest.Config) float64 {
 type serverFigures struct {
 	cycles, pause float64 // GC cycles; seconds the world was stopped
 	creates, fast float64 // pod creates answered; of them within 50 ms
+	// within counts the pod creates answered within each of
+	// tailBounds, as the server's request histogram has them.
+	within map[string]float64
+}
+
+// tailBounds are the server histogram's buckets the bench compares with
+// what its clients observed.
+var tailBounds = []string{"0.025", "0.05", "0.1", "0.25"}
+
+// tailShares prints, for the creates between g0 and g1, the share slower
+// than each of tailBounds on the server's side (its request histogram:
+// from the handler's start to its end) and as the clients observed them
+// (lat: also the client's own queueing, both ends' HTTP/2 and TLS, and the
+// wait for a server goroutine to read the request).
+func tailShares(clients int, g0, g1 serverFigures, lat []time.Duration) {
+	n := max(1, g1.creates-g0.creates)
+	var b strings.Builder
+	for _, le := range tailBounds {
+		bound, _ := strconv.ParseFloat(le, 64)
+		slow := 0
+		for _, d := range lat {
+			if d.Seconds() > bound {
+				slow++
+			}
+		}
+		fmt.Fprintf(&b, "  >%v ms: server %.1f%%, client %.1f%%", bound*1000, 100*(1-(g1.within[le]-g0.within[le])/n),
+			100*float64(slow)/float64(max(1, len(lat))))
+	}
+	fmt.Printf("         %3d clients: creates slower than%s\n", clients, b.String())
 }
 
 func gcStats(ctx context.Context, cfg *rest.Config) serverFigures {
@@ -584,6 +641,14 @@ func gcStats(ctx context.Context, cfg *rest.Config) serverFigures {
 				g.creates = f
 			} else if strings.Contains(name, `le="0.05"`) {
 				g.fast = f
+			}
+			for _, le := range tailBounds {
+				if strings.Contains(name, `le="`+le+`"`) {
+					if g.within == nil {
+						g.within = map[string]float64{}
+					}
+					g.within[le] = f
+				}
 			}
 		}
 	}

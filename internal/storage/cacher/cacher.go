@@ -43,7 +43,16 @@ type Config struct {
 	// 1024); see dispatch for what happens when it is full.
 	WatcherBuffer int
 	Logger        *slog.Logger
+	// EncodingBudget bounds the bytes of encodings the cache keeps with
+	// its current objects (for watches and lists, see ListCached);
+	// default DefaultEncodingBudget, negative keeps none.
+	EncodingBudget int64
 }
+
+// DefaultEncodingBudget is a resource's default Config.EncodingBudget:
+// 10,000 pods in JSON and protobuf, with and without managedFields, take
+// about 100 MB.
+const DefaultEncodingBudget = 192 << 20
 
 // Validate rejects an incomplete config.
 func (c *Config) Validate() error {
@@ -73,8 +82,8 @@ type Cacher struct {
 	ready  chan struct{}
 
 	mu       sync.RWMutex
-	changed  *sync.Cond // broadcast when rev moves
-	items    map[string]runtime.Object
+	changed  *sync.Cond                // broadcast when rev moves
+	items    map[string]*cachingObject // current objects with their encodings
 	rev      int64
 	events   []event // ring buffer of the last EventWindow events
 	head     int     // index of the oldest event in events
@@ -85,6 +94,8 @@ type Cacher struct {
 	// budget is the time dispatch may wait, in total, for watchers whose
 	// buffers are full before ending them.
 	budget *timeBudget
+	// encBudget counts the encodings items keep.
+	encBudget *encodingBudget
 }
 
 var _ storage.Interface = (*Cacher)(nil)
@@ -104,6 +115,9 @@ func New(ctx context.Context, cfg Config) (*Cacher, error) {
 	if cfg.WatcherBuffer <= 0 {
 		cfg.WatcherBuffer = watcherBuffer
 	}
+	if cfg.EncodingBudget == 0 {
+		cfg.EncodingBudget = DefaultEncodingBudget
+	}
 	if cfg.GetAttrs == nil {
 		cfg.GetAttrs = func(obj runtime.Object) (l labels.Set, f fields.Set, err error) {
 			m, err := meta.Accessor(obj)
@@ -120,7 +134,8 @@ func New(ctx context.Context, cfg Config) (*Cacher, error) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	c := &Cacher{cfg: cfg, log: log, ctx: cctx, cancel: cancel, ready: make(chan struct{}),
-		items: map[string]runtime.Object{}, watchers: map[*cacheWatcher]struct{}{}, budget: newTimeBudget()}
+		items: map[string]*cachingObject{}, watchers: map[*cacheWatcher]struct{}{}, budget: newTimeBudget(),
+		encBudget: &encodingBudget{limit: cfg.EncodingBudget}}
 	c.changed = sync.NewCond(c.mu.RLocker())
 	go c.run()
 	go c.bookmarks()
@@ -187,9 +202,12 @@ func (c *Cacher) syncOnce() error {
 	}
 	defer w.Stop()
 	c.mu.Lock()
-	c.items = make(map[string]runtime.Object, len(objs))
+	for _, o := range c.items {
+		o.release()
+	}
+	c.items = make(map[string]*cachingObject, len(objs))
 	for _, o := range objs {
-		c.items[c.keyOf(o)] = o
+		c.items[c.keyOf(o)] = newHeldObject(o, c.encBudget)
 	}
 	// Watchers cannot be told what happened in the gap: end them, they
 	// re-watch from their last revision (or re-list on 410).
@@ -255,12 +273,21 @@ func (c *Cacher) apply(ev watch.Event) error {
 	}
 	key := c.keyOf(ev.Object)
 	c.mu.Lock()
-	prev := c.items[key]
-	e := event{typ: ev.Type, key: key, obj: ev.Object, prev: prev, rev: rev, shared: newCachingObject(ev.Object)}
+	held := c.items[key]
+	var prev runtime.Object
+	if held != nil {
+		prev = held.obj
+		held.release()
+	}
+	e := event{typ: ev.Type, key: key, obj: ev.Object, prev: prev, rev: rev}
 	if ev.Type == watch.Deleted {
+		e.shared = newCachingObject(ev.Object)
 		delete(c.items, key)
 	} else {
-		c.items[key] = ev.Object
+		// The item and the event share the object and its encodings:
+		// what the watchers encode, lists reuse while it is current.
+		e.shared = newHeldObject(ev.Object, c.encBudget)
+		c.items[key] = e.shared
 		if prev == nil {
 			e.typ = watch.Added
 		} else {
@@ -385,12 +412,12 @@ func (c *Cacher) Create(ctx context.Context, key string, obj, out runtime.Object
 func (c *Cacher) GuaranteedUpdate(ctx context.Context, key string, out runtime.Object, ignoreNotFound bool, pre *storage.Preconditions, try storage.UpdateFunc) error {
 	if s, ok := c.cfg.Storage.(suggestingUpdater); ok {
 		c.mu.RLock()
-		obj, found := c.items[key]
+		held, found := c.items[key]
 		c.mu.RUnlock()
 		if found {
 			// As upstream's cacher: the store starts from a copy of the
 			// cached object and reads etcd only if it turns out stale.
-			return s.GuaranteedUpdateFrom(ctx, key, out, ignoreNotFound, pre, try, obj.DeepCopyObject())
+			return s.GuaranteedUpdateFrom(ctx, key, out, ignoreNotFound, pre, try, held.obj.DeepCopyObject())
 		}
 	}
 	return c.cfg.Storage.GuaranteedUpdate(ctx, key, out, ignoreNotFound, pre, try)
@@ -421,7 +448,7 @@ func (c *Cacher) Get(ctx context.Context, key string, opts storage.GetOptions, o
 		return err
 	}
 	c.mu.RLock()
-	obj, ok := c.items[key]
+	held, ok := c.items[key]
 	cur := c.rev
 	c.mu.RUnlock()
 	if !ok {
@@ -432,7 +459,7 @@ func (c *Cacher) Get(ctx context.Context, key string, opts storage.GetOptions, o
 		}
 		return storage.NewNotFound(key)
 	}
-	return copyInto(obj, out)
+	return copyInto(held.obj, out)
 }
 
 // suggestingUpdater is a store whose updates can start from the cached
@@ -450,9 +477,9 @@ type suggestingUpdater interface {
 func (c *Cacher) Peek(key string, f func(runtime.Object)) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	obj, ok := c.items[key]
+	held, ok := c.items[key]
 	if ok {
-		f(obj)
+		f(held.obj)
 	}
 	return ok
 }
@@ -470,23 +497,68 @@ func copyInto(src, dst runtime.Object) error {
 // GetList serves from memory. A consistent read ("") first asks the store
 // for its current revision and waits until the cache has caught up.
 func (c *Cacher) GetList(ctx context.Context, prefix string, opts storage.ListOptions, listObj runtime.Object) error {
-	if opts.Predicate.Continue != "" || opts.ResourceVersionMatch == "Exact" || !strings.HasPrefix(prefix, c.listPrefix()) {
-		return c.cfg.Storage.GetList(ctx, prefix, opts, listObj)
-	}
-	want, err := parseRV(opts.ResourceVersion)
+	page, ok, err := c.ListCached(ctx, prefix, opts)
 	if err != nil {
 		return err
 	}
+	if !ok {
+		return c.cfg.Storage.GetList(ctx, prefix, opts, listObj)
+	}
+	items := make([]runtime.Object, len(page.Items))
+	for i, it := range page.Items {
+		// No deep copy: SetList copies each object's top-level struct
+		// into the typed list, and callers only read what lists share
+		// below it.
+		items[i] = it.(*cachingObject).obj
+	}
+	if err := meta.SetList(listObj, items); err != nil {
+		return err
+	}
+	lm, err := meta.ListAccessor(listObj)
+	if err != nil {
+		return err
+	}
+	lm.SetResourceVersion(page.ResourceVersion)
+	lm.SetContinue(page.Continue)
+	lm.SetRemainingItemCount(page.RemainingItemCount)
+	return nil
+}
+
+// CachedList is a page of a list served from the cache.
+type CachedList struct {
+	// Items are the cache's current objects, shared with every reader:
+	// each is a runtime.CacheableObject whose encodings are kept with it
+	// (within the cache's budget), so encoding a list of them repeats
+	// little work. Readers must not change them.
+	Items              []runtime.Object
+	ResourceVersion    string
+	Continue           string
+	RemainingItemCount *int64
+}
+
+// ListCached is GetList without the typed list: the page's objects as
+// the cache holds them, for an encoder that splices their encodings. ok
+// is false (and nothing else set) when the list must come from the store
+// (a continue token, resourceVersionMatch=Exact, a prefix outside the
+// cache, or a consistent read the cache could not catch up with).
+func (c *Cacher) ListCached(ctx context.Context, prefix string, opts storage.ListOptions) (page *CachedList, ok bool, err error) {
+	if opts.Predicate.Continue != "" || opts.ResourceVersionMatch == "Exact" || !strings.HasPrefix(prefix, c.listPrefix()) {
+		return nil, false, nil
+	}
+	want, err := parseRV(opts.ResourceVersion)
+	if err != nil {
+		return nil, false, err
+	}
 	if opts.ResourceVersion == "" {
 		if want, err = c.cfg.Storage.CurrentRevision(ctx); err != nil {
-			return err
+			return nil, false, err
 		}
 	}
 	if err := c.waitFor(ctx, want, prefix); err != nil {
 		if opts.ResourceVersion == "" {
-			return c.cfg.Storage.GetList(ctx, prefix, opts, listObj)
+			return nil, false, nil
 		}
-		return err
+		return nil, false, err
 	}
 	c.mu.RLock()
 	rev := c.rev
@@ -497,14 +569,14 @@ func (c *Cacher) GetList(ctx context.Context, prefix string, opts storage.ListOp
 		}
 	}
 	sort.Strings(keys)
-	var items []runtime.Object
+	items := make([]runtime.Object, 0, len(keys))
 	var lastKey string
 	more := false
 	for _, k := range keys {
-		obj := c.items[k]
-		if ok, err := c.matches(opts.Predicate, obj); err != nil {
+		held := c.items[k]
+		if ok, err := c.matches(opts.Predicate, held.obj); err != nil {
 			c.mu.RUnlock()
-			return err
+			return nil, false, err
 		} else if !ok {
 			continue
 		}
@@ -512,9 +584,7 @@ func (c *Cacher) GetList(ctx context.Context, prefix string, opts storage.ListOp
 			more = true
 			break
 		}
-		// No deep copy: SetList copies each object's top-level struct into
-		// the typed list, and callers only read what lists share below it.
-		items = append(items, obj)
+		items = append(items, held)
 		lastKey = k
 	}
 	remaining := int64(0)
@@ -522,27 +592,18 @@ func (c *Cacher) GetList(ctx context.Context, prefix string, opts storage.ListOp
 		remaining = int64(len(keys) - sort.SearchStrings(keys, lastKey) - 1)
 	}
 	c.mu.RUnlock()
-	if err := meta.SetList(listObj, items); err != nil {
-		return err
-	}
-	lm, err := meta.ListAccessor(listObj)
-	if err != nil {
-		return err
-	}
-	lm.SetResourceVersion(strconv.FormatInt(rev, 10))
-	lm.SetContinue("")
-	lm.SetRemainingItemCount(nil)
+	page = &CachedList{Items: items, ResourceVersion: strconv.FormatInt(rev, 10)}
 	if more {
 		tok, err := json.Marshal(map[string]interface{}{"v": "meta.k8s.io/v1", "rv": rev, "start": strings.TrimPrefix(lastKey, prefix) + "\x00"})
 		if err != nil {
-			return err
+			return nil, false, err
 		}
-		lm.SetContinue(base64.RawURLEncoding.EncodeToString(tok))
+		page.Continue = base64.RawURLEncoding.EncodeToString(tok)
 		if remaining > 0 {
-			lm.SetRemainingItemCount(&remaining)
+			page.RemainingItemCount = &remaining
 		}
 	}
-	return nil
+	return page, true, nil
 }
 
 func (c *Cacher) matches(p storage.SelectionPredicate, obj runtime.Object) (bool, error) {

@@ -150,3 +150,42 @@ func TestPeek(t *testing.T) {
 		t.Fatal("peek found a missing key")
 	}
 }
+
+// TestListCached: the page holds the cache's current objects (shared, with
+// their encodings), the list's revision and a continue token past a limit;
+// a continue token goes to the store.
+func TestListCached(t *testing.T) {
+	s := newCachedPodStore(t)
+	c := s.(*Cacher)
+	ctx := context.Background()
+	for _, n := range []string{"a", "b", "c"} {
+		p := &corev1.Pod{}
+		p.Name, p.Namespace = n, "ns"
+		if err := s.Create(ctx, "/pods/ns/"+n, p, &corev1.Pod{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, ok, err := c.ListCached(ctx, "/pods/ns/", storage.ListOptions{Recursive: true, Predicate: storage.SelectionPredicate{Limit: 2}})
+	if err != nil || !ok {
+		t.Fatalf("ListCached: %v %v", ok, err)
+	}
+	if len(page.Items) != 2 || page.Continue == "" || page.RemainingItemCount == nil || *page.RemainingItemCount != 1 || page.ResourceVersion == "" {
+		t.Fatalf("page %+v", page)
+	}
+	for i, it := range page.Items {
+		co, ok := it.(runtime.CacheableObject)
+		if !ok {
+			t.Fatalf("item %d is a %T", i, it)
+		}
+		if name := co.GetObject().(*corev1.Pod).Name; name != []string{"a", "b"}[i] {
+			t.Errorf("item %d is %s", i, name)
+		}
+	}
+	again, _, _ := c.ListCached(ctx, "/pods/ns/", storage.ListOptions{Recursive: true, ResourceVersion: "0"})
+	if len(again.Items) != 3 || again.Items[0] != page.Items[0] {
+		t.Errorf("a second list does not share the cached objects")
+	}
+	if _, ok, err := c.ListCached(ctx, "/pods/ns/", storage.ListOptions{Recursive: true, Predicate: storage.SelectionPredicate{Continue: page.Continue}}); ok || err != nil {
+		t.Errorf("a continue token was served from the cache: %v %v", ok, err)
+	}
+}

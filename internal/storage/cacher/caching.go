@@ -5,6 +5,7 @@ import (
 	"io"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -18,11 +19,21 @@ import (
 // the shared object is never touched (a shallow copy is enough: encoders
 // only set the top-level TypeMeta); consumers that need the object
 // itself call GetObject, which returns a copy.
+//
+// The cache's current objects are cachingObjects too (newHeldObject): their
+// encodings outlive the event, for the next watch's initial events and for
+// lists (ListCached), within the cache's encodingBudget.
 type cachingObject struct {
 	obj runtime.Object
+	// budget, if set, counts the encodings this object keeps while it is
+	// the cache's current object; when the budget is spent, encodings not
+	// yet made are written without being kept.
+	budget *encodingBudget
 
-	mu  sync.Mutex
-	enc map[runtime.Identifier]*encoding
+	mu       sync.Mutex
+	enc      map[runtime.Identifier]*encoding
+	kept     int64 // bytes counted in budget
+	released bool  // no longer current: nothing more is counted
 }
 
 type encoding struct {
@@ -32,6 +43,32 @@ type encoding struct {
 }
 
 func newCachingObject(obj runtime.Object) *cachingObject { return &cachingObject{obj: obj} }
+
+// newHeldObject wraps one of the cache's current objects.
+func newHeldObject(obj runtime.Object, b *encodingBudget) *cachingObject {
+	return &cachingObject{obj: obj, budget: b}
+}
+
+// encodingBudget bounds the bytes of encodings kept by a cache's objects.
+type encodingBudget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+func (b *encodingBudget) spent() bool { return b.used.Load() >= b.limit }
+
+// release gives the object's encodings back to the budget: it is no longer
+// the cache's current object (events in flight may still use them).
+func (o *cachingObject) release() {
+	if o.budget == nil {
+		return
+	}
+	o.mu.Lock()
+	o.released = true
+	o.budget.used.Add(-o.kept)
+	o.kept = 0
+	o.mu.Unlock()
+}
 
 var (
 	_ runtime.CacheableObject = (*cachingObject)(nil)
@@ -46,6 +83,10 @@ func (o *cachingObject) CacheEncode(id runtime.Identifier, encode func(runtime.O
 	}
 	e := o.enc[id]
 	if e == nil {
+		if o.budget != nil && !o.released && o.budget.spent() {
+			o.mu.Unlock()
+			return encode(shallowCopy(o.obj), w)
+		}
 		e = &encoding{}
 		o.enc[id] = e
 	}
@@ -54,6 +95,14 @@ func (o *cachingObject) CacheEncode(id runtime.Identifier, encode func(runtime.O
 		var buf bytes.Buffer
 		e.err = encode(shallowCopy(o.obj), &buf)
 		e.raw = buf.Bytes()
+		if o.budget != nil {
+			o.mu.Lock()
+			if !o.released {
+				o.kept += int64(cap(e.raw))
+				o.budget.used.Add(int64(cap(e.raw)))
+			}
+			o.mu.Unlock()
+		}
 	})
 	if e.err != nil {
 		return e.err

@@ -81,3 +81,45 @@ func TestCachingObjectSharedAndCopies(t *testing.T) {
 		t.Fatal("a change to GetObject's copy reached the shared object")
 	}
 }
+
+// TestEncodingBudget: a current object's encodings count against the
+// cache's budget until it is released; once the budget is spent, new
+// encodings are written but not kept.
+func TestEncodingBudget(t *testing.T) {
+	info, _ := runtime.SerializerInfoForMediaType(scheme.Codecs.SupportedMediaTypes(), runtime.ContentTypeJSON)
+	enc := scheme.Codecs.EncoderForVersion(info.Serializer, schema.GroupVersion{Version: "v1"})
+	pod := func(name string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns"}}
+	}
+	b := &encodingBudget{limit: 1}
+	a := newHeldObject(pod("a"), b)
+	var out bytes.Buffer
+	if err := enc.Encode(a, &out); err != nil {
+		t.Fatal(err)
+	}
+	used := b.used.Load()
+	if used <= 0 || len(a.enc) != 1 {
+		t.Fatalf("first encoding: budget used %d, kept %d", used, len(a.enc))
+	}
+	c := newHeldObject(pod("c"), b) // the budget is spent now
+	for i := 0; i < 2; i++ {
+		out.Reset()
+		if err := enc.Encode(c, &out); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(out.Bytes(), []byte(`"name":"c"`)) {
+			t.Fatalf("encoding %q", out.Bytes())
+		}
+	}
+	if len(c.enc) != 0 || b.used.Load() != used {
+		t.Errorf("over budget: kept %d encodings, used %d (was %d)", len(c.enc), b.used.Load(), used)
+	}
+	a.release()
+	if b.used.Load() != 0 {
+		t.Errorf("after release: used %d", b.used.Load())
+	}
+	out.Reset()
+	if err := enc.Encode(a, &out); err != nil || b.used.Load() != 0 {
+		t.Errorf("a released object's encoding counted: used %d, err %v", b.used.Load(), err)
+	}
+}

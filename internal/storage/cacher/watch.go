@@ -250,8 +250,10 @@ func (c *Cacher) Watch(ctx context.Context, key string, opts storage.ListOptions
 		}
 		sort.Strings(keys) // the current state in key order, as a list would give it
 		for _, k := range keys {
-			if ok, _ := c.matches(w.pred, c.items[k]); ok {
-				initial = append(initial, watch.Event{Type: watch.Added, Object: newCachingObject(c.items[k])})
+			if held := c.items[k]; held != nil {
+				if ok, _ := c.matches(w.pred, held.obj); ok {
+					initial = append(initial, watch.Event{Type: watch.Added, Object: held})
+				}
 			}
 		}
 		if sendInitial {
