@@ -275,3 +275,47 @@ func TestAgentExternalRuntime(t *testing.T) {
 		t.Errorf("the pod's container is not running in the external runtime after the agent stopped: %v", ctrs)
 	}
 }
+
+// TestServerAgentNodeFlags: `skiff server` passes --node-label,
+// --node-taint, --container-runtime-endpoint and --cni-conf-dir to its
+// in-process agent.
+func TestServerAgentNodeFlags(t *testing.T) {
+	framework.RequireRoot(t)
+	cidr, bridge := agentFlagsNet(3)
+	extDir, err := os.MkdirTemp("/tmp", "saf-ext-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(extDir) })
+	cniDir := filepath.Join(extDir, "net.d")
+	rt := framework.StartRuntime(t, extDir, func(c *containerd.Config) { c.CNIConfDir = cniDir })
+	srv := framework.StartServer(t, "--disable-agent=false", "--pod-bridge", bridge, "--cluster-cidr", cidr,
+		"--node-label", "example.com/role=server", "--node-taint", "example.com/cp=true:NoSchedule",
+		"--container-runtime-endpoint", rt.Endpoint(), "--cni-conf-dir", cniDir)
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", bridge).Run()
+		exec.Command("nft", "delete", "table", "ip", "skiff-masq-"+bridge).Run()
+	})
+	cs := srv.Client()
+	ctx := framework.Context(t, 3*time.Minute)
+	host, _ := os.Hostname()
+	var nd *corev1.Node
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		nd, err = cs.CoreV1().Nodes().Get(ctx, host, metav1.GetOptions{})
+		if err == nil && nd.Spec.PodCIDR != "" && nodeReady(nd) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s not Ready with a podCIDR: %v %+v\n%s", host, err, nd, srv.Logs())
+		}
+	}
+	if nd.Labels["example.com/role"] != "server" || !sameTaints(nd.Spec.Taints, []corev1.Taint{{Key: "example.com/cp", Value: "true", Effect: corev1.TaintEffectNoSchedule}}) {
+		t.Errorf("node labels %v, taints %v", nd.Labels, nd.Spec.Taints)
+	}
+	if _, err := os.Stat(containerd.Socket(srv.DataDir)); err == nil {
+		t.Errorf("the server's agent started a containerd of its own")
+	}
+	if _, err := os.Stat(filepath.Join(cniDir, "10-skiff.conflist")); err != nil {
+		t.Errorf("pod network config in --cni-conf-dir: %v", err)
+	}
+}
