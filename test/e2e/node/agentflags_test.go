@@ -315,7 +315,14 @@ func TestServerAgentNodeFlags(t *testing.T) {
 	if _, err := os.Stat(containerd.Socket(srv.DataDir)); err == nil {
 		t.Errorf("the server's agent started a containerd of its own")
 	}
-	if _, err := os.Stat(filepath.Join(cniDir, "10-skiff.conflist")); err != nil {
-		t.Errorf("pod network config in --cni-conf-dir: %v", err)
+	// The node reports Ready before its network config is written (the
+	// kubelet posts status at registration): wait for the file.
+	conf := filepath.Join(cniDir, "10-skiff.conflist")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(conf); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("pod network config in --cni-conf-dir: %v", err)
+		}
 	}
 }
