@@ -59,7 +59,18 @@ type Config struct {
 	// DisableProxy runs no proxy.
 	ProxyTable   string
 	DisableProxy bool
-	Logger       *slog.Logger
+	// NodeLabels ("key=value", comma lists allowed) and NodeTaints
+	// ("key=value:Effect") are registered with the Node (--node-label,
+	// --node-taint; see nodeflags.go).
+	NodeLabels, NodeTaints []string
+	// ContainerRuntimeEndpoint, when set, is an existing CRI runtime
+	// (containerd or CRI-O) the kubelet uses instead of a containerd of the
+	// agent's own (see external.go); CNIConfDir is where the pod network's
+	// config goes (default: the own containerd's, or /etc/cni/net.d with an
+	// external runtime).
+	ContainerRuntimeEndpoint string
+	CNIConfDir               string
+	Logger                   *slog.Logger
 }
 
 // Validate rejects an unusable config, naming the flag.
@@ -70,13 +81,26 @@ func (c *Config) Validate() error {
 	if c.Client == nil {
 		return errors.New("--kubeconfig is required")
 	}
+	if _, err := ParseNodeLabels(c.NodeLabels); err != nil {
+		return err
+	}
+	if _, err := ParseNodeTaints(c.NodeTaints); err != nil {
+		return err
+	}
+	if _, err := ParseRuntimeEndpoint(c.ContainerRuntimeEndpoint); err != nil {
+		return err
+	}
+	if c.CNIConfDir != "" && !filepath.IsAbs(c.CNIConfDir) {
+		return fmt.Errorf("--cni-conf-dir %q: must be an absolute path", c.CNIConfDir)
+	}
 	return nil
 }
 
 // Agent runs containerd and the kubelet of one node.
 type Agent struct {
 	cfg        Config
-	containerd *containerd.Supervisor
+	containerd *containerd.Supervisor // nil with an external runtime
+	endpoint   string                 // the CRI endpoint the kubelet uses
 	kubelet    *kubelet.Kubelet
 	netpol     *netpol.Enforcer // nil when disabled
 	dns        *nodeDNS         // nil with DisableDNS
@@ -101,17 +125,33 @@ func New(cfg Config) (*Agent, error) {
 		}
 		cfg.NodeName = h
 	}
-	sup, err := containerd.New(containerd.Config{
-		DataDir:      cfg.DataDir,
-		SandboxImage: images.PauseImage,
-		StateTmpfs:   true,
-		// runc parses the mount table several times per container.
-		ShimMountNamespaces: true,
-		Prepare:             images.Preparer(cfg.DataDir, cfg.Logger),
-		Logger:              cfg.Logger,
-	})
-	if err != nil {
-		return nil, err
+	labels, _ := ParseNodeLabels(cfg.NodeLabels)
+	taints, _ := ParseNodeTaints(cfg.NodeTaints)
+	endpoint, _ := ParseRuntimeEndpoint(cfg.ContainerRuntimeEndpoint)
+	// The runtime: a containerd of the agent's own, with a pod network
+	// config without portmap for a runtime handler of its own, or an
+	// external one that has neither (external.go).
+	var sup *containerd.Supervisor
+	cniConfDir, noHostPortHandler, noHostPortCNIConfDir := cfg.CNIConfDir, "", ""
+	if endpoint == "" {
+		var err error
+		sup, err = containerd.New(containerd.Config{
+			DataDir:      cfg.DataDir,
+			SandboxImage: images.PauseImage,
+			CNIConfDir:   cfg.CNIConfDir,
+			StateTmpfs:   true,
+			// runc parses the mount table several times per container.
+			ShimMountNamespaces: true,
+			Prepare:             images.Preparer(cfg.DataDir, cfg.Logger),
+			Logger:              cfg.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		endpoint, cniConfDir = sup.Endpoint(), sup.Config().CNIConfDir
+		noHostPortHandler, noHostPortCNIConfDir = containerd.NoHostPortHandler, sup.Config().NoHostPortCNIConfDir()
+	} else if cniConfDir == "" {
+		cniConfDir = DefaultExternalCNIConfDir
 	}
 	var clientCAs *x509.CertPool
 	var serving *servingCerts
@@ -127,8 +167,13 @@ func New(cfg Config) (*Agent, error) {
 	kl, err := kubelet.New(kubelet.Config{
 		ServingCertificate: getServingCert,
 		Client:             cfg.Client, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, DataDir: cfg.DataDir,
-		RuntimeEndpoint: sup.Endpoint(), CNIConfDir: sup.Config().CNIConfDir, Bridge: cfg.Bridge,
-		NoHostPortHandler: containerd.NoHostPortHandler, NoHostPortCNIConfDir: sup.Config().NoHostPortCNIConfDir(),
+		RuntimeEndpoint: endpoint, CNIConfDir: cniConfDir, Bridge: cfg.Bridge,
+		NoHostPortHandler: noHostPortHandler, NoHostPortCNIConfDir: noHostPortCNIConfDir,
+		// Shim groups name shims of the agent's own containerd (its
+		// runtime passes the annotations on); an external one has no use
+		// for them.
+		DisableShimGroups: sup == nil,
+		NodeLabels:        labels, RegisterWithTaints: taints,
 		KubeletVersion: cfg.KubeletVersion, ClientCAs: clientCAs, Port: cfg.KubeletPort, Logger: cfg.Logger,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 	})
@@ -143,7 +188,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, containerd: sup, kubelet: kl, netpol: np, proxy: px, serving: serving, ready: make(chan struct{})}
+	a := &Agent{cfg: cfg, containerd: sup, endpoint: endpoint, kubelet: kl, netpol: np, proxy: px, serving: serving, ready: make(chan struct{})}
 	if !cfg.DisableDNS {
 		a.dns = newNodeDNS(cfg)
 	}
@@ -159,8 +204,9 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 // NodeName is the registered node's name.
 func (a *Agent) NodeName() string { return a.cfg.NodeName }
 
-// Run starts containerd, then the kubelet once containerd is ready, and
-// stops them in reverse order when ctx ends or either fails.
+// Run starts containerd (or waits for the external runtime), then the
+// kubelet once it is ready, and stops them in reverse order when ctx ends or
+// either fails.
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -169,10 +215,28 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctrdCtx, stopContainerd := context.WithCancel(context.Background())
 	defer stopContainerd()
 	ctrdDone := make(chan error, 1)
-	go func() { ctrdDone <- a.containerd.Run(ctrdCtx) }()
+	var ctrdReady <-chan struct{}
+	if a.containerd != nil {
+		go func() { ctrdDone <- a.containerd.Run(ctrdCtx) }()
+		ctrdReady = a.containerd.Ready()
+	} else {
+		prepared := make(chan struct{})
+		ctrdReady = prepared
+		// An external runtime is not the agent's: it is waited for and
+		// prepared, never started or stopped (external.go).
+		go func() {
+			if err := a.prepareExternal(ctrdCtx); err != nil {
+				ctrdDone <- err
+				return
+			}
+			close(prepared)
+			<-ctrdCtx.Done()
+			ctrdDone <- nil
+		}()
+	}
 
 	select {
-	case <-a.containerd.Ready():
+	case <-ctrdReady:
 	case err := <-ctrdDone:
 		return err
 	case <-ctx.Done():

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -43,7 +44,13 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	disableHostGW := fs.Bool("disable-host-gw", false, "do not route other nodes' podCIDRs via their InternalIPs")
 	proxyTable := fs.String("proxy-table", "", "nftables table of the Service proxy (default skiff-proxy)")
 	disableProxy := fs.Bool("disable-proxy", false, "run no Service proxy")
+	nf := nodeFlags{}
+	nf.register(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	// Bad labels, taints or endpoint end the start-up before a join.
+	if err := nf.validate(); err != nil {
 		return err
 	}
 	if len(clusterDNS) == 0 {
@@ -112,7 +119,9 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 		Bridge: *bridge, KubeletVersion: server.Version.GitVersion, ClusterCA: ca, KubeletPort: *kubeletPort,
 		ClientCertFile: clientCertFile, ClientRotated: rotated,
 		NetpolTable: *netpolTable, DisableNetworkPolicy: *disableNetpol, ProxyTable: *proxyTable, DisableProxy: *disableProxy,
-		ClusterDNS: clusterDNS, ClusterDomain: *clusterDomain, DisableDNS: *disableDNS, DisableHostGW: *disableHostGW, Logger: env.Logger})
+		ClusterDNS: clusterDNS, ClusterDomain: *clusterDomain, DisableDNS: *disableDNS, DisableHostGW: *disableHostGW,
+		NodeLabels: nf.labels, NodeTaints: nf.taints, ContainerRuntimeEndpoint: nf.runtimeEndpoint, CNIConfDir: nf.cniConfDir,
+		Logger: env.Logger})
 	if err != nil {
 		return err
 	}
@@ -124,4 +133,54 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 		}
 	}()
 	return a.Run(ctx)
+}
+
+// nodeFlags are the node's registration and runtime flags, the same on
+// `skiff agent` and `skiff server` (for its in-process agent).
+type nodeFlags struct {
+	labels, taints              []string
+	runtimeEndpoint, cniConfDir string
+}
+
+func (n *nodeFlags) register(fs *flag.FlagSet) {
+	fs.Var(appendFlag{&n.labels}, "node-label", "label key=value to register the node with (repeatable or comma-separated); "+
+		"kubernetes.io and k8s.io keys only in the kubelet's allowed set, as upstream's --node-labels; re-applied at each start")
+	fs.Var(appendFlag{&n.taints}, "node-taint", "taint key=value:Effect (or key:Effect) to register the node with (repeatable or comma-separated; "+
+		"Effect NoSchedule, PreferNoSchedule or NoExecute), as upstream's --register-with-taints")
+	fs.StringVar(&n.runtimeEndpoint, "container-runtime-endpoint", "", "CRI socket (unix:///path or a path) of an existing containerd or CRI-O "+
+		"to use instead of starting a containerd of the agent's own")
+	fs.StringVar(&n.cniConfDir, "cni-conf-dir", "", "directory the pod network's CNI config is written to "+
+		"(default: the agent's containerd's, or "+agent.DefaultExternalCNIConfDir+" with --container-runtime-endpoint)")
+}
+
+func (n *nodeFlags) validate() error {
+	if _, err := agent.ParseNodeLabels(n.labels); err != nil {
+		return err
+	}
+	if _, err := agent.ParseNodeTaints(n.taints); err != nil {
+		return err
+	}
+	if _, err := agent.ParseRuntimeEndpoint(n.runtimeEndpoint); err != nil {
+		return err
+	}
+	if n.cniConfDir != "" && !filepath.IsAbs(n.cniConfDir) {
+		return fmt.Errorf("--cni-conf-dir %q: must be an absolute path", n.cniConfDir)
+	}
+	return nil
+}
+
+// appendFlag is a repeatable flag: each use appends its value (which may
+// itself be a comma list, split when parsed).
+type appendFlag struct{ v *[]string }
+
+func (a appendFlag) String() string {
+	if a.v == nil {
+		return ""
+	}
+	return strings.Join(*a.v, ",")
+}
+
+func (a appendFlag) Set(s string) error {
+	*a.v = append(*a.v, s)
+	return nil
 }

@@ -39,9 +39,12 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 	fs.Var(listFlag{&cfg.DisableAdmissionPlugins}, "disable-admission-plugins", "comma-separated built-in admission plugins to turn off (ServiceAccount)")
 	fs.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", cfg.NodeMonitorGracePeriod, "time without a heartbeat before a node is marked unhealthy")
 	fs.Var(listFlag{&cfg.Controllers}, "controllers", "controllers to run: '*' all, 'name' one, '-name' all but one (comma-separated)")
+	nf := nodeFlags{}
+	nf.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	cfg.NodeLabels, cfg.NodeTaints, cfg.ContainerRuntimeEndpoint, cfg.CNIConfDir = nf.labels, nf.taints, nf.runtimeEndpoint, nf.cniConfDir
 	cfg.Logger = env.Logger
 	srv, err := server.New(cfg)
 	if err != nil {

@@ -8,8 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -72,7 +76,18 @@ type Config struct {
 	// is the cluster's DNS zone (their search path).
 	ClusterDNS    []string
 	ClusterDomain string
-	Logger        *slog.Logger
+	// NodeLabels are set on the Node at registration (upstream's
+	// --node-labels); at a restart they are merged over the existing
+	// Node's labels, as K3s re-applies its --node-label (labels dropped
+	// from the flag stay on the Node).
+	NodeLabels map[string]string
+	// RegisterWithTaints are the Node's taints when the kubelet creates it
+	// (upstream's --register-with-taints); an existing Node keeps its own.
+	RegisterWithTaints []corev1.Taint
+	// DisableShimGroups leaves out the shim-group annotations (shimgroups.go):
+	// they only mean something to the agent's own containerd.
+	DisableShimGroups bool
+	Logger            *slog.Logger
 }
 
 // Validate rejects an unusable config; it does not fill defaults.
@@ -100,6 +115,14 @@ func (c *Config) Validate() error {
 	for _, ip := range c.ClusterDNS {
 		if net.ParseIP(ip) == nil {
 			return fmt.Errorf("kubelet: --cluster-dns %q: not an IP address", ip)
+		}
+	}
+	if err := ValidateNodeLabels(c.NodeLabels); err != nil {
+		return fmt.Errorf("kubelet: %w", err)
+	}
+	for _, t := range c.RegisterWithTaints {
+		if err := ValidateTaint(t); err != nil {
+			return fmt.Errorf("kubelet: %w", err)
 		}
 	}
 	if len(c.Bridge) > 15 {
@@ -151,3 +174,94 @@ func (c *Config) podLogDir(namespace, name, uid string) string {
 
 // ipamDir holds host-local's address leases.
 func (c *Config) ipamDir() string { return filepath.Join(c.DataDir, "agent", "cni", "ipam") }
+
+// ValidateNodeLabels applies upstream's kubelet rules for --node-labels:
+// keys are qualified names and values label values, and a key in the
+// kubernetes.io or k8s.io namespaces (or a subdomain of them) must be one
+// the kubelet may set on its own Node: the well-known labels of
+// kubeletLabels or a key in the kubelet.kubernetes.io or
+// node.kubernetes.io namespaces (node-role.kubernetes.io is not one).
+func ValidateNodeLabels(labels map[string]string) error {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var forbidden []string
+	for _, k := range keys {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return fmt.Errorf("--node-label %q: invalid key: %s", k, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(labels[k]); len(errs) > 0 {
+			return fmt.Errorf("--node-label %s=%q: invalid value: %s", k, labels[k], strings.Join(errs, "; "))
+		}
+		if isKubernetesLabel(k) && !isKubeletLabel(k) {
+			forbidden = append(forbidden, k)
+		}
+	}
+	if len(forbidden) > 0 {
+		return fmt.Errorf("--node-label: unknown 'kubernetes.io' or 'k8s.io' labels %s: labels in these namespaces must "+
+			"begin with an allowed prefix (kubelet.kubernetes.io, node.kubernetes.io) or be in the allowed set (%s)",
+			strings.Join(forbidden, ", "), strings.Join(kubeletLabels, ", "))
+	}
+	return nil
+}
+
+// kubeletLabels are the kubernetes.io labels a kubelet may set on its Node
+// whatever their namespace (upstream's well-known kubelet labels).
+var kubeletLabels = []string{
+	corev1.LabelHostname, corev1.LabelTopologyZone, corev1.LabelTopologyRegion,
+	corev1.LabelFailureDomainBetaZone, corev1.LabelFailureDomainBetaRegion,
+	corev1.LabelInstanceType, corev1.LabelInstanceTypeStable,
+	corev1.LabelOSStable, corev1.LabelArchStable, "beta.kubernetes.io/os", "beta.kubernetes.io/arch",
+}
+
+// kubeletLabelNamespaces are the namespaces (and their subdomains) a
+// kubelet may label its Node in.
+var kubeletLabelNamespaces = []string{"kubelet.kubernetes.io", "node.kubernetes.io"}
+
+func labelNamespace(key string) string {
+	if i := strings.Index(key, "/"); i >= 0 {
+		return key[:i]
+	}
+	return ""
+}
+
+func inNamespace(ns, domain string) bool { return ns == domain || strings.HasSuffix(ns, "."+domain) }
+
+func isKubernetesLabel(key string) bool {
+	ns := labelNamespace(key)
+	return inNamespace(ns, "kubernetes.io") || inNamespace(ns, "k8s.io")
+}
+
+func isKubeletLabel(key string) bool {
+	for _, l := range kubeletLabels {
+		if key == l {
+			return true
+		}
+	}
+	ns := labelNamespace(key)
+	for _, d := range kubeletLabelNamespaces {
+		if inNamespace(ns, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidateTaint checks a taint to register as upstream validates a Node's
+// taints: a qualified-name key, a label value, and one of the three effects.
+func ValidateTaint(t corev1.Taint) error {
+	if errs := validation.IsQualifiedName(t.Key); len(errs) > 0 {
+		return fmt.Errorf("--node-taint %q: invalid key: %s", t.Key, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsValidLabelValue(t.Value); len(errs) > 0 {
+		return fmt.Errorf("--node-taint %s=%q: invalid value: %s", t.Key, t.Value, strings.Join(errs, "; "))
+	}
+	switch t.Effect {
+	case corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
+	default:
+		return fmt.Errorf("--node-taint %s: effect %q: want NoSchedule, PreferNoSchedule or NoExecute", t.Key, t.Effect)
+	}
+	return nil
+}

@@ -73,9 +73,12 @@ func New(cfg Config) (*Kubelet, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	shims := newShimGroupSet(time.Now())
-	if a, ok := strings.CutPrefix(cfg.RuntimeEndpoint, "unix://"); ok {
-		shims.address = a
+	var shims *shimGroupSet // nil: no shim groups
+	if !cfg.DisableShimGroups {
+		shims = newShimGroupSet(time.Now())
+		if a, ok := strings.CutPrefix(cfg.RuntimeEndpoint, "unix://"); ok {
+			shims.address = a
+		}
 	}
 	return &Kubelet{
 		cfg: cfg, log: cfg.Logger.With("component", "kubelet", "node", cfg.NodeName),

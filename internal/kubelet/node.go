@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"runtime"
@@ -32,7 +33,9 @@ func (k *Kubelet) registerNode(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		got, err := nodes.Create(ctx, k.nodeObject(), metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
-			got, err = nodes.Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
+			if got, err = nodes.Get(ctx, k.cfg.NodeName, metav1.GetOptions{}); err == nil {
+				got, err = k.reapplyLabels(ctx, got)
+			}
 		}
 		if err == nil {
 			if err = k.postStatus(ctx, got); err == nil {
@@ -49,13 +52,49 @@ func (k *Kubelet) registerNode(ctx context.Context) error {
 	}
 }
 
+// nodeObject is the Node the kubelet registers: the default labels, then
+// NodeLabels over them (as upstream's initialNode), and the taints to
+// register with.
 func (k *Kubelet) nodeObject() *corev1.Node {
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName,
-		Annotations: map[string]string{localpath.DirAnnotation: k.localPathDir()}, Labels: map[string]string{
-			corev1.LabelHostname:   k.cfg.NodeName,
-			corev1.LabelOSStable:   runtime.GOOS,
-			corev1.LabelArchStable: runtime.GOARCH,
-		}}}
+	labels := map[string]string{
+		corev1.LabelHostname:   k.cfg.NodeName,
+		corev1.LabelOSStable:   runtime.GOOS,
+		corev1.LabelArchStable: runtime.GOARCH,
+	}
+	maps.Copy(labels, k.cfg.NodeLabels)
+	nd := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName,
+		Annotations: map[string]string{localpath.DirAnnotation: k.localPathDir()}, Labels: labels}}
+	if len(k.cfg.RegisterWithTaints) > 0 {
+		nd.Spec.Taints = append([]corev1.Taint(nil), k.cfg.RegisterWithTaints...)
+	}
+	return nd
+}
+
+// reapplyLabels sets NodeLabels on an existing Node, as K3s re-applies its
+// --node-label at each start: changed values are updated, labels no longer
+// given are left alone, and taints are not touched (upstream registers
+// taints only with a new Node).
+func (k *Kubelet) reapplyLabels(ctx context.Context, nd *corev1.Node) (*corev1.Node, error) {
+	changed := false
+	for key, v := range k.cfg.NodeLabels {
+		if cur, ok := nd.Labels[key]; !ok || cur != v {
+			changed = true
+		}
+	}
+	if !changed {
+		return nd, nil
+	}
+	upd := nd.DeepCopy()
+	if upd.Labels == nil {
+		upd.Labels = map[string]string{}
+	}
+	maps.Copy(upd.Labels, k.cfg.NodeLabels)
+	got, err := k.cfg.Client.CoreV1().Nodes().Update(ctx, upd, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("update node labels: %w", err)
+	}
+	k.log.Info("re-applied node labels", "labels", k.cfg.NodeLabels)
+	return got, nil
 }
 
 // heartbeat renews the Lease every LeaseRenew and posts node status every

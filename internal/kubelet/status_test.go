@@ -180,6 +180,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative lease", "lease renew", func(c *Config) { c.LeaseRenew = -1 }},
 		{"handler without conf dir", "host ports", func(c *Config) { c.NoHostPortHandler = "runc-nohostport" }},
 		{"conf dir without handler", "host ports", func(c *Config) { c.NoHostPortCNIConfDir = "/etc/cni-nohostport" }},
+		{"forbidden node label", "node-role.kubernetes.io/master", func(c *Config) { c.NodeLabels = map[string]string{"node-role.kubernetes.io/master": ""} }},
+		{"bad taint effect", "effect", func(c *Config) { c.RegisterWithTaints = []corev1.Taint{{Key: "k", Effect: "Never"}} }},
 	} {
 		c := good()
 		tc.edit(&c)

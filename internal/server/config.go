@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/skiff-sh/skiff/internal/agent"
 	"github.com/skiff-sh/skiff/internal/scheduler"
 )
 
@@ -49,6 +50,11 @@ type Config struct {
 	ClusterDomain string
 	// DisableDNS turns off the in-process agent's DNS server.
 	DisableDNS bool
+	// NodeLabels, NodeTaints, ContainerRuntimeEndpoint and CNIConfDir go to
+	// the in-process agent (agent.Config's fields of the same names).
+	NodeLabels, NodeTaints   []string
+	ContainerRuntimeEndpoint string
+	CNIConfDir               string
 	// ServiceLBPool, when set, is the CIDR ServiceLB hands LoadBalancer
 	// addresses out of (default: the Ready nodes' InternalIPs).
 	ServiceLBPool string
@@ -115,6 +121,18 @@ func (c *Config) Validate() error {
 	}
 	if (c.EtcdCertFile == "") != (c.EtcdKeyFile == "") {
 		return fmt.Errorf("--etcd-certfile and --etcd-keyfile must be given together")
+	}
+	if _, err := agent.ParseNodeLabels(c.NodeLabels); err != nil {
+		return err
+	}
+	if _, err := agent.ParseNodeTaints(c.NodeTaints); err != nil {
+		return err
+	}
+	if _, err := agent.ParseRuntimeEndpoint(c.ContainerRuntimeEndpoint); err != nil {
+		return err
+	}
+	if c.CNIConfDir != "" && !filepath.IsAbs(c.CNIConfDir) {
+		return fmt.Errorf("--cni-conf-dir %q: must be an absolute path", c.CNIConfDir)
 	}
 	if c.SchedulerConfig != "" {
 		if _, err := scheduler.LoadConfigFile(c.SchedulerConfig); err != nil {

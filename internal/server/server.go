@@ -413,7 +413,10 @@ func (s *Server) startAgent(kubeconfig string) error {
 	}
 	a, err := agent.New(agent.Config{DataDir: dir, Client: cs, NodeIP: s.advertise, Bridge: s.cfg.PodBridge,
 		KubeletVersion: Version.GitVersion, ClusterCA: rc.CAData, ClusterDNS: []string{clusterDNS.String()},
-		ClusterDomain: s.cfg.ClusterDomain, DisableDNS: s.cfg.DisableDNS, Logger: s.log.With("component", "agent")})
+		ClusterDomain: s.cfg.ClusterDomain, DisableDNS: s.cfg.DisableDNS,
+		NodeLabels: s.cfg.NodeLabels, NodeTaints: s.cfg.NodeTaints,
+		ContainerRuntimeEndpoint: s.cfg.ContainerRuntimeEndpoint, CNIConfDir: s.cfg.CNIConfDir,
+		Logger: s.log.With("component", "agent")})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
