@@ -30,18 +30,7 @@ func TestParseNodeLabels(t *testing.T) {
 		{"bad key", []string{"a/b/c=1"}, nil, "invalid key"},
 		{"bad value", []string{"a=b c"}, nil, "invalid value"},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseNodeLabels(tt.flags)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("err %v, want one containing %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil || !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkParse(t, ParseNodeLabels, tt.flags, tt.want, tt.err) })
 	}
 }
 
@@ -65,18 +54,7 @@ func TestParseNodeTaints(t *testing.T) {
 		{"bad value", []string{"k=a b:NoSchedule"}, nil, "invalid value"},
 		{"duplicate", []string{"k=a:NoSchedule", "k=b:NoSchedule"}, nil, "a second taint"},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseNodeTaints(tt.flags)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("err %v, want one containing %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil || !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkParse(t, ParseNodeTaints, tt.flags, tt.want, tt.err) })
 	}
 }
 
@@ -101,5 +79,21 @@ func TestParseRuntimeEndpoint(t *testing.T) {
 		if err != nil || got != tt.want {
 			t.Errorf("%q: got %q, %v; want %q", tt.in, got, err, tt.want)
 		}
+	}
+}
+
+// checkParse runs a flag parser on one table row: an error containing
+// wantErr if that is set, else want.
+func checkParse[T any](t *testing.T, parse func([]string) (T, error), flags []string, want T, wantErr string) {
+	t.Helper()
+	got, err := parse(flags)
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("err %v, want one containing %q", err, wantErr)
+		}
+		return
+	}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, %v; want %v", got, err, want)
 	}
 }

@@ -160,15 +160,7 @@ func sameTaints(got, want []corev1.Taint) bool {
 func TestAgentExternalRuntime(t *testing.T) {
 	framework.RequireRoot(t)
 	cidr, bridge := agentFlagsNet(2)
-	// The "external" runtime: a containerd of the test's, with the pause
-	// image its config names, and its CNI configs in a directory of its own.
-	extDir, err := os.MkdirTemp("/tmp", "saf-ext-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(extDir) })
-	cniDir := filepath.Join(extDir, "net.d")
-	rt := framework.StartRuntime(t, extDir, func(c *containerd.Config) { c.CNIConfDir = cniDir })
+	rt, cniDir := externalRuntime(t)
 	endpoint := rt.Endpoint()
 	// Runs after the agent's clean-up and before the runtime stops: the
 	// pods' sandboxes are the runtime's, the agent's clean-up does not see them.
@@ -282,13 +274,7 @@ func TestAgentExternalRuntime(t *testing.T) {
 func TestServerAgentNodeFlags(t *testing.T) {
 	framework.RequireRoot(t)
 	cidr, bridge := agentFlagsNet(3)
-	extDir, err := os.MkdirTemp("/tmp", "saf-ext-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(extDir) })
-	cniDir := filepath.Join(extDir, "net.d")
-	rt := framework.StartRuntime(t, extDir, func(c *containerd.Config) { c.CNIConfDir = cniDir })
+	rt, cniDir := externalRuntime(t)
 	srv := framework.StartServer(t, "--disable-agent=false", "--pod-bridge", bridge, "--cluster-cidr", cidr,
 		"--node-label", "example.com/role=server", "--node-taint", "example.com/cp=true:NoSchedule",
 		"--container-runtime-endpoint", rt.Endpoint(), "--cni-conf-dir", cniDir)
@@ -300,6 +286,7 @@ func TestServerAgentNodeFlags(t *testing.T) {
 	ctx := framework.Context(t, 3*time.Minute)
 	host, _ := os.Hostname()
 	var nd *corev1.Node
+	var err error
 	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		nd, err = cs.CoreV1().Nodes().Get(ctx, host, metav1.GetOptions{})
 		if err == nil && nd.Spec.PodCIDR != "" && nodeReady(nd) {
@@ -325,4 +312,18 @@ func TestServerAgentNodeFlags(t *testing.T) {
 			t.Fatalf("pod network config in --cni-conf-dir: %v", err)
 		}
 	}
+}
+
+// externalRuntime starts the "external" runtime of a test: a containerd of
+// the test's own, with the pause image its config names, and its CNI
+// configs in a directory of their own, which it returns too.
+func externalRuntime(t *testing.T) (*framework.Runtime, string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "saf-ext-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cniDir := filepath.Join(dir, "net.d")
+	return framework.StartRuntime(t, dir, func(c *containerd.Config) { c.CNIConfDir = cniDir }), cniDir
 }
