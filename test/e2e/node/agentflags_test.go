@@ -273,6 +273,7 @@ func TestAgentExternalRuntime(t *testing.T) {
 // in-process agent.
 func TestServerAgentNodeFlags(t *testing.T) {
 	framework.RequireRoot(t)
+	dropDefaultTables(t)
 	cidr, bridge := agentFlagsNet(3)
 	rt, cniDir := externalRuntime(t)
 	srv := framework.StartServer(t, "--disable-agent=false", "--pod-bridge", bridge, "--cluster-cidr", cidr,

@@ -22,6 +22,7 @@ import (
 // that runs pods.
 func TestServerRunsItsOwnAgent(t *testing.T) {
 	framework.RequireRoot(t)
+	dropDefaultTables(t)
 	n := os.Getpid()
 	bridge := fmt.Sprintf("sks%d", n%100000)
 	srv := framework.StartServer(t, "--disable-agent=false", "--pod-bridge", bridge,
@@ -67,4 +68,17 @@ func TestServerRunsItsOwnAgent(t *testing.T) {
 			t.Fatal("pod not gone 30 s after delete")
 		}
 	}
+}
+
+// dropDefaultTables removes, once the test's server has stopped, the
+// nftables tables its in-process agent's Service proxy and NetworkPolicy
+// enforcer leave under their default names (they keep their rules on exit,
+// as upstream's kube-proxy does): a later test's traffic to the same
+// ClusterIPs (every cluster's kube-dns is 10.43.0.10) would still meet
+// them. Call it before starting the server, so that it runs after its stop.
+func dropDefaultTables(t *testing.T) {
+	t.Cleanup(func() {
+		exec.Command("nft", "delete", "table", "ip", "skiff-proxy").Run()
+		exec.Command("nft", "delete", "table", "inet", "skiff-netpol").Run()
+	})
 }
