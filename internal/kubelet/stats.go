@@ -316,12 +316,8 @@ func (s *statsProvider) claimPath(ctx context.Context, p *corev1.Pod, volume, cl
 	if ok {
 		return path
 	}
-	claim, err := s.k.cfg.Client.CoreV1().PersistentVolumeClaims(p.Namespace).Get(ctx, claimName, metav1.GetOptions{})
-	if err != nil || claim.Spec.VolumeName == "" {
-		return ""
-	}
-	pv, err := s.k.cfg.Client.CoreV1().PersistentVolumes().Get(ctx, claim.Spec.VolumeName, metav1.GetOptions{})
-	if err != nil || pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != claim.UID {
+	pv, err := boundVolume(ctx, s.k.cfg.Client, p.Namespace, claimName)
+	if err != nil {
 		return ""
 	}
 	switch {

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -392,26 +393,9 @@ func (k *Kubelet) removePodDir(uid string) {
 // local). Until the claim is Bound the error keeps the pod in
 // ContainerCreating and the pod is retried.
 func claimVolume(ctx context.Context, o *objects, src *corev1.PersistentVolumeClaimVolumeSource) (volume, error) {
-	claims := o.client.CoreV1().PersistentVolumeClaims(o.namespace)
-	claim, err := claims.Get(ctx, src.ClaimName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return volume{}, fmt.Errorf("persistentvolumeclaim %q not found", src.ClaimName)
-	}
+	pv, err := boundVolume(ctx, o.client, o.namespace, src.ClaimName)
 	if err != nil {
 		return volume{}, err
-	}
-	if claim.DeletionTimestamp != nil {
-		return volume{}, fmt.Errorf("persistentvolumeclaim %q is being deleted", src.ClaimName)
-	}
-	if claim.Spec.VolumeName == "" || claim.Status.Phase != corev1.ClaimBound {
-		return volume{}, fmt.Errorf("error processing PVC %s/%s: PVC is not bound", o.namespace, src.ClaimName)
-	}
-	pv, err := o.client.CoreV1().PersistentVolumes().Get(ctx, claim.Spec.VolumeName, metav1.GetOptions{})
-	if err != nil {
-		return volume{}, fmt.Errorf("get persistent volume %s: %w", claim.Spec.VolumeName, err)
-	}
-	if r := pv.Spec.ClaimRef; r == nil || r.UID != claim.UID {
-		return volume{}, fmt.Errorf("persistent volume %s is not bound to claim %s/%s", pv.Name, o.namespace, src.ClaimName)
 	}
 	switch {
 	case pv.Spec.HostPath != nil:
@@ -425,4 +409,31 @@ func claimVolume(ctx context.Context, o *objects, src *corev1.PersistentVolumeCl
 		return volume{path: pv.Spec.Local.Path, readOnly: src.ReadOnly}, nil
 	}
 	return volume{}, fmt.Errorf("persistent volume %s: volume type not supported by this kubelet", pv.Name)
+}
+
+// boundVolume is the persistent volume a claim is bound to, both ways
+// round (the claim names the volume, the volume's claimRef the claim's
+// uid); a missing, terminating or unbound claim is an error naming it.
+func boundVolume(ctx context.Context, client kubernetes.Interface, namespace, claimName string) (*corev1.PersistentVolume, error) {
+	claim, err := client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, claimName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("persistentvolumeclaim %q not found", claimName)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if claim.DeletionTimestamp != nil {
+		return nil, fmt.Errorf("persistentvolumeclaim %q is being deleted", claimName)
+	}
+	if claim.Spec.VolumeName == "" || claim.Status.Phase != corev1.ClaimBound {
+		return nil, fmt.Errorf("error processing PVC %s/%s: PVC is not bound", namespace, claimName)
+	}
+	pv, err := client.CoreV1().PersistentVolumes().Get(ctx, claim.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("get persistent volume %s: %w", claim.Spec.VolumeName, err)
+	}
+	if r := pv.Spec.ClaimRef; r == nil || r.UID != claim.UID {
+		return nil, fmt.Errorf("persistent volume %s is not bound to claim %s/%s", pv.Name, namespace, claimName)
+	}
+	return pv, nil
 }
