@@ -138,6 +138,13 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	if err := k.setupNetwork(ctx, cidr); err != nil {
 		return err
 	}
+	// The network is ready now: say so at once rather than at the next
+	// heartbeat, so the not-ready taint goes.
+	if nd, err := k.cfg.Client.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{}); err != nil {
+		k.log.Warn("post ready status", "err", err)
+	} else if err := k.postStatus(ctx, nd); err != nil {
+		k.log.Warn("post ready status", "err", err)
+	}
 
 	factory := informers.NewSharedInformerFactoryWithOptions(k.cfg.Client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -174,6 +181,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); k.relist(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); k.cleanLocalPath(ctx) }()
+	k.waitSchedulable(ctx)
 	k.log.Info("kubelet ready", "podCIDR", cidr, "runtime", k.runtimeVersion, "nodeIP", k.nodeIP)
 	close(k.ready)
 	<-ctx.Done()

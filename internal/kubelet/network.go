@@ -104,12 +104,21 @@ func (k *Kubelet) writeCNIConfig(dir, podCIDR string, portmap bool) (string, err
 	return path, nil
 }
 
-func (k *Kubelet) networkReady(ctx context.Context) (bool, string) {
+// runtimeStatus asks the runtime for its conditions.
+func (k *Kubelet) runtimeStatus(ctx context.Context) (*runtimeapi.RuntimeStatus, error) {
 	r, err := k.rt.Runtime.Status(ctx, &runtimeapi.StatusRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return r.GetStatus(), nil
+}
+
+func (k *Kubelet) networkReady(ctx context.Context) (bool, string) {
+	st, err := k.runtimeStatus(ctx)
 	if err != nil {
 		return false, err.Error()
 	}
-	for _, c := range r.GetStatus().GetConditions() {
+	for _, c := range st.GetConditions() {
 		if c.Type == runtimeapi.NetworkReady {
 			return c.Status, c.Reason + ": " + c.Message
 		}

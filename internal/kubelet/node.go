@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,29 +20,37 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiff-sh/skiff/internal/controller/localpath"
 )
 
 const kubeletPort = 10250
 
-// registerNode creates (or adopts) the Node and posts its status; the API
-// server drops status on create, so status is a second write. A just-started
-// server may refuse for a moment, so it retries until ctx ends.
+// notReadyTaintWait bounds how long a starting kubelet waits for the
+// not-ready taint to go.
+const notReadyTaintWait = 30 * time.Second
+
+// registerNode creates the Node with its status (the API server keeps a
+// Node's status on create, as upstream's), or adopts an existing one and
+// posts its status. A just-started server may refuse for a moment, so it
+// retries until ctx ends.
 func (k *Kubelet) registerNode(ctx context.Context) error {
 	nodes := k.cfg.Client.CoreV1().Nodes()
 	for attempt := 0; ; attempt++ {
-		got, err := nodes.Create(ctx, k.nodeObject(), metav1.CreateOptions{})
+		nd := k.nodeObject()
+		nd.Status = k.nodeStatus(ctx, corev1.NodeStatus{})
+		got, err := nodes.Create(ctx, nd, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			if got, err = nodes.Get(ctx, k.cfg.NodeName, metav1.GetOptions{}); err == nil {
-				got, err = k.reapplyLabels(ctx, got)
+				if got, err = k.reapplyLabels(ctx, got); err == nil {
+					err = k.postStatus(ctx, got)
+				}
 			}
 		}
 		if err == nil {
-			if err = k.postStatus(ctx, got); err == nil {
-				k.log.Info("node registered")
-				return k.renewLease(ctx, got.UID)
-			}
+			k.log.Info("node registered")
+			return k.renewLease(ctx, got.UID)
 		}
 		k.log.Warn("register node failed, retrying", "err", err)
 		select {
@@ -64,8 +73,12 @@ func (k *Kubelet) nodeObject() *corev1.Node {
 	maps.Copy(labels, k.cfg.NodeLabels)
 	nd := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName,
 		Annotations: map[string]string{localpath.DirAnnotation: k.localPathDir()}, Labels: labels}}
-	if len(k.cfg.RegisterWithTaints) > 0 {
-		nd.Spec.Taints = append([]corev1.Taint(nil), k.cfg.RegisterWithTaints...)
+	nd.Spec.Taints = append([]corev1.Taint(nil), k.cfg.RegisterWithTaints...)
+	// As upstream's kubelet, a new Node keeps pods away until it is Ready:
+	// the node lifecycle controller removes the taint then.
+	notReady := corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}
+	if !slices.ContainsFunc(nd.Spec.Taints, func(t corev1.Taint) bool { return notReady.MatchTaint(&t) }) {
+		nd.Spec.Taints = append(nd.Spec.Taints, notReady)
 	}
 	return nd
 }
@@ -142,12 +155,49 @@ func nodeReady(nd *corev1.Node) bool {
 	return false
 }
 
-// nodeConditions are what a healthy kubelet reports, with upstream reasons.
+// nodeConditions are what a healthy kubelet reports, with upstream reasons;
+// Ready is last.
 var nodeConditions = []corev1.NodeCondition{
 	{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},
 	{Type: corev1.NodeDiskPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure"},
 	{Type: corev1.NodePIDPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "kubelet has sufficient PID available"},
 	{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status"},
+}
+
+// readyCondition is the Ready condition for the runtime's status (or the
+// error asking for it): True only when the runtime and its network are
+// ready, else False with upstream's reason and a message naming what is
+// not (for a node whose CNI config is not written yet: "container runtime
+// network not ready: NetworkReady=false reason:NetworkPluginNotReady
+// message:...").
+func readyCondition(st *runtimeapi.RuntimeStatus, err error) corev1.NodeCondition {
+	ready := nodeConditions[len(nodeConditions)-1]
+	var problems []string
+	if err != nil {
+		problems = append(problems, "container runtime is down: "+err.Error())
+	} else {
+		for _, want := range []struct{ typ, what string }{
+			{runtimeapi.RuntimeReady, "container runtime not ready"},
+			{runtimeapi.NetworkReady, "container runtime network not ready"},
+		} {
+			var c *runtimeapi.RuntimeCondition
+			for _, have := range st.GetConditions() {
+				if have.GetType() == want.typ {
+					c = have
+				}
+			}
+			switch {
+			case c == nil:
+				problems = append(problems, fmt.Sprintf("%s: %s condition missing", want.what, want.typ))
+			case !c.GetStatus():
+				problems = append(problems, fmt.Sprintf("%s: %s=false reason:%s message:%s", want.what, want.typ, c.GetReason(), c.GetMessage()))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		ready.Status, ready.Reason, ready.Message = corev1.ConditionFalse, "KubeletNotReady", strings.Join(problems, ", ")
+	}
+	return ready
 }
 
 // postStatus writes the node's status over cur.
@@ -156,31 +206,8 @@ func (k *Kubelet) postStatus(ctx context.Context, cur *corev1.Node) error {
 }
 
 func (k *Kubelet) postStatusOnce(ctx context.Context, cur *corev1.Node, retry bool) error {
-	now := metav1.NewTime(k.now().Truncate(time.Second))
 	upd := cur.DeepCopy()
-	capacity := k.capacity()
-	old := cur.Status
-	upd.Status.Capacity, upd.Status.Allocatable = capacity, capacity.DeepCopy()
-	hostname, _ := os.Hostname()
-	upd.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: k.nodeIP}, {Type: corev1.NodeHostName, Address: hostname}}
-	upd.Status.DaemonEndpoints = corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: k.port}}
-	machineID := readTrim("/etc/machine-id")
-	upd.Status.NodeInfo = corev1.NodeSystemInfo{
-		MachineID: machineID, SystemUUID: readTrim("/sys/class/dmi/id/product_uuid"), BootID: readTrim("/proc/sys/kernel/random/boot_id"),
-		KernelVersion: readTrim("/proc/sys/kernel/osrelease"), OSImage: osImage(),
-		ContainerRuntimeVersion: k.runtimeVersion, KubeletVersion: k.cfg.KubeletVersion,
-		OperatingSystem: runtime.GOOS, Architecture: runtime.GOARCH,
-	}
-	upd.Status.Conditions = nil
-	for _, c := range nodeConditions {
-		c.LastHeartbeatTime, c.LastTransitionTime = now, now
-		for _, o := range old.Conditions {
-			if o.Type == c.Type && o.Status == c.Status {
-				c.LastTransitionTime = o.LastTransitionTime
-			}
-		}
-		upd.Status.Conditions = append(upd.Status.Conditions, c)
-	}
+	upd.Status = k.nodeStatus(ctx, cur.Status)
 	_, err := k.cfg.Client.CoreV1().Nodes().UpdateStatus(ctx, upd, metav1.UpdateOptions{})
 	if apierrors.IsConflict(err) && retry {
 		// Controllers write the node too (node IPAM sets spec.podCIDR right
@@ -193,6 +220,39 @@ func (k *Kubelet) postStatusOnce(ctx context.Context, cur *corev1.Node, retry bo
 		return fmt.Errorf("update node status: %w", err)
 	}
 	return nil
+}
+
+// nodeStatus is the node's status now over old (the status as stored):
+// capacity, addresses, node info and the conditions, Ready from the
+// runtime's status; a condition's transition time stays while its status
+// does.
+func (k *Kubelet) nodeStatus(ctx context.Context, old corev1.NodeStatus) corev1.NodeStatus {
+	now := metav1.NewTime(k.now().Truncate(time.Second))
+	st := old.DeepCopy()
+	capacity := k.capacity()
+	st.Capacity, st.Allocatable = capacity, capacity.DeepCopy()
+	hostname, _ := os.Hostname()
+	st.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: k.nodeIP}, {Type: corev1.NodeHostName, Address: hostname}}
+	st.DaemonEndpoints = corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: k.port}}
+	st.NodeInfo = corev1.NodeSystemInfo{
+		MachineID: readTrim("/etc/machine-id"), SystemUUID: readTrim("/sys/class/dmi/id/product_uuid"), BootID: readTrim("/proc/sys/kernel/random/boot_id"),
+		KernelVersion: readTrim("/proc/sys/kernel/osrelease"), OSImage: osImage(),
+		ContainerRuntimeVersion: k.runtimeVersion, KubeletVersion: k.cfg.KubeletVersion,
+		OperatingSystem: runtime.GOOS, Architecture: runtime.GOARCH,
+	}
+	conds := append([]corev1.NodeCondition(nil), nodeConditions[:len(nodeConditions)-1]...)
+	conds = append(conds, readyCondition(k.runtimeStatus(ctx)))
+	st.Conditions = nil
+	for _, c := range conds {
+		c.LastHeartbeatTime, c.LastTransitionTime = now, now
+		for _, o := range old.Conditions {
+			if o.Type == c.Type && o.Status == c.Status {
+				c.LastTransitionTime = o.LastTransitionTime
+			}
+		}
+		st.Conditions = append(st.Conditions, c)
+	}
+	return *st
 }
 
 // capacity is the node's: CPUs, memory from /proc/meminfo, 110 pods, and the
@@ -273,6 +333,28 @@ func (k *Kubelet) renewLease(ctx context.Context, nodeUID types.UID) error {
 		return fmt.Errorf("renew lease: %w", err)
 	}
 	return nil
+}
+
+// waitSchedulable waits (30 s at most) until the node lifecycle controller
+// has removed the not-ready taints of a Node that was not Ready, so that
+// the kubelet's readiness means pods can be scheduled to it.
+func (k *Kubelet) waitSchedulable(ctx context.Context) {
+	deadline := k.now().Add(notReadyTaintWait)
+	for {
+		nd, err := k.cfg.Client.CoreV1().Nodes().Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
+		if err == nil && !slices.ContainsFunc(nd.Spec.Taints, func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady }) {
+			return
+		}
+		if k.now().After(deadline) {
+			k.log.Warn("the node still has the not-ready taint; is the node lifecycle controller running?", "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // waitPodCIDR waits for the node IPAM controller to assign spec.podCIDR.
