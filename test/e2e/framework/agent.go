@@ -142,6 +142,13 @@ func startAgent(t *testing.T, srv *Server, netns, serverURL, node, bridge string
 		// their servers' ClusterIPs overlap: only tests that ask get one.
 		a.args = append(a.args, "--disable-proxy")
 	}
+	netpolTable := "skiff-np-" + bridge
+	if i := slices.Index(extra, "--netpol-table"); i >= 0 && i+1 < len(extra) {
+		netpolTable = extra[i+1]
+	} else {
+		// Concurrent agents would rebuild one default table in turn.
+		a.args = append(a.args, "--netpol-table", netpolTable)
+	}
 	t.Cleanup(func() {
 		if netns != "" {
 			return // the bridge and tables go with the namespace
@@ -149,6 +156,7 @@ func startAgent(t *testing.T, srv *Server, netns, serverURL, node, bridge string
 		exec.Command("ip", "link", "del", bridge).Run()
 		// The agent's pod egress masquerade table (internal/agent/masq.go).
 		exec.Command("nft", "delete", "table", "ip", "skiff-masq-"+bridge).Run()
+		exec.Command("nft", "delete", "table", "inet", netpolTable).Run()
 	})
 	t.Cleanup(a.Stop)
 	t.Cleanup(func() {

@@ -273,16 +273,12 @@ func TestAgentExternalRuntime(t *testing.T) {
 // in-process agent.
 func TestServerAgentNodeFlags(t *testing.T) {
 	framework.RequireRoot(t)
-	dropDefaultTables(t)
 	cidr, bridge := agentFlagsNet(3)
+	dropServerAgentNet(t, bridge)
 	rt, cniDir := externalRuntime(t)
 	srv := framework.StartServer(t, "--disable-agent=false", "--pod-bridge", bridge, "--cluster-cidr", cidr,
 		"--node-label", "example.com/role=server", "--node-taint", "example.com/cp=true:NoSchedule",
 		"--container-runtime-endpoint", rt.Endpoint(), "--cni-conf-dir", cniDir)
-	t.Cleanup(func() {
-		exec.Command("ip", "link", "del", bridge).Run()
-		exec.Command("nft", "delete", "table", "ip", "skiff-masq-"+bridge).Run()
-	})
 	cs := srv.Client()
 	ctx := framework.Context(t, 3*time.Minute)
 	host, _ := os.Hostname()
@@ -290,11 +286,11 @@ func TestServerAgentNodeFlags(t *testing.T) {
 	var err error
 	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		nd, err = cs.CoreV1().Nodes().Get(ctx, host, metav1.GetOptions{})
-		if err == nil && nd.Spec.PodCIDR != "" && nodeReady(nd) {
+		if err == nil && nd.Spec.PodCIDR != "" && nodeReady(nd) && !notReadyTaint(nd) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node %s not Ready with a podCIDR: %v %+v\n%s", host, err, nd, srv.Logs())
+			t.Fatalf("node %s not Ready (and untainted) with a podCIDR: %v %+v\n%s", host, err, nd, srv.Logs())
 		}
 	}
 	if nd.Labels["example.com/role"] != "server" || !sameTaints(nd.Spec.Taints, []corev1.Taint{{Key: "example.com/cp", Value: "true", Effect: corev1.TaintEffectNoSchedule}}) {
@@ -303,15 +299,9 @@ func TestServerAgentNodeFlags(t *testing.T) {
 	if _, err := os.Stat(containerd.Socket(srv.DataDir)); err == nil {
 		t.Errorf("the server's agent started a containerd of its own")
 	}
-	// The node reports Ready before its network config is written (the
-	// kubelet posts status at registration): wait for the file.
-	conf := filepath.Join(cniDir, "10-skiff.conflist")
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if _, err := os.Stat(conf); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("pod network config in --cni-conf-dir: %v", err)
-		}
+	// The node is Ready only once the runtime has loaded its network config.
+	if _, err := os.Stat(filepath.Join(cniDir, "10-skiff.conflist")); err != nil {
+		t.Errorf("pod network config in --cni-conf-dir: %v", err)
 	}
 }
 

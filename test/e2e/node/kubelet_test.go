@@ -245,10 +245,5 @@ func TestKubeletRunsPods(t *testing.T) {
 }
 
 func nodeReady(nd *corev1.Node) bool {
-	for _, c := range nd.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+	return readyCond(nd).Status == corev1.ConditionTrue
 }

@@ -66,9 +66,6 @@ func TestNodeNotReadyUntilNetwork(t *testing.T) {
 	close(stop)
 	<-collected
 
-	notReadyTaint := func(nd *corev1.Node) bool {
-		return slices.ContainsFunc(nd.Spec.Taints, func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady })
-	}
 	if len(seen) == 0 {
 		t.Fatal("the watch saw no event for the node")
 	}
@@ -106,6 +103,12 @@ func TestNodeNotReadyUntilNetwork(t *testing.T) {
 	framework.WaitPod(t, cs, pod.Name, 2*time.Minute, "Running on the node", func(p *corev1.Pod) bool {
 		return p.Spec.NodeName == node && p.Status.Phase == corev1.PodRunning
 	})
+}
+
+// notReadyTaint reports whether the node carries a not-ready taint, which
+// the node lifecycle controller removes once the node is Ready.
+func notReadyTaint(nd *corev1.Node) bool {
+	return slices.ContainsFunc(nd.Spec.Taints, func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady })
 }
 
 func readyCond(nd *corev1.Node) corev1.NodeCondition {

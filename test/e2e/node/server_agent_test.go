@@ -22,12 +22,11 @@ import (
 // that runs pods.
 func TestServerRunsItsOwnAgent(t *testing.T) {
 	framework.RequireRoot(t)
-	dropDefaultTables(t)
 	n := os.Getpid()
 	bridge := fmt.Sprintf("sks%d", n%100000)
+	dropServerAgentNet(t, bridge)
 	srv := framework.StartServer(t, "--disable-agent=false", "--pod-bridge", bridge,
 		"--cluster-cidr", fmt.Sprintf("10.%d.0.0/16", 100+(n+7)%100))
-	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
 	cs := srv.Client()
 	ctx := framework.Context(t, 3*time.Minute)
 	host, _ := os.Hostname()
@@ -70,14 +69,17 @@ func TestServerRunsItsOwnAgent(t *testing.T) {
 	}
 }
 
-// dropDefaultTables removes, once the test's server has stopped, the
-// nftables tables its in-process agent's Service proxy and NetworkPolicy
-// enforcer leave under their default names (they keep their rules on exit,
-// as upstream's kube-proxy does): a later test's traffic to the same
+// dropServerAgentNet removes, once the test's server has stopped, what its
+// in-process agent leaves on the host: the pod bridge, the egress
+// masquerade table, and the Service proxy's and NetworkPolicy enforcer's
+// tables under their default names (they keep their rules on exit, as
+// upstream's kube-proxy does): a later test's traffic to the same
 // ClusterIPs (every cluster's kube-dns is 10.43.0.10) would still meet
 // them. Call it before starting the server, so that it runs after its stop.
-func dropDefaultTables(t *testing.T) {
+func dropServerAgentNet(t *testing.T, bridge string) {
 	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", bridge).Run()
+		exec.Command("nft", "delete", "table", "ip", "skiff-masq-"+bridge).Run()
 		exec.Command("nft", "delete", "table", "ip", "skiff-proxy").Run()
 		exec.Command("nft", "delete", "table", "inet", "skiff-netpol").Run()
 	})
