@@ -1,7 +1,6 @@
 package kubelet
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"maps"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -272,20 +270,9 @@ func (k *Kubelet) capacity() corev1.ResourceList {
 	return rl
 }
 
+// memTotal is the host's memory in bytes (0 if /proc/meminfo is unreadable).
 func memTotal() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "MemTotal:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
+	return int64(readKeyed("/proc/meminfo")["MemTotal:"]) * 1024
 }
 
 func osImage() string {
