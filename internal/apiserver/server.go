@@ -106,6 +106,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.discovery = newDiscoveryCache(s)
+	if s.writes != nil {
+		s.writes.register(s.metrics.reg)
+	}
 
 	mux := http.NewServeMux()
 	oa, err := openapi.New(cfg.Resources)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
@@ -157,4 +158,18 @@ func (s *Server) refuseWrite(w http.ResponseWriter, r *http.Request, res *resour
 		return
 	}
 	s.writeError(w, r, err, res.gr, "")
+}
+
+// register publishes the queue's occupancy under upstream's metric names
+// (kind "mutating": network clients' writes only).
+func (q *writeQueue) register(reg *prometheus.Registry) {
+	labels := prometheus.Labels{"request_kind": "mutating"}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "apiserver_current_inflight_requests", ConstLabels: labels,
+			Help: "Mutating requests of network clients being served (their seats; --max-mutating-requests-inflight)."},
+			func() float64 { r, _ := q.queued(); return float64(r) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "apiserver_current_inqueue_requests", ConstLabels: labels,
+			Help: "Mutating requests of network clients waiting for a seat."},
+			func() float64 { _, w := q.queued(); return float64(w) }),
+	)
 }

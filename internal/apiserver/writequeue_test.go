@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
@@ -194,4 +195,36 @@ func TestRefuseWrite(t *testing.T) {
 			t.Fatalf("%v: body %s", err, body)
 		}
 	}
+}
+
+func TestWriteQueueMetrics(t *testing.T) {
+	q := newWriteQueue(1, 10, time.Minute)
+	reg := prometheus.NewRegistry()
+	q.register(reg)
+	if err := q.acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- q.acquire(context.Background()) }()
+	waitQueued(t, q, 1)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		m := f.GetMetric()[0]
+		if l := m.GetLabel(); len(l) != 1 || l[0].GetValue() != "mutating" {
+			t.Fatalf("%s labels %v", f.GetName(), l)
+		}
+		got[f.GetName()] = m.GetGauge().GetValue()
+	}
+	if got["apiserver_current_inflight_requests"] != 1 || got["apiserver_current_inqueue_requests"] != 1 {
+		t.Fatalf("gauges %v, want one running and one waiting", got)
+	}
+	q.release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	q.release()
 }

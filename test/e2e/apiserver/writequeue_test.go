@@ -63,6 +63,17 @@ func TestMutatingRequestsShareOneSeat(t *testing.T) {
 		return
 	}
 
+	// Every seat was given back, and nobody waits.
+	metrics, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	for _, want := range []string{`apiserver_current_inflight_requests{request_kind="mutating"} 0`, `apiserver_current_inqueue_requests{request_kind="mutating"} 0`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
 	// The pods left (odd i) are labelled, and the scheduler found no node
 	// for each (no agent runs): its status writes got through.
 	want := clients * (each / 2)
