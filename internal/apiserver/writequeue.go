@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,8 +32,15 @@ type writeQueue struct {
 	maxWaiting int           // requests that may wait for a seat
 	maxWait    time.Duration // longest wait for a seat
 
+	// running and nwaiting are read without the lock: a request that
+	// finds a free seat and nobody waiting takes it with one atomic
+	// operation, so the line costs nothing until it is needed. (A mutex
+	// taken twice by every write convoyed on an oversubscribed machine,
+	// when the OS stopped the thread holding it.)
+	running  atomic.Int64
+	nwaiting atomic.Int64 // len(waiting)
+
 	mu      sync.Mutex
-	running int
 	waiting []*waiter // FIFO; granted or abandoned entries are removed
 }
 
@@ -54,6 +62,19 @@ func newWriteQueue(limit, maxWaiting int, maxWait time.Duration) *writeQueue {
 	return &writeQueue{limit: limit, maxWaiting: maxWaiting, maxWait: maxWait}
 }
 
+// take takes a free seat, if there is one.
+func (q *writeQueue) take() bool {
+	for {
+		r := q.running.Load()
+		if r >= int64(q.limit) {
+			return false
+		}
+		if q.running.CompareAndSwap(r, r+1) {
+			return true
+		}
+	}
+}
+
 // acquire waits for a seat in arrival order. On success the caller must
 // call release once its request is done. It fails with errQueueFull,
 // errQueueTimeout or the context's error. A nil queue always admits.
@@ -61,18 +82,20 @@ func (q *writeQueue) acquire(ctx context.Context) error {
 	if q == nil {
 		return nil
 	}
-	q.mu.Lock()
-	if q.running < q.limit && len(q.waiting) == 0 {
-		q.running++
-		q.mu.Unlock()
+	if q.nwaiting.Load() == 0 && q.take() {
 		return nil
 	}
+	q.mu.Lock()
 	if len(q.waiting) >= q.maxWaiting {
 		q.mu.Unlock()
 		return errQueueFull
 	}
 	w := &waiter{ready: make(chan struct{})}
 	q.waiting = append(q.waiting, w)
+	q.nwaiting.Store(int64(len(q.waiting)))
+	// A seat freed since the fast path failed is handed out here: a
+	// release that saw nobody waiting did not look for us.
+	q.dispatchLocked()
 	q.mu.Unlock()
 
 	timer := time.NewTimer(q.maxWait)
@@ -90,7 +113,8 @@ func (q *writeQueue) acquire(ctx context.Context) error {
 	defer q.mu.Unlock()
 	if w.granted {
 		// The seat arrived as the wait ended: pass it on.
-		q.releaseLocked()
+		q.running.Add(-1)
+		q.dispatchLocked()
 		return err
 	}
 	for i, o := range q.waiting {
@@ -99,36 +123,39 @@ func (q *writeQueue) acquire(ctx context.Context) error {
 			break
 		}
 	}
+	q.nwaiting.Store(int64(len(q.waiting)))
 	return err
 }
 
-// release hands the caller's seat to the first waiting request, or frees it.
+// release gives the caller's seat back and hands free seats to the first
+// waiting requests.
 func (q *writeQueue) release() {
 	if q == nil {
 		return
 	}
-	q.mu.Lock()
-	q.releaseLocked()
-	q.mu.Unlock()
+	q.running.Add(-1)
+	if q.nwaiting.Load() > 0 {
+		q.mu.Lock()
+		q.dispatchLocked()
+		q.mu.Unlock()
+	}
 }
 
-func (q *writeQueue) releaseLocked() {
-	if len(q.waiting) == 0 {
-		q.running--
-		return
+// dispatchLocked gives free seats to waiting requests in arrival order.
+func (q *writeQueue) dispatchLocked() {
+	for len(q.waiting) > 0 && q.take() {
+		w := q.waiting[0]
+		q.waiting[0] = nil
+		q.waiting = q.waiting[1:]
+		q.nwaiting.Store(int64(len(q.waiting)))
+		w.granted = true
+		close(w.ready)
 	}
-	w := q.waiting[0]
-	q.waiting[0] = nil
-	q.waiting = q.waiting[1:]
-	w.granted = true
-	close(w.ready)
 }
 
 // queued reports the running and waiting requests (tests, metrics).
 func (q *writeQueue) queued() (running, waiting int) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.running, len(q.waiting)
+	return int(q.running.Load()), int(q.nwaiting.Load())
 }
 
 // queuedWrite says whether a request waits in the write queue: mutating

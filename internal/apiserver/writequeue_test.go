@@ -5,7 +5,10 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -227,4 +230,40 @@ func TestWriteQueueMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	q.release()
+}
+
+// Many requests at once: never more than the limit run, none is lost,
+// and the queue ends empty.
+func TestWriteQueueConcurrent(t *testing.T) {
+	const limit, requests = 3, 400
+	q := newWriteQueue(limit, requests, time.Minute)
+	var inside, most atomic.Int64
+	var wg sync.WaitGroup
+	for range requests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := q.acquire(context.Background()); err != nil {
+				t.Error(err)
+				return
+			}
+			n := inside.Add(1)
+			for {
+				m := most.Load()
+				if n <= m || most.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			runtime.Gosched()
+			inside.Add(-1)
+			q.release()
+		}()
+	}
+	wg.Wait()
+	if m := most.Load(); m > limit || m < 1 {
+		t.Fatalf("%d ran at once, limit %d", m, limit)
+	}
+	if r, w := q.queued(); r != 0 || w != 0 {
+		t.Fatalf("end: running %d waiting %d", r, w)
+	}
 }
