@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"k8s.io/apimachinery/pkg/version"
 
@@ -44,7 +45,14 @@ type Config struct {
 	// DisabledAdmission names built-in admission plugins turned off
 	// (upstream's --disable-admission-plugins), e.g. "ServiceAccount".
 	DisabledAdmission map[string]bool
-	Logger            *slog.Logger
+	// MaxMutatingInFlight is how many mutating requests of network clients
+	// run at once; the others wait in a FIFO line of at most
+	// MaxMutatingWaiting (429 past it or after MaxMutatingWait). Zero runs
+	// every request as it comes. In-process clients never wait.
+	MaxMutatingInFlight int
+	MaxMutatingWaiting  int
+	MaxMutatingWait     time.Duration
+	Logger              *slog.Logger
 }
 
 // Validate rejects an incomplete config.
@@ -54,6 +62,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage == nil {
 		return fmt.Errorf("apiserver: no storage factory")
+	}
+	if c.MaxMutatingInFlight < 0 || c.MaxMutatingWaiting < 0 || c.MaxMutatingWait < 0 {
+		return fmt.Errorf("apiserver: negative mutating request limits")
+	}
+	if c.MaxMutatingInFlight > 0 && (c.MaxMutatingWaiting == 0 || c.MaxMutatingWait == 0) {
+		return fmt.Errorf("apiserver: a mutating request limit needs a waiting line and a longest wait")
 	}
 	return nil
 }

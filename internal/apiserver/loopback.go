@@ -52,6 +52,14 @@ func WatchesWithoutManagedFields() LoopbackOption {
 
 type omitManagedFieldsKey struct{}
 
+// loopbackKey marks requests of in-process clients (LoopbackTransport).
+type loopbackKey struct{}
+
+func fromLoopback(ctx context.Context) bool {
+	v, _ := ctx.Value(loopbackKey{}).(bool)
+	return v
+}
+
 // watchOmitsManagedFields reports whether the request's client asked for
 // watch events without managedFields.
 func watchOmitsManagedFields(ctx context.Context) bool {
@@ -74,6 +82,7 @@ type loopback struct {
 
 func (l *loopback) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(req.Context())
+	ctx = context.WithValue(ctx, loopbackKey{}, true)
 	if l.omitManagedFields {
 		ctx = context.WithValue(ctx, omitManagedFieldsKey{}, true)
 	}

@@ -48,6 +48,8 @@ type Server struct {
 	// emptyLookups remembers namespaces found without quotas or limit
 	// ranges by a live read (admission's policy lookups).
 	emptyLookups sync.Map
+	// writes lines up network clients' mutating requests (nil: no limit).
+	writes *writeQueue
 }
 
 // New builds the server: one store per resource, allocators restored from
@@ -69,6 +71,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		byGV:      map[schema.GroupVersion][]*resource{},
 		metrics:   newMetrics(),
 		now:       time.Now,
+		writes:    newWriteQueue(cfg.MaxMutatingInFlight, cfg.MaxMutatingWaiting, cfg.MaxMutatingWait),
 
 		kubeletTransport: newKubeletTransport(cfg.KubeletClientCert, cfg.KubeletCA),
 	}
@@ -103,6 +106,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.discovery = newDiscoveryCache(s)
+	if s.writes != nil {
+		s.writes.register(s.metrics.reg)
+	}
 
 	mux := http.NewServeMux()
 	oa, err := openapi.New(cfg.Resources)
@@ -223,6 +229,14 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	rw := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+	if s.writes != nil && queuedWrite(r, info) {
+		if err := s.writes.acquire(r.Context()); err != nil {
+			s.refuseWrite(rw, r, res, err)
+			s.metrics.observe(info.Verb, res.gr, info.Subresource, rw.code, time.Since(start))
+			return
+		}
+		defer s.writes.release()
+	}
 	s.serveResource(rw, r, res, info)
 	s.metrics.observe(info.Verb, res.gr, info.Subresource, rw.code, time.Since(start))
 }

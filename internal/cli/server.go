@@ -37,6 +37,8 @@ func runServer(ctx context.Context, env *Env, args []string) error {
 		"issue the pods' admission-injected service account tokens for a year (with a warnafter claim at the requested hour), as upstream")
 	fs.Var(listFlag{&cfg.APIAudiences}, "api-audiences", "comma-separated audiences the API server accepts in service account tokens (default: the issuer)")
 	fs.Var(listFlag{&cfg.DisableAdmissionPlugins}, "disable-admission-plugins", "comma-separated built-in admission plugins to turn off (ServiceAccount)")
+	fs.IntVar(&cfg.MaxMutatingRequestsInflight, "max-mutating-requests-inflight", cfg.MaxMutatingRequestsInflight,
+		"mutating API requests of network clients served at once; the rest wait in a first come, first served line (429 with Retry-After past 1000 waiting or 15 s); 0: no limit")
 	fs.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", cfg.NodeMonitorGracePeriod, "time without a heartbeat before a node is marked unhealthy")
 	fs.Var(listFlag{&cfg.Controllers}, "controllers", "controllers to run: '*' all, 'name' one, '-name' all but one (comma-separated)")
 	nf := nodeFlags{}

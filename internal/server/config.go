@@ -75,7 +75,12 @@ type Config struct {
 	// DisableAdmissionPlugins turns off built-in admission plugins by
 	// upstream's names (only "ServiceAccount" can be turned off).
 	DisableAdmissionPlugins []string
-	Logger                  *slog.Logger
+	// MaxMutatingRequestsInflight is how many mutating requests of network
+	// clients are served at once; the rest wait in a first come, first
+	// served line, 429 past it (0: no limit). Upstream's flag of the same
+	// name sizes API Priority and Fairness's seats, which queue likewise.
+	MaxMutatingRequestsInflight int
+	Logger                      *slog.Logger
 }
 
 // DefaultConfig returns the documented flag defaults.
@@ -91,6 +96,8 @@ func DefaultConfig() Config {
 		ClusterSigningDuration: 365 * 24 * time.Hour,
 		ServiceAccountIssuer:   "https://kubernetes.default.svc.cluster.local",
 		ExtendTokenExpiration:  true,
+
+		MaxMutatingRequestsInflight: defaultMutatingInflight,
 	}
 }
 
@@ -130,6 +137,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := agent.ParseRuntimeEndpoint(c.ContainerRuntimeEndpoint); err != nil {
 		return err
+	}
+	if c.MaxMutatingRequestsInflight < 0 {
+		return fmt.Errorf("--max-mutating-requests-inflight %d: must not be negative", c.MaxMutatingRequestsInflight)
 	}
 	if c.CNIConfDir != "" && !filepath.IsAbs(c.CNIConfDir) {
 		return fmt.Errorf("--cni-conf-dir %q: must be an absolute path", c.CNIConfDir)
@@ -234,3 +244,16 @@ func (c *Config) disabledAdmission() map[string]bool {
 
 func (c *Config) tlsDir() string { return filepath.Join(c.DataDir, "tls") }
 func (c *Config) dbDir() string  { return filepath.Join(c.DataDir, "db") }
+
+const (
+	// defaultMutatingInflight is upstream's --max-mutating-requests-inflight
+	// default. Small limits were measured slower (see docs/architecture.md):
+	// a request holds its seat while etcd commits it, and fewer writes in
+	// flight make raft's batches smaller, which cost more CPU per write.
+	defaultMutatingInflight = 200
+	// mutatingWaiting and mutatingWait bound the line behind the seats;
+	// 15 s is upstream's longest wait in an API Priority and Fairness
+	// queue (a quarter of the 60 s request timeout).
+	mutatingWaiting = 1000
+	mutatingWait    = 15 * time.Second
+)

@@ -34,6 +34,8 @@ func TestConfigValidate(t *testing.T) {
 		{"empty audience", func(c *Config) { c.APIAudiences = []string{" "} }, "--api-audiences"},
 		{"disable ServiceAccount admission", func(c *Config) { c.DisableAdmissionPlugins = []string{"ServiceAccount"} }, ""},
 		{"disable unknown admission", func(c *Config) { c.DisableAdmissionPlugins = []string{"Nope"} }, "--disable-admission-plugins"},
+		{"no mutating request limit", func(c *Config) { c.MaxMutatingRequestsInflight = 0 }, ""},
+		{"negative mutating request limit", func(c *Config) { c.MaxMutatingRequestsInflight = -1 }, "--max-mutating-requests-inflight"},
 		{"etcd cert without key", func(c *Config) { c.EtcdServers = []string{"https://e:2379"}; c.EtcdCertFile = "/c" }, "--etcd-keyfile"},
 	}
 	for _, tt := range tests {

@@ -150,6 +150,9 @@ func (s *Server) Run(ctx context.Context) (err error) {
 
 		ServiceAccountIssuer: issuer,
 		DisabledAdmission:    s.cfg.disabledAdmission(),
+		MaxMutatingInFlight:  s.cfg.MaxMutatingRequestsInflight,
+		MaxMutatingWaiting:   mutatingWaiting,
+		MaxMutatingWait:      mutatingWait,
 	})
 	if err != nil {
 		return fmt.Errorf("api server: %w", err)

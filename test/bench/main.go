@@ -48,6 +48,7 @@ func main() {
 	dnsDur := flag.Duration("dns-duration", 5*time.Second, "how long each DNS client count is measured")
 	flag.BoolVar(&ownConns, "own-conns", false, "give each concurrent create client its own connection (as separate processes have) instead of multiplexing them all on one HTTP/2 connection (as one client-go process does)")
 	startupPods := flag.Int("startup-pods", 100, "pods for the pod start-up figures on a real node (0 skips them; needs root)")
+	serverArgs := flag.String("server-args", "", "extra flags for the API figures' skiff server, space-separated (e.g. --max-mutating-requests-inflight=0 to compare)")
 	cleanDir := flag.String("clean-node", "", "remove the sandboxes an interrupted pod start-up run left in this agent data dir, then exit")
 	flag.Parse()
 	if *cleanDir != "" {
@@ -61,7 +62,7 @@ func main() {
 		*bin = "bin/skiff"
 	}
 	if *pods > 0 {
-		if err := run(*bin, *pods, *watchers, *profileDir); err != nil {
+		if err := run(*bin, *pods, *watchers, *profileDir, strings.Fields(*serverArgs)); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
@@ -115,8 +116,8 @@ func fetchProfile(ctx context.Context, cfg *rest.Config, what, file string) erro
 	return os.WriteFile(file, data, 0o644)
 }
 
-func run(bin string, nPods, nWatchers int, profileDir string) error {
-	srv, cfg, err := startWithClient(bin, "skiff-bench")
+func run(bin string, nPods, nWatchers int, profileDir string, serverArgs []string) error {
+	srv, cfg, err := startWithClient(bin, "skiff-bench", serverArgs...)
 	if err != nil {
 		return err
 	}
@@ -178,8 +179,10 @@ func run(bin string, nPods, nWatchers int, profileDir string) error {
 		}()
 	}
 	p0 := statusWrites(ctx, cfg)
+	g0 := gcStats(ctx, cfg)
 	c0, a0 := srv.cpuSeconds(), metric(ctx, cfg, "go_memstats_alloc_bytes_total")
 	fillLat, fillTook, errs := createPods(ctx, cfg, "list", 100, nPods)
+	g1 := gcStats(ctx, cfg)
 	if errs > 0 {
 		fmt.Printf("warning: %d errors while creating %d pods\n", errs, nPods)
 	}
@@ -190,6 +193,9 @@ func run(bin string, nPods, nWatchers int, profileDir string) error {
 	fmt.Printf("fill %d pods (100 clients): %.0f/s  p50 %v  p99 %v; server CPU %.0f µs/create, allocated %.0f KB/create\n", nPods,
 		float64(nPods)/fillTook.Seconds(), pct(fillLat, 50), pct(fillLat, 99),
 		(srv.cpuSeconds()-c0)/float64(nPods)*1e6, (metric(ctx, cfg, "go_memstats_alloc_bytes_total")-a0)/float64(nPods)/1024)
+	fmt.Printf("fill %d pods (100 clients): p90 %v  max %v; server GC: %.0f cycles, %.1f ms stopped in all\n", nPods,
+		pct(fillLat, 90), pct(fillLat, 100), g1.cycles-g0.cycles, (g1.pause-g0.pause)*1e3)
+	tailShares(100, g0, g1, fillLat)
 	// Until the scheduler has written every pod's status: how much of its
 	// work fell inside the fill depends on how fast it kept up. The LISTs
 	// below then do not compete with that backlog either.
