@@ -106,8 +106,13 @@ func (s *shimGroupSet) runSandbox(uid types.UID, cfg *runtimeapi.PodSandboxConfi
 	case err == nil:
 		s.sandboxes[id] = g
 		s.live[g]++
-	case s.live[g] == 0:
-		// A failed start may have started and shut down the group's shim.
+	default:
+		// A failed start in an empty group may have started and shut down
+		// the group's shim; in a group with sandboxes it may have failed
+		// because the shim died (the agent's shim wrapper hands a start
+		// the socket a dead shim left). Either way the group's next
+		// sandbox gets a new name and so a new shim; the group's running
+		// sandboxes stay with theirs.
 		s.gen[g]++
 	}
 	return id, err

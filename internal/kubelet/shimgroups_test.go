@@ -73,6 +73,14 @@ func TestShimGroups(t *testing.T) {
 	if before == after {
 		t.Errorf("name %q used again after a failed start in an empty group", after)
 	}
+	// A failed start in a group with a sandbox (its shim may have died):
+	// the next start gets a new name too.
+	_, before = run(uids[1], true)
+	_, after2 := run(uids[1], false)
+	if before != after || after2 == after {
+		t.Errorf("names %q, %q after a failed start in a group with a sandbox of %q: want the failed start on %q and a new name after it", before, after2, after, after)
+	}
+	after = after2
 	// Another kubelet run never repeats this run's names.
 	if _, other := (func() (string, string) {
 		s2 := newShimGroupSet(time.Unix(1_800_000_001, 0))

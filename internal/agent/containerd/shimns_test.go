@@ -150,7 +150,9 @@ func TestShimWrapperScript(t *testing.T) {
 	}{
 		{"container of a running group", `{"annotations":{"io.kubernetes.cri.container-type":"container","skiff.sh/shim-socket":"` + sock + `"}}`, "unix://" + sock, true},
 		{"annotations in the other order", `{"annotations":{"skiff.sh/shim-socket":"` + sock + `","io.kubernetes.cri.container-type":"container"}}`, "unix://" + sock, true},
-		{"sandbox", `{"annotations":{"io.kubernetes.cri.container-type":"sandbox","skiff.sh/shim-socket":"` + sock + `"}}`, "unshare --mount --propagation slave shim " + strings.Join(args, " ") + "\n", false},
+		{"sandbox of a running group", `{"annotations":{"io.kubernetes.cri.container-type":"sandbox","skiff.sh/shim-socket":"` + sock + `"}}`, "unix://" + sock, true},
+		{"no socket annotation", `{"annotations":{"io.kubernetes.cri.container-type":"container"}}`, "unshare --mount --propagation slave shim " + strings.Join(args, " ") + "\n", false},
+		{"socket annotation of another key", `{"annotations":{"x.skiff.sh/shim-socket-not":"` + sock + `"}}`, "unshare --mount --propagation slave shim " + strings.Join(args, " ") + "\n", false},
 		{"no socket yet", `{"annotations":{"io.kubernetes.cri.container-type":"container","skiff.sh/shim-socket":"` + sock + `x"}}`, "unshare --mount --propagation slave shim " + strings.Join(args, " ") + "\n", false},
 		{"socket outside /run/containerd/s", `{"annotations":{"io.kubernetes.cri.container-type":"container","skiff.sh/shim-socket":"/tmp/s"}}`, "unshare --mount --propagation slave shim " + strings.Join(args, " ") + "\n", false},
 	} {
