@@ -96,47 +96,10 @@ func (k *Kubelet) setupVolume(ctx context.Context, p *corev1.Pod, v *corev1.Volu
 	if err != nil {
 		return volume{}, err
 	}
-	if v.Secret != nil || v.Projected != nil {
-		// As upstream's secret and projected plugins (their wrapped
-		// emptyDir has medium Memory): secrets and tokens stay off the
-		// disk, and writing them costs no disk inodes.
-		memory := &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}
-		if err := mountMemory(path, emptyDirMemorySize(p, memory, ec.allocatable)); err != nil {
-			return volume{}, err
-		}
-	}
 	if _, err := writeAtomic(path, payload, time.Now()); err != nil {
 		return volume{}, err
 	}
 	return volume{path: path, readOnly: true, contained: true}, nil
-}
-
-// memoryVolumePlugins are the volume plugins whose directories are tmpfs
-// mounts (removePodDir unmounts them).
-var memoryVolumePlugins = []string{"kubernetes.io~empty-dir", "kubernetes.io~secret", "kubernetes.io~projected"}
-
-// mountMemory mounts a tmpfs of size bytes (0: the kernel's default) on
-// path unless one is there already. Without the right to mount (a test
-// that does not run as root) the directory stays on disk.
-func mountMemory(path string, size int64) error {
-	if err := os.MkdirAll(path, 0o755); err != nil {
-		return err
-	}
-	if isMountPoint(path) {
-		return nil
-	}
-	opts := "mode=0755"
-	if size > 0 {
-		opts += fmt.Sprintf(",size=%d", size)
-	}
-	err := syscall.Mount("tmpfs", path, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, opts)
-	if errors.Is(err, syscall.EPERM) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("mount tmpfs on %s: %w", path, err)
-	}
-	return nil
 }
 
 func modeOr(m *int32) os.FileMode {
@@ -400,7 +363,7 @@ func containerMounts(c *corev1.Container, vols map[string]volume, env *envList) 
 	return out, nil
 }
 
-// removePodDir unmounts a pod's memory-backed volumes and removes its
+// removePodDir unmounts a pod's memory-backed emptyDirs and removes its
 // volumes; the containers must be gone.
 func (k *Kubelet) removePodDir(uid string) {
 	k.tokens.forget(uid)
@@ -411,15 +374,11 @@ func (k *Kubelet) removePodDir(uid string) {
 	if _, err := os.Stat(dir); err != nil {
 		return
 	}
-	var tmpfs []string
-	for _, plugin := range memoryVolumePlugins {
-		m, _ := filepath.Glob(filepath.Join(dir, "volumes", plugin, "*"))
-		tmpfs = append(tmpfs, m...)
-	}
+	tmpfs, _ := filepath.Glob(filepath.Join(dir, "volumes", "kubernetes.io~empty-dir", "*"))
 	for _, d := range tmpfs {
 		if isMountPoint(d) {
 			if err := syscall.Unmount(d, 0); err != nil {
-				k.log.Warn("unmount volume", "path", d, "err", err)
+				k.log.Warn("unmount emptyDir", "path", d, "err", err)
 				return // never remove through a live mount
 			}
 		}

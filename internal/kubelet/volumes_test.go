@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -150,24 +149,6 @@ func TestSetupVolumes(t *testing.T) {
 		}
 		if !vols[name].readOnly || !strings.HasPrefix(vols[name].path, k.podDir("u1")) {
 			t.Errorf("volume %s: %+v", name, vols[name])
-		}
-	}
-	// Secrets and projected volumes are tmpfs mounts, as upstream's (with
-	// the right to mount), the rest are on the disk.
-	if os.Geteuid() == 0 {
-		for name, want := range map[string]bool{"sec": true, "proj": true, "cm": false, "dapi": false} {
-			var st syscall.Statfs_t
-			if err := syscall.Statfs(vols[name].path, &st); err != nil || (st.Type == 0x01021994) != want || isMountPoint(vols[name].path) != want {
-				t.Errorf("volume %s: tmpfs %v (statfs %v), want %v", name, st.Type == 0x01021994, err, want)
-			}
-		}
-		// A resync finds the mount and does not stack another.
-		if _, err := k.setupVolumes(context.Background(), p, newObjects(client, "default"), ec); err != nil {
-			t.Fatal(err)
-		}
-		b, _ := os.ReadFile("/proc/self/mountinfo")
-		if n := strings.Count(string(b), " "+vols["proj"].path+" "); n != 1 {
-			t.Errorf("projected volume mounted %d times after a resync", n)
 		}
 	}
 	if fi, err := os.Stat(hostDir); err != nil || !fi.IsDir() {
