@@ -48,19 +48,15 @@ const shimGroups = 8
 // socket (and be lost to containerd after a restart). So a name is never
 // used again once a group's last sandbox stopped: each group has a
 // generation, bumped then, and the names of one kubelet run never repeat a
-// former run's. A group's sandbox stops exclude its starts, so no start
-// picks a name whose shim a concurrent stop is shutting down; starts in a
-// group run at the same time (the first ones may each run the real shim's
-// start: one of them binds the group's socket, the others find it).
+// former run's. A group's sandbox starts and stops are serialized, so no
+// start picks a name whose shim a concurrent stop is shutting down.
 type shimGroupSet struct {
 	run string // this kubelet run, in every name
 	// address is containerd's socket; "" leaves shimSocketAnnotation out.
 	address string
 	// startDir is Config.ShimStartDir ("": no announcements).
 	startDir string
-	// mu is held for reading by a group's sandbox starts, for writing by
-	// its stops.
-	mu [shimGroups]sync.RWMutex
+	mu       [shimGroups]sync.Mutex
 
 	state sync.Mutex
 	gen   [shimGroups]int
@@ -84,14 +80,14 @@ func groupOf(uid types.UID) int {
 
 // runSandbox starts a sandbox in the pod's shim group: it sets the group
 // annotation on cfg (whatever the pod's annotations say: a pod cannot pick
-// another pod's shim) and runs start while no stop runs in the group.
+// another pod's shim) and runs start while holding the group.
 func (s *shimGroupSet) runSandbox(uid types.UID, cfg *runtimeapi.PodSandboxConfig, start func() (string, error)) (string, error) {
 	if s == nil {
 		return start()
 	}
 	g := groupOf(uid)
-	s.mu[g].RLock()
-	defer s.mu[g].RUnlock()
+	s.mu[g].Lock()
+	defer s.mu[g].Unlock()
 	s.state.Lock()
 	name := "skiff-" + strconv.Itoa(g) + "-" + s.run + "." + strconv.Itoa(s.gen[g])
 	s.state.Unlock()

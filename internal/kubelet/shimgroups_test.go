@@ -126,41 +126,6 @@ func TestShimGroupStopBlocksStart(t *testing.T) {
 	}
 }
 
-// TestShimGroupStartsOverlap checks that sandbox starts in one group do
-// not wait for each other (only a stop excludes them), and get one name.
-func TestShimGroupStartsOverlap(t *testing.T) {
-	s := newShimGroupSet(time.Now())
-	uids := uidsInOneGroup(2)
-	first, release := make(chan struct{}), make(chan struct{})
-	names := make(chan string, 2)
-	go func() {
-		cfg := &runtimeapi.PodSandboxConfig{}
-		s.runSandbox(uids[0], cfg, func() (string, error) {
-			close(first)
-			<-release
-			return "sb1", nil
-		})
-		names <- cfg.Annotations[shimGroupAnnotation]
-	}()
-	<-first
-	done := make(chan struct{})
-	go func() {
-		cfg := &runtimeapi.PodSandboxConfig{}
-		s.runSandbox(uids[1], cfg, func() (string, error) { return "sb2", nil })
-		names <- cfg.Annotations[shimGroupAnnotation]
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("a start in a group waited for another start in progress")
-	}
-	close(release)
-	if a, b := <-names, <-names; a != b {
-		t.Errorf("overlapping starts in one group got %q and %q", a, b)
-	}
-}
-
 // TestShimGroupStartContainer checks the announcement of a container start
 // to the agent's shim wrapper: a file named by the ID holding the sandbox's
 // shim socket while the start runs, none without a socket, a directory or
