@@ -132,7 +132,7 @@ func New(cfg Config) (*Agent, error) {
 	// config without portmap for a runtime handler of its own, or an
 	// external one that has neither (external.go).
 	var sup *containerd.Supervisor
-	cniConfDir, noHostPortHandler, noHostPortCNIConfDir := cfg.CNIConfDir, "", ""
+	cniConfDir, noHostPortHandler, noHostPortCNIConfDir, shimStartDir := cfg.CNIConfDir, "", "", ""
 	if endpoint == "" {
 		var err error
 		sup, err = containerd.New(containerd.Config{
@@ -150,6 +150,8 @@ func New(cfg Config) (*Agent, error) {
 		}
 		endpoint, cniConfDir = sup.Endpoint(), sup.Config().CNIConfDir
 		noHostPortHandler, noHostPortCNIConfDir = containerd.NoHostPortHandler, sup.Config().NoHostPortCNIConfDir()
+		// The shim wrapper reads container starts announced there.
+		shimStartDir = containerd.ShimStartDir(cfg.DataDir)
 	} else if cniConfDir == "" {
 		cniConfDir = DefaultExternalCNIConfDir
 	}
@@ -173,6 +175,7 @@ func New(cfg Config) (*Agent, error) {
 		// runtime passes the annotations on); an external one has no use
 		// for them.
 		DisableShimGroups: sup == nil,
+		ShimStartDir:      shimStartDir,
 		NodeLabels:        labels, RegisterWithTaints: taints,
 		KubeletVersion: cfg.KubeletVersion, ClientCAs: clientCAs, Port: cfg.KubeletPort, Logger: cfg.Logger,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,

@@ -87,7 +87,11 @@ type Config struct {
 	// DisableShimGroups leaves out the shim-group annotations (shimgroups.go):
 	// they only mean something to the agent's own containerd.
 	DisableShimGroups bool
-	Logger            *slog.Logger
+	// ShimStartDir, if set, is where the kubelet names the shim socket of
+	// a container it starts, in a file named by the container ID, for the
+	// agent's shim wrapper (internal/agent/containerd/shimns.go).
+	ShimStartDir string
+	Logger       *slog.Logger
 }
 
 // Validate rejects an unusable config; it does not fill defaults.

@@ -79,6 +79,7 @@ func New(cfg Config) (*Kubelet, error) {
 		if a, ok := strings.CutPrefix(cfg.RuntimeEndpoint, "unix://"); ok {
 			shims.address = a
 		}
+		shims.startDir = cfg.ShimStartDir
 	}
 	return &Kubelet{
 		cfg: cfg, log: cfg.Logger.With("component", "kubelet", "node", cfg.NodeName),

@@ -357,7 +357,7 @@ func (k *Kubelet) ensureStarted(ctx context.Context, p *corev1.Pod, c *corev1.Co
 		return
 	}
 	w.started = true
-	if err := k.rt.StartContainer(ctx, id); err != nil {
+	if err := k.shims.startContainer(id, sbCfg, func() error { return k.rt.StartContainer(ctx, id) }); err != nil {
 		w.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: reasonRunError, Message: err.Error()}
 		w.after(5 * time.Second)
 	} else if msg, ok := k.postStart(ctx, p, c, id, firstIP(sc.ec.podIPs)); !ok {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash/fnv"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -53,7 +54,9 @@ type shimGroupSet struct {
 	run string // this kubelet run, in every name
 	// address is containerd's socket; "" leaves shimSocketAnnotation out.
 	address string
-	mu      [shimGroups]sync.Mutex
+	// startDir is Config.ShimStartDir ("": no announcements).
+	startDir string
+	mu       [shimGroups]sync.Mutex
 
 	state sync.Mutex
 	gen   [shimGroups]int
@@ -106,8 +109,13 @@ func (s *shimGroupSet) runSandbox(uid types.UID, cfg *runtimeapi.PodSandboxConfi
 	case err == nil:
 		s.sandboxes[id] = g
 		s.live[g]++
-	case s.live[g] == 0:
-		// A failed start may have started and shut down the group's shim.
+	default:
+		// A failed start in an empty group may have started and shut down
+		// the group's shim; in a group with sandboxes it may have failed
+		// because the shim died (the agent's shim wrapper hands a start
+		// the socket a dead shim left). Either way the group's next
+		// sandbox gets a new name and so a new shim; the group's running
+		// sandboxes stay with theirs.
 		s.gen[g]++
 	}
 	return id, err
@@ -138,4 +146,40 @@ func (s *shimGroupSet) stopSandbox(ctx context.Context, id string, stop func(con
 		s.gen[g]++
 	}
 	return nil
+}
+
+// startContainer runs start (the CRI StartContainer of container id, whose
+// sandbox config is sbCfg) with the start announced in startDir: a file
+// named id holding the group's shim socket, from which the agent's shim
+// wrapper answers containerd's shim start without reading the spec. The
+// file goes when start returns. Without a socket in sbCfg (a sandbox of an
+// earlier sync: the wrapper reads the spec) or a startDir, start just runs.
+func (s *shimGroupSet) startContainer(id string, sbCfg *runtimeapi.PodSandboxConfig, start func() error) error {
+	if s == nil || s.startDir == "" || !validContainerID(id) {
+		return start()
+	}
+	sock := sbCfg.GetAnnotations()[shimSocketAnnotation]
+	if sock == "" {
+		return start()
+	}
+	path := filepath.Join(s.startDir, id)
+	if err := os.WriteFile(path, []byte(sock), 0o600); err != nil {
+		return start()
+	}
+	defer os.Remove(path)
+	return start()
+}
+
+// validContainerID: containerd's IDs are 64 hex digits, which the wrapper
+// also checks before it reads a file by that name.
+func validContainerID(id string) bool {
+	if id == "" {
+		return false
+	}
+	for _, c := range id {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -73,6 +75,14 @@ func TestShimGroups(t *testing.T) {
 	if before == after {
 		t.Errorf("name %q used again after a failed start in an empty group", after)
 	}
+	// A failed start in a group with a sandbox (its shim may have died):
+	// the next start gets a new name too.
+	_, before = run(uids[1], true)
+	_, after2 := run(uids[1], false)
+	if before != after || after2 == after {
+		t.Errorf("names %q, %q after a failed start in a group with a sandbox of %q: want the failed start on %q and a new name after it", before, after2, after, after)
+	}
+	after = after2
 	// Another kubelet run never repeats this run's names.
 	if _, other := (func() (string, string) {
 		s2 := newShimGroupSet(time.Unix(1_800_000_001, 0))
@@ -113,5 +123,47 @@ func TestShimGroupStopBlocksStart(t *testing.T) {
 	close(release)
 	if name := <-started; name != "skiff-0-"+s.run+".1" {
 		t.Errorf("start after the group's last stop got %q, want generation 1", name)
+	}
+}
+
+// TestShimGroupStartContainer checks the announcement of a container start
+// to the agent's shim wrapper: a file named by the ID holding the sandbox's
+// shim socket while the start runs, none without a socket, a directory or
+// a containerd ID.
+func TestShimGroupStartContainer(t *testing.T) {
+	dir := t.TempDir()
+	s := newShimGroupSet(time.Now())
+	s.startDir = dir
+	id := "0123456789abcdef"
+	withSock := &runtimeapi.PodSandboxConfig{Annotations: map[string]string{shimSocketAnnotation: "/run/containerd/s/ab"}}
+	for _, tc := range []struct {
+		name  string
+		set   *shimGroupSet
+		id    string
+		sbCfg *runtimeapi.PodSandboxConfig
+		want  string // the file's content during the start, "" for none
+	}{
+		{"announced", s, id, withSock, "/run/containerd/s/ab"},
+		{"no socket in the sandbox config", s, id, &runtimeapi.PodSandboxConfig{}, ""},
+		{"no start dir", newShimGroupSet(time.Now()), id, withSock, ""},
+		{"not a containerd ID", s, "../x", withSock, ""},
+		{"no shim groups", nil, id, withSock, ""},
+	} {
+		ran := false
+		errStart := errors.New("start failed")
+		err := tc.set.startContainer(tc.id, tc.sbCfg, func() error {
+			ran = true
+			b, err := os.ReadFile(filepath.Join(dir, tc.id))
+			if got := string(b); got != tc.want || (tc.want == "") != (err != nil) {
+				t.Errorf("%s: file during the start %q, %v; want %q", tc.name, got, err, tc.want)
+			}
+			return errStart
+		})
+		if !ran || err != errStart {
+			t.Errorf("%s: start ran %v, returned %v", tc.name, ran, err)
+		}
+		if left, _ := os.ReadDir(dir); len(left) != 0 {
+			t.Errorf("%s: files left after the start: %v", tc.name, left)
+		}
 	}
 }

@@ -127,6 +127,8 @@ func TestShimWrapperScript(t *testing.T) {
 	// The fallback prints what it would run instead of running it.
 	script := strings.ReplaceAll(shimWrapperScript, "@UNSHARE@", "echo unshare")
 	script = strings.ReplaceAll(script, "@SHIM@", "shim")
+	starts := t.TempDir()
+	script = strings.ReplaceAll(script, "@STARTS@", shellQuote(starts))
 	wrapper := filepath.Join(dir, "wrapper")
 	if err := os.WriteFile(wrapper, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
@@ -150,7 +152,9 @@ func TestShimWrapperScript(t *testing.T) {
 	}{
 		{"container of a running group", `{"annotations":{"io.kubernetes.cri.container-type":"container","skiff.sh/shim-socket":"` + sock + `"}}`, "unix://" + sock, true},
 		{"annotations in the other order", `{"annotations":{"skiff.sh/shim-socket":"` + sock + `","io.kubernetes.cri.container-type":"container"}}`, "unix://" + sock, true},
-		{"sandbox", `{"annotations":{"io.kubernetes.cri.container-type":"sandbox","skiff.sh/shim-socket":"` + sock + `"}}`, "unshare --mount --propagation slave shim " + strings.Join(args, " ") + "\n", false},
+		{"sandbox of a running group", `{"annotations":{"io.kubernetes.cri.container-type":"sandbox","skiff.sh/shim-socket":"` + sock + `"}}`, "unix://" + sock, true},
+		{"no socket annotation", `{"annotations":{"io.kubernetes.cri.container-type":"container"}}`, "unshare --mount --propagation slave shim " + strings.Join(args, " ") + "\n", false},
+		{"socket annotation of another key", `{"annotations":{"x.skiff.sh/shim-socket-not":"` + sock + `"}}`, "unshare --mount --propagation slave shim " + strings.Join(args, " ") + "\n", false},
 		{"no socket yet", `{"annotations":{"io.kubernetes.cri.container-type":"container","skiff.sh/shim-socket":"` + sock + `x"}}`, "unshare --mount --propagation slave shim " + strings.Join(args, " ") + "\n", false},
 		{"socket outside /run/containerd/s", `{"annotations":{"io.kubernetes.cri.container-type":"container","skiff.sh/shim-socket":"/tmp/s"}}`, "unshare --mount --propagation slave shim " + strings.Join(args, " ") + "\n", false},
 	} {
@@ -171,6 +175,37 @@ func TestShimWrapperScript(t *testing.T) {
 		if !tc.address && err == nil {
 			t.Errorf("%s: address file written", tc.name)
 		}
+	}
+	// A container start the kubelet announced: the socket comes from the
+	// file named by the ID, the spec is not read.
+	fallback := "unshare --mount --propagation slave shim "
+	for _, tc := range []struct {
+		name, id, file, want string
+	}{
+		{"announced", "0a1b", sock, "unix://" + sock},
+		{"announced, no socket there", "0a1b", sock + "0", fallback},
+		{"announced socket outside /run/containerd/s", "0a1b", "/tmp/s", fallback},
+		{"announced socket with a path in it", "0a1b", "/run/containerd/s/../" + filepath.Base(sock), fallback},
+		{"ID not hex", "../x", sock, fallback},
+	} {
+		if err := os.WriteFile(filepath.Join(starts, filepath.Base(tc.id)), []byte(tc.file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		bundle := t.TempDir()
+		if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"annotations":{}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(wrapper, "-namespace", "k8s.io", "-id", tc.id, "start")
+		cmd.Dir = bundle
+		out, err := cmd.Output()
+		if err != nil || !strings.HasPrefix(string(out), tc.want) {
+			t.Errorf("%s: %q, %v; want %q", tc.name, out, err, tc.want)
+		}
+		b, err := os.ReadFile(filepath.Join(bundle, "address"))
+		if addr := tc.want != fallback; addr != (err == nil) || addr && string(b) != tc.want {
+			t.Errorf("%s: address file %q, %v", tc.name, b, err)
+		}
+		os.Remove(filepath.Join(starts, filepath.Base(tc.id)))
 	}
 	// delete and other actions go to the real shim.
 	cmd := exec.Command(wrapper, "-namespace", "k8s.io", "-id", "c1", "delete")

@@ -153,6 +153,12 @@ func (s *Supervisor) writeFiles() error {
 				"dir", StateDir(s.cfg.DataDir))
 		}
 	}
+	if s.shimDir != "" {
+		// After the state tmpfs: a directory made before it would be hidden.
+		if err := os.MkdirAll(ShimStartDir(s.cfg.DataDir), 0o700); err != nil {
+			return fmt.Errorf("containerd: %w", err)
+		}
+	}
 	b, err := renderConfig(&s.cfg, !canLowerOOMScore())
 	if err != nil {
 		return fmt.Errorf("containerd: render config: %w", err)
