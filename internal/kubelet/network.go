@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -46,7 +47,8 @@ func (k *Kubelet) cniConfig(podCIDR string, portmap bool) ([]byte, error) {
 }
 
 // setupNetwork turns on IPv4 forwarding, writes the CNI config for podCIDR
-// and waits until the runtime reports its network ready.
+// and waits until the runtime reports itself and its network ready (the
+// node's Ready condition).
 func (k *Kubelet) setupNetwork(ctx context.Context, podCIDR string) error {
 	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644); err != nil {
 		return fmt.Errorf("kubelet: enable ip_forward: %w", err)
@@ -64,12 +66,12 @@ func (k *Kubelet) setupNetwork(ctx context.Context, podCIDR string) error {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ok, msg := k.networkReady(ctx)
-		if ok {
+		ready := readyCondition(k.runtimeStatus(ctx))
+		if ready.Status == corev1.ConditionTrue {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("kubelet: runtime network not ready after writing %s: %s", path, msg)
+			return fmt.Errorf("kubelet: runtime not ready after writing %s: %s", path, ready.Message)
 		}
 		select {
 		case <-ctx.Done():
@@ -111,19 +113,6 @@ func (k *Kubelet) runtimeStatus(ctx context.Context) (*runtimeapi.RuntimeStatus,
 		return nil, err
 	}
 	return r.GetStatus(), nil
-}
-
-func (k *Kubelet) networkReady(ctx context.Context) (bool, string) {
-	st, err := k.runtimeStatus(ctx)
-	if err != nil {
-		return false, err.Error()
-	}
-	for _, c := range st.GetConditions() {
-		if c.Type == runtimeapi.NetworkReady {
-			return c.Status, c.Reason + ": " + c.Message
-		}
-	}
-	return false, "no NetworkReady condition"
 }
 
 // hostDNS is the DNS config pods get for now: the host's resolv.conf.
