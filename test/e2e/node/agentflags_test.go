@@ -160,6 +160,10 @@ func sameTaints(got, want []corev1.Taint) bool {
 func TestAgentExternalRuntime(t *testing.T) {
 	framework.RequireRoot(t)
 	cidr, bridge := agentFlagsNet(2)
+	// The agent's data dir. The test's first TempDir: its removal runs
+	// last, after the sandbox clean-up below, whose CNI teardown writes into
+	// it (host-local's dataDir) and would leave it behind.
+	dataDir := t.TempDir()
 	rt, cniDir := externalRuntime(t)
 	endpoint := rt.Endpoint()
 	// Runs after the agent's clean-up and before the runtime stops: the
@@ -185,8 +189,7 @@ func TestAgentExternalRuntime(t *testing.T) {
 	cs := srv.Client()
 	ctx := framework.Context(t, 5*time.Minute)
 	const node = "agentflags-external"
-	// The agent's data dir, with busybox queued for the start-up import.
-	dataDir := t.TempDir()
+	// Busybox queued for the start-up import.
 	if err := os.MkdirAll(images.Dir(dataDir), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,11 @@ func createObj(t *testing.T, cs kubernetes.Interface, p *corev1.Pod) {
 
 func TestKubeletWorkloads(t *testing.T) {
 	framework.RequireRoot(t)
+	// hostPath volumes live here, not in a subtest's TempDir: the test's
+	// first TempDir is removed last, once the agent's clean-up has removed
+	// the pods (a running pod's volume set-up re-creates a
+	// DirectoryOrCreate path).
+	hostRoot := t.TempDir()
 	n := os.Getpid()
 	srv := framework.StartServer(t, "--cluster-cidr", fmt.Sprintf("10.%d.0.0/16", 50+n%50))
 	cs := srv.Client()
@@ -206,7 +211,7 @@ func TestKubeletWorkloads(t *testing.T) {
 	})
 
 	t.Run("missing volume source, hostPath", func(t *testing.T) {
-		hostDir := filepath.Join(t.TempDir(), "made", "here")
+		hostDir := filepath.Join(hostRoot, "made", "here")
 		dirOrCreate := corev1.HostPathDirectoryOrCreate
 		p := framework.BusyboxPod("novol", "sh", "-c", "cat /cfg/k > /host/out; sleep 3600")
 		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "cfg", MountPath: "/cfg"}, {Name: "host", MountPath: "/host"}}
