@@ -598,8 +598,9 @@ func statusWrites(ctx context.Context, cfg *rest.Config) float64 {
 	}
 	sum := 0.0
 	for _, line := range strings.Split(string(data), "\n") {
-		labels, v, ok := strings.Cut(strings.TrimPrefix(line, "apiserver_request_total{"), "} ")
-		if !ok || len(labels) == len(line) || !strings.Contains(labels, `resource="pods"`) ||
+		rest, counter := strings.CutPrefix(line, "apiserver_request_total{")
+		labels, v, ok := strings.Cut(rest, "} ")
+		if !ok || !counter || !strings.Contains(labels, `resource="pods"`) ||
 			!strings.Contains(labels, `subresource="status"`) || !strings.Contains(strings.ToLower(labels), `verb="patch"`) {
 			continue
 		}
