@@ -285,7 +285,10 @@ func run(bin string, nPods, nWatchers int, profileDir string, serverArgs []strin
 func runScheduler(bin string, nodes, pods int) error {
 	// The scheduler alone: the bench's nodes have no kubelet, so the node
 	// lifecycle controller would taint them unreachable after 40 s.
-	srv, cfg, err := startWithClient(bin, "skiff-bench-sched", "--disable-controllers")
+	srv, cfg, err := startWithClient(bin, "skiff-bench-sched", "--disable-controllers",
+		// No serviceaccount controller makes the namespaces' default
+		// ServiceAccount, so its admission would refuse every pod.
+		"--disable-admission-plugins", "ServiceAccount")
 	if err != nil {
 		return err
 	}
