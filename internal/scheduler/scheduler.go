@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -67,6 +65,12 @@ type Config struct {
 	PercentageOfNodesToScore int32
 	// DisablePreemption turns the DefaultPreemption PostFilter off.
 	DisablePreemption bool
+	// FailureQPS and FailureBurst pace the records of pods that fit
+	// nowhere (PodScheduled=False and a FailedScheduling event, one token
+	// per pod), written in the background; 0: upstream's client defaults,
+	// 50 and 100. Binds are not paced by them.
+	FailureQPS   float32
+	FailureBurst int
 }
 
 // Validate rejects an incomplete config.
@@ -76,6 +80,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PercentageOfNodesToScore < 0 || c.PercentageOfNodesToScore > 100 {
 		return fmt.Errorf("scheduler: percentageOfNodesToScore %d not in 0..100", c.PercentageOfNodesToScore)
+	}
+	if c.FailureQPS < 0 || c.FailureBurst < 0 {
+		return fmt.Errorf("scheduler: failure write QPS %v and burst %d must not be negative", c.FailureQPS, c.FailureBurst)
 	}
 	return nil
 }
@@ -97,6 +104,8 @@ type Scheduler struct {
 	listers  framework.Listers
 	recorder record.EventRecorder
 	ready    chan struct{}
+	// failures writes the records of pods that fit nowhere.
+	failures *failureWriter
 
 	cache *nodeCache
 	binds chan struct{} // bounds concurrent bind calls
@@ -147,6 +156,14 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	s := &Scheduler{cfg: cfg, log: log, filters: prof.Filters, scorers: prof.Scorers, queue: newQueue(), ready: make(chan struct{}),
 		cache: newNodeCache(), binds: make(chan struct{}, 64)}
+	qps, burst := cfg.FailureQPS, cfg.FailureBurst
+	if qps == 0 {
+		qps = defaultFailureQPS
+	}
+	if burst == 0 {
+		burst = defaultFailureBurst
+	}
+	s.failures = newFailureWriter(qps, burst, s.writeFailure)
 	for _, f := range prof.Filters {
 		if pf, ok := f.(framework.PreFilterPlugin); ok {
 			s.preFilters = append(s.preFilters, pf)
@@ -254,6 +271,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				return
 			}
 			s.queue.Delete(key(p))
+			s.failures.Forget(key(p))
 			s.cache.remove(key(p))
 			s.cache.mu.Lock()
 			unnominated := s.cache.unnominateLocked(key(p))
@@ -347,6 +365,16 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 // loop schedules until ctx ends.
 func (s *Scheduler) loop(ctx context.Context) {
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.failures.Run(wctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
 	for {
 		e, ok := s.queue.PopUntil(ctx.Done())
 		if !ok {
@@ -679,32 +707,6 @@ func (s *Scheduler) score(ctx context.Context, state *framework.CycleState, pod 
 		}
 	}
 	return feasible[best].Node.Name
-}
-
-// markUnschedulable sets PodScheduled=False with the reason (and, after a
-// preemption, status.nominatedNodeName), once per distinct message and
-// nomination, and records a FailedScheduling event.
-func (s *Scheduler) markUnschedulable(ctx context.Context, pod *corev1.Pod, msg, nominate string) {
-	if nominate == "" || nominate == pod.Status.NominatedNodeName {
-		for _, c := range pod.Status.Conditions {
-			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message == msg {
-				return
-			}
-		}
-	}
-	s.recorder.Event(pod, corev1.EventTypeWarning, "FailedScheduling", msg)
-	status := map[string]interface{}{"conditions": []interface{}{map[string]interface{}{
-		"type": corev1.PodScheduled, "status": corev1.ConditionFalse, "reason": corev1.PodReasonUnschedulable,
-		"message": msg, "lastTransitionTime": metav1.Now(),
-	}}}
-	if nominate != "" {
-		status["nominatedNodeName"] = nominate
-	}
-	patch, _ := json.Marshal(map[string]interface{}{"status": status})
-	_, err := s.cfg.Client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
-	if err != nil && !apierrors.IsNotFound(err) {
-		s.log.Warn("record unschedulable", "pod", key(pod), "err", err)
-	}
 }
 
 func cutKey(k string) (string, string, error) {

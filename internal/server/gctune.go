@@ -22,10 +22,17 @@ import (
 // the operator set one) caps how far the heap may grow in any case.
 const (
 	gcIdlePercent = 100
-	gcBusyPercent = 400
-	// gcBusyHeadroom caps what a busy heap may add to the live heap: at
-	// 10,000 pods (~250 MB live) GOGC=400 would let it reach 1.25 GB.
-	gcBusyHeadroom = 1 << 30
+	// While busy, the heap may grow by gcBusyHeadroom past the live heap
+	// before a cycle starts, and by at most gcBusyMaxPercent of it: a
+	// cycle's cost and its stretch of slower requests grow with the live
+	// heap it marks, not with the headroom, so a small live heap gets the
+	// same headroom as a large one (10,000 pods are ~200 MB live; at
+	// GOGC=400 a sustained burst of creates met a cycle every ~6,000,
+	// each slowing the requests of its ~200 ms of marking; with 1 GiB,
+	// every ~15,000). A heap over 1 GiB live gets GOGC 100 (the idle
+	// value), and the soft memory limit bounds all of it.
+	gcBusyHeadroom   = 1 << 30
+	gcBusyMaxPercent = 1000
 	// gcBusyRate: allocating faster than this for gcBusyTicks ticks in a
 	// row is busy (about 200 pod creates/s); an idle server with its
 	// controllers allocates < 1 MB/s, but its controllers' start just
@@ -70,11 +77,11 @@ func (t *gcTuner) next(now time.Time, alloc, live uint64) (int, bool) {
 	return t.percent, t.percent != prev
 }
 
-// busyPercent is gcBusyPercent, less if the live heap is so large that
-// its headroom would pass gcBusyHeadroom, never below gcIdlePercent.
+// busyPercent is the GOGC that gives a live heap gcBusyHeadroom of
+// headroom, within gcIdlePercent..gcBusyMaxPercent.
 func busyPercent(live uint64) int {
-	if live == 0 || live*gcBusyPercent/100 <= gcBusyHeadroom {
-		return gcBusyPercent
+	if live == 0 || live*gcBusyMaxPercent/100 <= gcBusyHeadroom {
+		return gcBusyMaxPercent
 	}
 	return max(gcIdlePercent, int(gcBusyHeadroom*100/live))
 }

@@ -8,6 +8,7 @@ import (
 func TestGCTuner(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	mb := uint64(1 << 20)
+	gcBusyPercent := busyPercent(30 * mb) // the live heap below
 	steps := []struct {
 		at      time.Duration
 		alloc   uint64 // cumulative
@@ -41,9 +42,11 @@ func TestGCTuner(t *testing.T) {
 func TestBusyPercent(t *testing.T) {
 	mb := uint64(1 << 20)
 	for live, want := range map[uint64]int{
-		0:         gcBusyPercent,
-		30 * mb:   gcBusyPercent,
-		256 * mb:  gcBusyPercent, // 1 GiB of headroom
+		0:         gcBusyMaxPercent,
+		30 * mb:   gcBusyMaxPercent, // 300 MB of headroom
+		100 * mb:  gcBusyMaxPercent, // 1,000 MB
+		110 * mb:  930,              // 1 GiB from here on
+		256 * mb:  400,
 		512 * mb:  200,
 		2048 * mb: gcIdlePercent,
 		8192 * mb: gcIdlePercent,

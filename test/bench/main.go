@@ -132,6 +132,7 @@ func run(bin string, nPods, nWatchers int, profileDir string, serverArgs []strin
 		if clients == 1 {
 			n = 1000
 		}
+		collect(ctx, cfg)
 		p0 := statusWrites(ctx, cfg)
 		g0 := gcStats(ctx, cfg)
 		var trace chan error
@@ -156,7 +157,8 @@ func run(bin string, nPods, nWatchers int, profileDir string, serverArgs []strin
 		cpu := (c1 - c0) / float64(n) * 1e6
 		// The scheduler's status write and event for each unschedulable
 		// pod trail the creates: count them too.
-		settled := (srv.settle(ctx, cfg, p0, n) - c0) / float64(n) * 1e6
+		c2, _ := srv.settle(ctx, cfg, p0, n)
+		settled := (c2 - c0) / float64(n) * 1e6
 		fmt.Printf("creates: %3d clients: %7.0f/s  p50 %v  p99 %v  errors %d  server CPU %.0f µs/create (%.0f with follow-up writes), bench client CPU %.0f µs/create\n",
 			clients, rate, pct(lat, 50), pct(lat, 99), errs, cpu, settled, (b1-b0)/float64(n)*1e6)
 		fmt.Printf("         %3d clients: p90 %v  max %v; server GC: %.0f cycles, %.1f ms stopped in all; server-side create latency over 50 ms: %.1f%%\n",
@@ -171,6 +173,7 @@ func run(bin string, nPods, nWatchers int, profileDir string, serverArgs []strin
 	if _, err := filler.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "list"}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
+	collect(ctx, cfg)
 	var cpuProfile chan error
 	if profileDir != "" {
 		cpuProfile = make(chan error, 1)
@@ -199,9 +202,9 @@ func run(bin string, nPods, nWatchers int, profileDir string, serverArgs []strin
 	// Until the scheduler has written every pod's status: how much of its
 	// work fell inside the fill depends on how fast it kept up. The LISTs
 	// below then do not compete with that backlog either.
-	c1 := srv.settle(ctx, cfg, p0, nPods)
-	fmt.Printf("fill %d pods with the scheduler's follow-up writes: server CPU %.0f µs/create, allocated %.0f KB/create\n", nPods,
-		(c1-c0)/float64(nPods)*1e6, (metric(ctx, cfg, "go_memstats_alloc_bytes_total")-a0)/float64(nPods)/1024)
+	c1, writes := srv.settle(ctx, cfg, p0, nPods)
+	fmt.Printf("fill %d pods with the scheduler's follow-up writes (%.0f status writes): server CPU %.0f µs/create, allocated %.0f KB/create\n", nPods,
+		writes, (c1-c0)/float64(nPods)*1e6, (metric(ctx, cfg, "go_memstats_alloc_bytes_total")-a0)/float64(nPods)/1024)
 	if profileDir != "" {
 		if err := <-cpuProfile; err != nil {
 			fmt.Printf("warning: cpu profile: %v\n", err)
@@ -282,7 +285,10 @@ func run(bin string, nPods, nWatchers int, profileDir string, serverArgs []strin
 func runScheduler(bin string, nodes, pods int) error {
 	// The scheduler alone: the bench's nodes have no kubelet, so the node
 	// lifecycle controller would taint them unreachable after 40 s.
-	srv, cfg, err := startWithClient(bin, "skiff-bench-sched", "--disable-controllers")
+	srv, cfg, err := startWithClient(bin, "skiff-bench-sched", "--disable-controllers",
+		// No serviceaccount controller makes the namespaces' default
+		// ServiceAccount, so its admission would refuse every pod.
+		"--disable-admission-plugins", "ServiceAccount")
 	if err != nil {
 		return err
 	}
@@ -301,6 +307,7 @@ func idleWithUnschedulable(ctx context.Context, cfg *rest.Config, srv *server, n
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
+	p0 := statusWrites(ctx, cfg)
 	for i := 0; i < n; i++ {
 		p := benchPod(fmt.Sprintf("huge-%04d", i))
 		p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1000")}
@@ -308,7 +315,11 @@ func idleWithUnschedulable(ctx context.Context, cfg *rest.Config, srv *server, n
 			return err
 		}
 	}
-	time.Sleep(5 * time.Second) // let the first attempts and status writes settle
+	// Let the first attempts and the (paced) status writes settle.
+	time.Sleep(5 * time.Second)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && statusWrites(ctx, cfg) < p0+float64(n); {
+		time.Sleep(200 * time.Millisecond)
+	}
 	c0 := srv.cpuSeconds()
 	time.Sleep(10 * time.Second)
 	c1 := srv.cpuSeconds()
@@ -562,15 +573,35 @@ func (s *server) stop() {
 func (s *server) cpuSeconds() float64 { return processCPU(s.cmd.Process.Pid) }
 
 // settle waits (at most 30 s) until the scheduler has written the
-// status of n more pods than before (p0 status writes), and returns the
-// server's CPU time then.
-func (s *server) settle(ctx context.Context, cfg *rest.Config, p0 float64, n int) float64 {
+// status of n more pods than before (p0 status writes) or its writes have
+// slowed to a trickle (under 150 in a second: the scheduler paces the
+// records of pods that fit nowhere, 50 a second after a burst of 100), and
+// returns the server's CPU time then and the status writes since p0.
+func (s *server) settle(ctx context.Context, cfg *rest.Config, p0 float64, n int) (float64, float64) {
+	last, lastAt := p0, time.Now()
+	w := p0
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if statusWrites(ctx, cfg) >= p0+float64(n) {
+		if w = statusWrites(ctx, cfg); w >= p0+float64(n) {
 			break
 		}
+		if since := time.Since(lastAt); since >= time.Second {
+			if (w-last)/since.Seconds() < 150 {
+				break
+			}
+			last, lastAt = w, time.Now()
+		}
 	}
-	return s.cpuSeconds()
+	return s.cpuSeconds(), w - p0
+}
+
+// collect runs a collection in the server (a heap profile with gc=1) and
+// discards the profile: each create phase starts just after a collection,
+// as go test's benchmarks do, so that whether its few thousand creates
+// meet a cycle does not depend on where the previous phase left the
+// heap's growth (the 10,000-pod fill meets one in any case).
+func collect(ctx context.Context, cfg *rest.Config) {
+	_, _ = clientset(cfg, false).CoreV1().RESTClient().Get().AbsPath("/debug/pprof/heap").Param("gc", "1").
+		Timeout(time.Minute).DoRaw(ctx)
 }
 
 // statusWrites is how many PATCH requests to pods/status the server
@@ -582,8 +613,9 @@ func statusWrites(ctx context.Context, cfg *rest.Config) float64 {
 	}
 	sum := 0.0
 	for _, line := range strings.Split(string(data), "\n") {
-		labels, v, ok := strings.Cut(strings.TrimPrefix(line, "apiserver_request_total{"), "} ")
-		if !ok || len(labels) == len(line) || !strings.Contains(labels, `resource="pods"`) ||
+		rest, counter := strings.CutPrefix(line, "apiserver_request_total{")
+		labels, v, ok := strings.Cut(rest, "} ")
+		if !ok || !counter || !strings.Contains(labels, `resource="pods"`) ||
 			!strings.Contains(labels, `subresource="status"`) || !strings.Contains(strings.ToLower(labels), `verb="patch"`) {
 			continue
 		}

@@ -144,7 +144,7 @@ func schedulingRun(ctx context.Context, cfg *rest.Config, ns, what string, nNode
 	}()
 	start := time.Now()
 	var wg sync.WaitGroup
-	var next atomic.Int64
+	var next, failed atomic.Int64
 	for c := 0; c < 100; c++ {
 		wg.Add(1)
 		go func() {
@@ -162,15 +162,22 @@ func schedulingRun(ctx context.Context, cfg *rest.Config, ns, what string, nNode
 					mutate(int(i), p)
 				}
 				t0 := time.Now()
-				if _, err := pcs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err == nil {
-					mu.Lock()
-					created[name] = t0
-					mu.Unlock()
+				if _, err := pcs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+					if failed.Add(1) == 1 {
+						fmt.Fprintln(os.Stderr, "bench: create:", err)
+					}
+					continue
 				}
+				mu.Lock()
+				created[name] = t0
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		return fmt.Errorf("%d of %d pod creates failed", n, nPods)
+	}
 	select {
 	case <-done:
 	case <-time.After(5 * time.Minute):
