@@ -598,7 +598,8 @@ func (s *server) settle(ctx context.Context, cfg *rest.Config, p0 float64, n int
 // discards the profile: each create phase starts just after a collection,
 // as go test's benchmarks do, so that whether its few thousand creates
 // meet a cycle does not depend on where the previous phase left the
-// heap's growth (the 10,000-pod fill meets one in any case).
+// heap's growth. The busy server's 1 GiB of headroom then holds the
+// 10,000-pod fill without a cycle; a longer fill (-pods 30000) meets some.
 func collect(ctx context.Context, cfg *rest.Config) {
 	_, _ = clientset(cfg, false).CoreV1().RESTClient().Get().AbsPath("/debug/pprof/heap").Param("gc", "1").
 		Timeout(time.Minute).DoRaw(ctx)
