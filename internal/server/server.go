@@ -95,6 +95,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 			err = stopErr
 		}
 	}()
+	s.log.Debug("GOMAXPROCS", "procs", setServerProcs())
 	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
