@@ -179,6 +179,9 @@ func (s *Server) withRecovery(next http.Handler) http.Handler {
 				s.writeError(w, r, apierrors.NewInternalError(fmt.Errorf("%v", v)), schema.GroupResource{}, "")
 			}
 		}()
+		if needsDeepStack(r) {
+			growStack(len(r.URL.Path))
+		}
 		next.ServeHTTP(w, r)
 	})
 }
