@@ -12,7 +12,11 @@ import (
 // thread to run again even when the other CPU could take them; on a small
 // machine shared with clients, that wait is the tail of the write latency.
 // A few Ps more than CPUs let the kernel run whichever thread is ready. The
-// extra Ps are bounded: each costs a little memory and GC work.
+// extra Ps are bounded: each costs a little memory and GC work. Measured on
+// 2 CPUs, the gain is small and inside the machine's drift (100-client p99
+// median 53.9 against 55.6 ms over six pairs; docs/architecture.md, ninth
+// round). Setting GOMAXPROCS also ends the runtime's own updates of it when
+// a CPU quota changes while the server runs; the quota at start counts.
 const extraProcsMax = 4
 
 // serverProcs returns the GOMAXPROCS the server runs with, given the
