@@ -140,7 +140,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.HandleFunc("/apis", s.serveAPI)
 	mux.HandleFunc("/apis/", s.serveAPI)
 	mux.HandleFunc("/", s.serveNotFound)
-	s.handler = s.withRecovery(s.withAuthentication(mux))
+	s.handler = s.withRecovery(withWriteStack(s.withAuthentication(mux)))
 	s.ready.Store(true)
 	return s, nil
 }
@@ -179,9 +179,6 @@ func (s *Server) withRecovery(next http.Handler) http.Handler {
 				s.writeError(w, r, apierrors.NewInternalError(fmt.Errorf("%v", v)), schema.GroupResource{}, "")
 			}
 		}()
-		if needsDeepStack(r) {
-			growStack(len(r.URL.Path))
-		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -7,10 +7,11 @@ import (
 
 // The API server's requests spend much of their time handing work between
 // goroutines (the HTTP/2 connection's read and write loops, etcd's apply
-// loop, the watch cache, informers). With as many Ps as CPUs, a thread the
-// kernel preempts holds its P, and the goroutines queued on it wait for the
-// thread to run again even when the other CPU could take them; on a small
-// machine shared with clients, that wait is the tail of the write latency.
+// loop, the watch cache, informers). The reasoning, not shown directly:
+// with as many Ps as CPUs, a thread the kernel preempts holds its P, and the
+// goroutines queued on it wait for the thread to run again even when the
+// other CPU could take them; on a small machine shared with clients, that
+// wait is the tail of the write latency.
 // A few Ps more than CPUs let the kernel run whichever thread is ready. The
 // extra Ps are bounded: each costs a little memory and GC work. Measured on
 // 2 CPUs, the gain is small and inside the machine's drift (100-client p99
