@@ -132,7 +132,7 @@ func New(cfg Config) (*Agent, error) {
 	// config without portmap for a runtime handler of its own, or an
 	// external one that has neither (external.go).
 	var sup *containerd.Supervisor
-	cniConfDir, noHostPortHandler, noHostPortCNIConfDir, shimStartDir := cfg.CNIConfDir, "", "", ""
+	cniConfDir, noHostPortHandler, noHostPortCNIConfDir, shimStartDir, podFilesDir := cfg.CNIConfDir, "", "", "", ""
 	if endpoint == "" {
 		var err error
 		sup, err = containerd.New(containerd.Config{
@@ -152,6 +152,8 @@ func New(cfg Config) (*Agent, error) {
 		noHostPortHandler, noHostPortCNIConfDir = containerd.NoHostPortHandler, sup.Config().NoHostPortCNIConfDir()
 		// The shim wrapper reads container starts announced there.
 		shimStartDir = containerd.ShimStartDir(cfg.DataDir)
+		// Secrets, tokens and the like on the state dir's tmpfs.
+		podFilesDir = containerd.PodFilesDir(cfg.DataDir)
 	} else if cniConfDir == "" {
 		cniConfDir = DefaultExternalCNIConfDir
 	}
@@ -176,6 +178,7 @@ func New(cfg Config) (*Agent, error) {
 		// for them.
 		DisableShimGroups: sup == nil,
 		ShimStartDir:      shimStartDir,
+		VolatileDir:       podFilesDir,
 		NodeLabels:        labels, RegisterWithTaints: taints,
 		KubeletVersion: cfg.KubeletVersion, ClientCAs: clientCAs, Port: cfg.KubeletPort, Logger: cfg.Logger,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,

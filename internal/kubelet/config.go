@@ -91,7 +91,12 @@ type Config struct {
 	// a container it starts, in a file named by the container ID, for the
 	// agent's shim wrapper (internal/agent/containerd/shimns.go).
 	ShimStartDir string
-	Logger       *slog.Logger
+	// VolatileDir, if set, is a directory on a tmpfs for pods' configMap,
+	// secret, downwardAPI and projected volumes and their containers'
+	// termination-message files (<dir>/<pod UID>/...); empty keeps them in
+	// the pod dir under DataDir.
+	VolatileDir string
+	Logger      *slog.Logger
 }
 
 // Validate rejects an unusable config; it does not fill defaults.

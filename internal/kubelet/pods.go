@@ -478,6 +478,10 @@ func (k *Kubelet) removeOrphans(ctx context.Context) {
 		hasSandbox[sb.Labels[labelPodUID]] = true
 	}
 	dirs, _ := os.ReadDir(filepath.Join(k.cfg.DataDir, "agent", "pods"))
+	if k.cfg.VolatileDir != "" {
+		more, _ := os.ReadDir(k.cfg.VolatileDir)
+		dirs = append(dirs, more...)
+	}
 	for _, d := range dirs {
 		if uid := d.Name(); d.IsDir() && uid != "logs" && !live[types.UID(uid)] && !hasSandbox[uid] {
 			k.removePodDir(uid)

@@ -295,7 +295,7 @@ func (s *statsProvider) volumeStats(ctx context.Context, md *runtimeapi.PodSandb
 		if plugin == "" {
 			continue
 		}
-		fs := dirFs(filepath.Join(s.k.podDir(md.Uid), "volumes", plugin, v.Name), now)
+		fs := dirFs(s.k.volumeDir(md.Uid, plugin, v.Name), now)
 		if fs == nil {
 			continue
 		}
@@ -351,7 +351,7 @@ func (s *statsProvider) forgetClaims(live map[string]bool) {
 func volumePluginDir(v *corev1.Volume) string {
 	switch {
 	case v.EmptyDir != nil:
-		return "kubernetes.io~empty-dir"
+		return emptyDirPlugin
 	case v.ConfigMap != nil:
 		return "kubernetes.io~configmap"
 	case v.Secret != nil:

@@ -23,9 +23,9 @@ const (
 )
 
 // terminationLogPath is the host file mounted at a container attempt's
-// terminationMessagePath: <pod dir>/containers/<name>/<attempt>.
+// terminationMessagePath: <volatile dir>/containers/<name>/<attempt>.
 func (k *Kubelet) terminationLogPath(uid, name string, attempt uint32) string {
-	return filepath.Join(k.podDir(uid), "containers", name, strconv.Itoa(int(attempt)))
+	return filepath.Join(k.volatileDir(uid), "containers", name, strconv.Itoa(int(attempt)))
 }
 
 // terminationMount creates the (empty, world-writable, so any runAsUser may

@@ -33,9 +33,35 @@ type volume struct {
 	contained bool
 }
 
-// podDir is where a pod's volumes live: <data-dir>/agent/pods/<uid>.
+// podDir is where a pod's emptyDir volumes live: <data-dir>/agent/pods/<uid>.
 func (k *Kubelet) podDir(uid string) string {
 	return filepath.Join(k.cfg.DataDir, "agent", "pods", uid)
+}
+
+// emptyDirPlugin names emptyDir volumes' directories, as upstream's kubelet.
+const emptyDirPlugin = "kubernetes.io~empty-dir"
+
+// volatileDir is where a pod's configMap, secret, downwardAPI and projected
+// volumes and its containers' termination-message files live:
+// Config.VolatileDir/<uid> (a tmpfs: secrets and tokens never reach the
+// disk, as upstream's per-volume tmpfs mounts keep them off it, and a pod
+// start allocates no disk inodes for them), else the pod dir.
+func (k *Kubelet) volatileDir(uid string) string {
+	if k.cfg.VolatileDir == "" {
+		return k.podDir(uid)
+	}
+	return filepath.Join(k.cfg.VolatileDir, uid)
+}
+
+// volumeDir is the directory of a pod's volume of a kind (plugin, as
+// volumePluginDir names it): emptyDirs in the pod dir, the others in
+// volatileDir.
+func (k *Kubelet) volumeDir(uid, plugin, name string) string {
+	root := k.volatileDir(uid)
+	if plugin == emptyDirPlugin {
+		root = k.podDir(uid)
+	}
+	return filepath.Join(root, "volumes", plugin, name)
 }
 
 // needsResync reports whether a pod has volumes that follow API objects.
@@ -64,15 +90,13 @@ func (k *Kubelet) setupVolumes(ctx context.Context, p *corev1.Pod, o *objects, e
 }
 
 func (k *Kubelet) setupVolume(ctx context.Context, p *corev1.Pod, v *corev1.Volume, o *objects, ec *envContext) (volume, error) {
-	dir := func(plugin string) string {
-		return filepath.Join(k.podDir(string(p.UID)), "volumes", plugin, v.Name)
-	}
+	dir := func(plugin string) string { return k.volumeDir(string(p.UID), plugin, v.Name) }
 	var payload map[string]fileProjection
 	var err error
 	var path string
 	switch {
 	case v.EmptyDir != nil:
-		path = dir("kubernetes.io~empty-dir")
+		path = dir(emptyDirPlugin)
 		return volume{path: path, contained: true}, setupEmptyDir(path, v.EmptyDir, emptyDirMemorySize(p, v.EmptyDir, ec.allocatable))
 	case v.HostPath != nil:
 		return volume{path: v.HostPath.Path}, checkHostPath(v.HostPath)
@@ -364,17 +388,22 @@ func containerMounts(c *corev1.Container, vols map[string]volume, env *envList) 
 }
 
 // removePodDir unmounts a pod's memory-backed emptyDirs and removes its
-// volumes; the containers must be gone.
+// volumes and termination-message files; the containers must be gone.
 func (k *Kubelet) removePodDir(uid string) {
 	k.tokens.forget(uid)
 	if k.objects != nil {
 		k.objects.release(uid)
 	}
+	if k.cfg.VolatileDir != "" {
+		if err := os.RemoveAll(k.volatileDir(uid)); err != nil {
+			k.log.Warn("remove pod files", "path", k.volatileDir(uid), "err", err)
+		}
+	}
 	dir := k.podDir(uid)
 	if _, err := os.Stat(dir); err != nil {
 		return
 	}
-	tmpfs, _ := filepath.Glob(filepath.Join(dir, "volumes", "kubernetes.io~empty-dir", "*"))
+	tmpfs, _ := filepath.Glob(filepath.Join(dir, "volumes", emptyDirPlugin, "*"))
 	for _, d := range tmpfs {
 		if isMountPoint(d) {
 			if err := syscall.Unmount(d, 0); err != nil {

@@ -104,6 +104,8 @@ func TestSetupVolumes(t *testing.T) {
 	)
 	k := testKubelet()
 	k.cfg.DataDir = t.TempDir()
+	// The agent's containerd state tmpfs in the product.
+	k.cfg.VolatileDir = t.TempDir()
 	k.cfg.Client = client
 	hostDir := filepath.Join(t.TempDir(), "made")
 	dirOrCreate, fileType := corev1.HostPathDirectoryOrCreate, corev1.HostPathFile
@@ -147,15 +149,16 @@ func TestSetupVolumes(t *testing.T) {
 				t.Errorf("volume %s: %s = %q, want %q", name, f, got[f], v)
 			}
 		}
-		if !vols[name].readOnly || !strings.HasPrefix(vols[name].path, k.podDir("u1")) {
+		// API-object volumes in the volatile dir, off the disk.
+		if !vols[name].readOnly || !strings.HasPrefix(vols[name].path, filepath.Join(k.cfg.VolatileDir, "u1")+"/") {
 			t.Errorf("volume %s: %+v", name, vols[name])
 		}
 	}
 	if fi, err := os.Stat(hostDir); err != nil || !fi.IsDir() {
 		t.Errorf("DirectoryOrCreate: %v", err)
 	}
-	if fi, err := os.Stat(vols["scratch"].path); err != nil || fi.Mode().Perm() != 0o777 {
-		t.Errorf("emptyDir: %v %v", fi, err)
+	if fi, err := os.Stat(vols["scratch"].path); err != nil || fi.Mode().Perm() != 0o777 || !strings.HasPrefix(vols["scratch"].path, k.podDir("u1")+"/") {
+		t.Errorf("emptyDir %s: %v %v", vols["scratch"].path, fi, err)
 	}
 
 	// Mounts: subPath inside the volume, read-only forced for config maps.
@@ -204,6 +207,9 @@ func TestSetupVolumes(t *testing.T) {
 	k.removePodDir("u1")
 	if _, err := os.Stat(k.podDir("u1")); !os.IsNotExist(err) {
 		t.Errorf("pod dir after removal: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(k.cfg.VolatileDir, "u1")); !os.IsNotExist(err) {
+		t.Errorf("pod's volatile dir after removal: %v", err)
 	}
 }
 

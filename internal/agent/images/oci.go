@@ -312,6 +312,21 @@ func addTree(tw *tar.Writer, root string) error {
 	})
 }
 
+// addSkeleton adds empty directories (names ending in "/", mode 0755) and
+// empty files (mode 0644), in the order given: parents first.
+func addSkeleton(tw *tar.Writer, names []string) error {
+	for _, n := range names {
+		h := &tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644, ModTime: epoch}
+		if strings.HasSuffix(n, "/") {
+			h.Typeflag, h.Mode = tar.TypeDir, 0o755
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // addFile adds src as dst with its parent directories.
 func addFile(tw *tar.Writer, src, dst string) error {
 	dst = strings.Trim(filepath.ToSlash(filepath.Clean(dst)), "/")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -228,6 +229,24 @@ func TestPauseTarball(t *testing.T) {
 	l := readLayout(t, b)
 	if !slices.Equal(l.config.Config.Entrypoint, []string{"/pause"}) || len(l.contents["pause"]) < 1000 {
 		t.Errorf("pause image: entrypoint %v, /pause of %d bytes", l.config.Config.Entrypoint, len(l.contents["pause"]))
+	}
+	if !slices.Contains(l.config.Config.Env, "GOMAXPROCS=1") || !hasPath(l.config.Config.Env) {
+		t.Errorf("pause image env %v, want PATH and GOMAXPROCS=1", l.config.Config.Env)
+	}
+	// The mount points runc would otherwise create in each container's
+	// writable layer: directories as directories, files as empty files.
+	kinds := map[string]byte{}
+	for _, h := range l.entries {
+		kinds[h.Name] = h.Typeflag
+	}
+	for _, want := range []string{"dev/", "proc/", "sys/", "etc/resolv.conf", "etc/hosts", "etc/hostname", "var/run/secrets/kubernetes.io/serviceaccount/"} {
+		flag := byte(tar.TypeReg)
+		if strings.HasSuffix(want, "/") {
+			flag = tar.TypeDir
+		}
+		if got, ok := kinds[want]; !ok || got != flag {
+			t.Errorf("pause layer: %s missing or of type %q", want, got)
+		}
 	}
 	st, _ := os.Stat(path)
 	again, err := PauseTarball(t.Context(), dir)

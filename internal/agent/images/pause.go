@@ -1,6 +1,7 @@
 package images
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -15,7 +16,25 @@ import (
 // PauseImage is the sandbox image skiff builds; its tag follows the version
 // in test/images/pause/main.go (and names the cached tarball, so a new tag
 // is rebuilt).
-const PauseImage = "skiff.sh/pause:1"
+const PauseImage = "skiff.sh/pause:2"
+
+// pauseImage is the pause image's reference and configuration. GOMAXPROCS
+// set in its environment spares every pause process the Go runtime's look
+// at its cgroup's CPU limit (/proc/self/cgroup, the mount table and the
+// limit files) at start; one thread suffices to sleep and reap.
+var pauseImage = Image{Ref: PauseImage, Config: RuntimeConfig{Entrypoint: []string{"/pause"}, Env: []string{DefaultPath, "GOMAXPROCS=1"}}}
+
+// pauseSkeleton is what the pause image holds besides /pause: the mount
+// points runc and the kubelet mount on in a container (a sandbox's /dev,
+// /proc, /sys and /etc/resolv.conf; a container's /etc/hosts,
+// /etc/hostname and service account token). Present in the image layer,
+// runc mounts over them; missing, runc creates each one in the container's
+// writable layer on disk, 17 inodes per pod that its removal frees again.
+// Debian-based images carry them too.
+var pauseSkeleton = []string{
+	"dev/", "proc/", "sys/", "etc/", "etc/hostname", "etc/hosts", "etc/resolv.conf",
+	"var/", "var/run/", "var/run/secrets/", "var/run/secrets/kubernetes.io/", "var/run/secrets/kubernetes.io/serviceaccount/",
+}
 
 // pausePackage is the pause command's package in skiff's module.
 const (
@@ -61,7 +80,12 @@ func PauseTarball(ctx context.Context, cacheDir string) (string, error) {
 	}
 	defer cleanup()
 	if err := writeFileAtomic(path, func(f *os.File) error {
-		return WriteFromFile(f, Image{Ref: PauseImage, Config: RuntimeConfig{Entrypoint: []string{"/pause"}}}, bin, "pause")
+		return write(f, pauseImage, func(tw *tar.Writer) error {
+			if err := addSkeleton(tw, pauseSkeleton); err != nil {
+				return err
+			}
+			return addFile(tw, bin, "pause")
+		})
 	}); err != nil {
 		return "", fmt.Errorf("pause image: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,6 +155,14 @@ func TestKubeletWorkloads(t *testing.T) {
 			t.Errorf("emptyDir file on the host: %q %v", b, err)
 		}
 
+		// The secret volume is on a tmpfs, as upstream keeps secrets off
+		// the node's disk.
+		var st syscall.Statfs_t
+		secretDir := filepath.Join(containerd.PodFilesDir(a.DataDir), string(p.UID), "volumes", "kubernetes.io~secret", "sec")
+		if err := syscall.Statfs(secretDir, &st); err != nil || st.Type != 0x01021994 {
+			t.Errorf("secret volume %s: file system type %#x, %v; want a tmpfs", secretDir, st.Type, err)
+		}
+
 		// An update of the config map reaches the mounted file.
 		cm, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "cfg", metav1.GetOptions{})
 		if err != nil {
@@ -179,13 +188,18 @@ func TestKubeletWorkloads(t *testing.T) {
 		if err := cs.CoreV1().Pods("default").Delete(ctx, "envvol", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		// The config map, secret and token files were on the containerd
+		// state tmpfs, beside the termination-message files.
 		podDir := filepath.Join(a.DataDir, "agent", "pods", string(p.UID))
+		podFiles := filepath.Join(containerd.PodFilesDir(a.DataDir), string(p.UID))
 		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			if _, err := os.Stat(podDir); os.IsNotExist(err) {
+			_, errDir := os.Stat(podDir)
+			_, errFiles := os.Stat(podFiles)
+			if os.IsNotExist(errDir) && os.IsNotExist(errFiles) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("pod dir %s still there 15s after delete", podDir)
+				t.Fatalf("pod dir %s (%v) or pod files %s (%v) still there 15s after delete", podDir, errDir, podFiles, errFiles)
 			}
 		}
 	})

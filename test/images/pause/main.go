@@ -13,7 +13,7 @@ import (
 )
 
 // version changes with the image tag in internal/agent/images.
-const version = "1"
+const version = "2"
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "-v" {
