@@ -80,61 +80,6 @@ func hasTasks(stateDir string) bool {
 	return len(m) > 0
 }
 
-// criRootName is the CRI plugin's directory in containerd's root: per
-// sandbox its hostname, hosts and resolv.conf files, per container its
-// status file (rewritten through a new file at each state change).
-const criRootName = "io.containerd.grpc.v1.cri"
-
-// criRootLink makes the CRI plugin's directory in containerd's root a
-// symbolic link into the state tmpfs, so that the dozen files a pod start
-// creates there (and its removal deletes) cost no disk inodes: on an ext4
-// without a journal every inode allocation scans past the inodes freed in
-// the last half minute, which a churn of pods fills. The files lose
-// nothing by it: they describe sandboxes and containers, which do not
-// outlive the machine either (after a reboot containerd finds no status
-// file for a container and reports its state unknown, as for a torn
-// write). A real directory that holds sandboxes or containers (an agent
-// from before the link, whose pods still run) is kept until it has none.
-// The link's target is made at every start: after a reboot the tmpfs is
-// new, and containerd would not start on a dangling link.
-func criRootLink(dataDir string) error {
-	link := filepath.Join(rootDir(dataDir), criRootName)
-	target := filepath.Join(StateDir(dataDir), criRootName)
-	if err := os.MkdirAll(target, 0o700); err != nil {
-		return fmt.Errorf("containerd: CRI root: %w", err)
-	}
-	fi, err := os.Lstat(link)
-	switch {
-	case err == nil && fi.Mode()&os.ModeSymlink != 0:
-		if cur, err := os.Readlink(link); err == nil && cur == target {
-			return nil
-		}
-		if err := os.Remove(link); err != nil {
-			return fmt.Errorf("containerd: CRI root: %w", err)
-		}
-	case err == nil && fi.IsDir():
-		for _, sub := range []string{"sandboxes", "containers"} {
-			if m, _ := filepath.Glob(filepath.Join(link, sub, "*")); len(m) > 0 {
-				return nil
-			}
-		}
-		if err := os.RemoveAll(link); err != nil {
-			return fmt.Errorf("containerd: CRI root: %w", err)
-		}
-	case err == nil:
-		return fmt.Errorf("containerd: CRI root %s is neither a directory nor a link", link)
-	case !errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("containerd: CRI root: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(link), 0o700); err != nil {
-		return fmt.Errorf("containerd: CRI root: %w", err)
-	}
-	if err := os.Symlink(target, link); err != nil {
-		return fmt.Errorf("containerd: CRI root: %w", err)
-	}
-	return nil
-}
-
 // runcRootFor is runc's root for a state dir: runcRoot on a tmpfs state,
 // else "" (runc's default, where an agent from before the tmpfs had its
 // containers' state).
