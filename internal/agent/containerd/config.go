@@ -155,6 +155,10 @@ func (c *Config) pidPath() string { return filepath.Join(c.Dir(), "containerd.pi
 // Dir is the containerd directory of a skiff data dir.
 func Dir(dataDir string) string { return filepath.Join(dataDir, "agent", "containerd") }
 
+// rootDir is containerd's root (persistent data: content, snapshots,
+// metadata).
+func rootDir(dataDir string) string { return filepath.Join(Dir(dataDir), "root") }
+
 // Socket is the containerd socket of a skiff data dir; `skiff image import`
 // uses it to reach a running agent's containerd.
 func Socket(dataDir string) string { return filepath.Join(Dir(dataDir), "containerd.sock") }

@@ -80,6 +80,58 @@ func hasTasks(stateDir string) bool {
 	return len(m) > 0
 }
 
+// criSandboxesDir is the CRI plugin's directory of sandbox files in
+// containerd's root: per sandbox its hostname, hosts and resolv.conf.
+var criSandboxesDir = filepath.Join("io.containerd.grpc.v1.cri", "sandboxes")
+
+// sandboxesLink makes the CRI plugin's sandbox directory in containerd's
+// root a symbolic link into the state tmpfs, so that the four files a
+// sandbox start creates there (and its removal deletes) cost no disk
+// inodes: on an ext4 without a journal every inode allocation scans past
+// the inodes freed in the last half minute, which a churn of pods fills.
+// A sandbox's files are written when it starts and are of no use once its
+// processes are gone, so a reboot (a new tmpfs) loses nothing;
+// containers' status files, which tell exit codes after a reboot, stay on
+// disk. A real directory that holds sandboxes (an agent from before the
+// link, whose pods still run) is kept until it holds none. The link's
+// target is made at every start: after a reboot the tmpfs is new, and
+// containerd would not start on a dangling link.
+func sandboxesLink(dataDir string) error {
+	link := filepath.Join(rootDir(dataDir), criSandboxesDir)
+	target := filepath.Join(StateDir(dataDir), "cri-sandboxes")
+	if err := os.MkdirAll(target, 0o700); err != nil {
+		return fmt.Errorf("containerd: sandbox files: %w", err)
+	}
+	fi, err := os.Lstat(link)
+	switch {
+	case err == nil && fi.Mode()&os.ModeSymlink != 0:
+		if cur, err := os.Readlink(link); err == nil && cur == target {
+			return nil
+		}
+		if err := os.Remove(link); err != nil {
+			return fmt.Errorf("containerd: sandbox files: %w", err)
+		}
+	case err == nil && fi.IsDir():
+		if m, _ := filepath.Glob(filepath.Join(link, "*")); len(m) > 0 {
+			return nil
+		}
+		if err := os.Remove(link); err != nil {
+			return fmt.Errorf("containerd: sandbox files: %w", err)
+		}
+	case err == nil:
+		return fmt.Errorf("containerd: sandbox files: %s is neither a directory nor a link", link)
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("containerd: sandbox files: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(link), 0o711); err != nil {
+		return fmt.Errorf("containerd: sandbox files: %w", err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		return fmt.Errorf("containerd: sandbox files: %w", err)
+	}
+	return nil
+}
+
 // runcRootFor is runc's root for a state dir: runcRoot on a tmpfs state,
 // else "" (runc's default, where an agent from before the tmpfs had its
 // containers' state).

@@ -151,6 +151,8 @@ func (s *Supervisor) writeFiles() error {
 		if !onTmpfs {
 			s.log.Warn("containerd's state dir holds tasks of an agent from before the state tmpfs: kept on disk until they are gone",
 				"dir", StateDir(s.cfg.DataDir))
+		} else if err := sandboxesLink(s.cfg.DataDir); err != nil {
+			return err
 		}
 	}
 	if s.shimDir != "" {

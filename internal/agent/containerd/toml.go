@@ -90,7 +90,7 @@ func renderConfig(c *Config, restrictOOM bool) ([]byte, error) {
 	var b bytes.Buffer
 	err := configTemplate.Execute(&b, map[string]any{
 		"RestrictOOM":          restrictOOM,
-		"Root":                 filepath.Join(c.Dir(), "root"),
+		"Root":                 rootDir(c.DataDir),
 		"State":                StateDir(c.DataDir),
 		"RuncRoot":             runcRootFor(c.DataDir),
 		"Opt":                  filepath.Join(c.Dir(), "opt"),
