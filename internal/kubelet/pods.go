@@ -482,8 +482,10 @@ func (k *Kubelet) removeOrphans(ctx context.Context) {
 		more, _ := os.ReadDir(k.cfg.VolatileDir)
 		dirs = append(dirs, more...)
 	}
+	gone := map[string]bool{}
 	for _, d := range dirs {
-		if uid := d.Name(); d.IsDir() && uid != "logs" && !live[types.UID(uid)] && !hasSandbox[uid] {
+		if uid := d.Name(); d.IsDir() && uid != "logs" && !live[types.UID(uid)] && !hasSandbox[uid] && !gone[uid] {
+			gone[uid] = true // removePodDir removes both of its directories
 			k.removePodDir(uid)
 		}
 	}

@@ -395,8 +395,9 @@ func (k *Kubelet) removePodDir(uid string) {
 		k.objects.release(uid)
 	}
 	if k.cfg.VolatileDir != "" {
-		if err := os.RemoveAll(k.volatileDir(uid)); err != nil {
-			k.log.Warn("remove pod files", "path", k.volatileDir(uid), "err", err)
+		dir := k.volatileDir(uid)
+		if err := os.RemoveAll(dir); err != nil {
+			k.log.Warn("remove pod files", "path", dir, "err", err)
 		}
 	}
 	dir := k.podDir(uid)

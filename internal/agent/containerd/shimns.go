@@ -43,12 +43,6 @@ func ShimStartDir(dataDir string) string {
 	return filepath.Join(StateDir(dataDir), "skiff-shim-starts")
 }
 
-// PodFilesDir is where the kubelet keeps pods' API-object volumes and
-// termination-message files (kubelet.Config.VolatileDir): in containerd's
-// state dir, a tmpfs when Config.StateTmpfs, so that they need no mount of
-// their own (each mount is a line more in every mount table runc parses).
-func PodFilesDir(dataDir string) string { return filepath.Join(StateDir(dataDir), "skiff-pods") }
-
 // agentDir holds the kubelet's pods and containerd's directories.
 func agentDir(dataDir string) string { return filepath.Join(dataDir, "agent") }
 

@@ -16,6 +16,12 @@ const tmpfsMagic = 0x01021994
 // container state.
 func StateDir(dataDir string) string { return filepath.Join(Dir(dataDir), "state") }
 
+// PodFilesDir is where the kubelet keeps pods' API-object volumes and
+// termination-message files (kubelet.Config.VolatileDir): in containerd's
+// state dir, a tmpfs when Config.StateTmpfs, so that they need no mount of
+// their own (each mount is a line more in every mount table runc parses).
+func PodFilesDir(dataDir string) string { return filepath.Join(StateDir(dataDir), "skiff-pods") }
+
 // runcRoot is runc's state root, under containerd's state so that it is on
 // the same tmpfs (runc's default, /run/containerd/runc, is shared by every
 // containerd of the machine and on disk where /run is not a tmpfs).

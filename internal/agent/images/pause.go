@@ -18,11 +18,11 @@ import (
 // is rebuilt).
 const PauseImage = "skiff.sh/pause:2"
 
-// pauseImage is the pause image's reference and configuration. GOMAXPROCS
+// pauseImageSpec is the pause image's reference and configuration. GOMAXPROCS
 // set in its environment spares every pause process the Go runtime's look
 // at its cgroup's CPU limit (/proc/self/cgroup, the mount table and the
 // limit files) at start; one thread suffices to sleep and reap.
-var pauseImage = Image{Ref: PauseImage, Config: RuntimeConfig{Entrypoint: []string{"/pause"}, Env: []string{DefaultPath, "GOMAXPROCS=1"}}}
+var pauseImageSpec = Image{Ref: PauseImage, Config: RuntimeConfig{Entrypoint: []string{"/pause"}, Env: []string{DefaultPath, "GOMAXPROCS=1"}}}
 
 // pauseSkeleton is what the pause image holds besides /pause: the mount
 // points runc and the kubelet mount on in a container (a sandbox's /dev,
@@ -80,7 +80,7 @@ func PauseTarball(ctx context.Context, cacheDir string) (string, error) {
 	}
 	defer cleanup()
 	if err := writeFileAtomic(path, func(f *os.File) error {
-		return write(f, pauseImage, func(tw *tar.Writer) error {
+		return write(f, pauseImageSpec, func(tw *tar.Writer) error {
 			if err := addSkeleton(tw, pauseSkeleton); err != nil {
 				return err
 			}
