@@ -25,7 +25,7 @@ const (
 // terminationLogPath is the host file mounted at a container attempt's
 // terminationMessagePath: <volatile dir>/containers/<name>/<attempt>.
 func (k *Kubelet) terminationLogPath(uid, name string, attempt uint32) string {
-	return filepath.Join(k.volatileDir(uid), "containers", name, strconv.Itoa(int(attempt)))
+	return k.volatilePath(uid, "containers", name, strconv.Itoa(int(attempt)))
 }
 
 // terminationMount creates the (empty, world-writable, so any runAsUser may

@@ -57,11 +57,25 @@ func (k *Kubelet) volatileDir(uid string) string {
 // volumePluginDir names it): emptyDirs in the pod dir, the others in
 // volatileDir.
 func (k *Kubelet) volumeDir(uid, plugin, name string) string {
-	root := k.volatileDir(uid)
 	if plugin == emptyDirPlugin {
-		root = k.podDir(uid)
+		return filepath.Join(k.podDir(uid), "volumes", plugin, name)
 	}
-	return filepath.Join(root, "volumes", plugin, name)
+	return k.volatilePath(uid, "volumes", plugin, name)
+}
+
+// volatilePath is a path under a pod's volatileDir, unless an agent from
+// before Config.VolatileDir left it in the pod dir: the pod's running
+// containers have that one mounted, so it stays in use (and is kept up to
+// date) until the pod goes.
+func (k *Kubelet) volatilePath(uid string, rel ...string) string {
+	old := filepath.Join(append([]string{k.podDir(uid)}, rel...)...)
+	if k.cfg.VolatileDir == "" {
+		return old
+	}
+	if _, err := os.Lstat(old); err == nil {
+		return old
+	}
+	return filepath.Join(append([]string{k.volatileDir(uid)}, rel...)...)
 }
 
 // needsResync reports whether a pod has volumes that follow API objects.

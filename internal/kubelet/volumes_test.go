@@ -274,3 +274,52 @@ func TestEmptyDirMemorySize(t *testing.T) {
 		})
 	}
 }
+
+// TestVolatilePathKeepsOldLayout: a pod started by an agent from before
+// Config.VolatileDir has its config map volume and termination-message
+// file in the pod dir, mounted into its running containers; they stay in
+// use there, while what is new goes to the volatile dir.
+func TestVolatilePathKeepsOldLayout(t *testing.T) {
+	client := fake.NewClientset(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "default"}, Data: map[string]string{"k": "new"}})
+	k := testKubelet()
+	k.cfg.DataDir = t.TempDir()
+	k.cfg.VolatileDir = t.TempDir()
+	k.cfg.Client = client
+	oldVol := filepath.Join(k.podDir("u1"), "volumes", "kubernetes.io~configmap", "old")
+	oldTerm := filepath.Join(k.podDir("u1"), "containers", "a", "0")
+	for _, d := range []string{oldVol, filepath.Dir(oldTerm)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(oldTerm, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	p := makePod(corev1.RestartPolicyAlways, "a")
+	for _, name := range []string{"old", "new"} {
+		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "cm"}}}})
+	}
+	vols, err := k.setupVolumes(context.Background(), p, newObjects(client, "default"), &envContext{pod: p, nodeName: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vols["old"].path != oldVol || readVolume(t, oldVol)["k"] != "new|-rw-r--r--" {
+		t.Errorf("old volume at %s (%v), want it kept up to date at %s", vols["old"].path, readVolume(t, oldVol), oldVol)
+	}
+	if !strings.HasPrefix(vols["new"].path, filepath.Join(k.cfg.VolatileDir, "u1")+"/") {
+		t.Errorf("new volume at %s, want it in the volatile dir", vols["new"].path)
+	}
+	if got := k.terminationLogPath("u1", "a", 0); got != oldTerm {
+		t.Errorf("old container's termination file %s, want %s", got, oldTerm)
+	}
+	if got := k.terminationLogPath("u1", "a", 1); !strings.HasPrefix(got, filepath.Join(k.cfg.VolatileDir, "u1")+"/") {
+		t.Errorf("new attempt's termination file %s, want it in the volatile dir", got)
+	}
+	k.removePodDir("u1")
+	for _, d := range []string{k.podDir("u1"), filepath.Join(k.cfg.VolatileDir, "u1")} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s after removal: %v", d, err)
+		}
+	}
+}
