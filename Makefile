@@ -25,11 +25,11 @@ deps:
 # The whole suite: static checks, unit tests, then end-to-end tests against
 # real `skiff server` processes and the real kubectl.
 test: deps vet build
-	$(GO) test -count=1 -timeout 20m ./internal/... ./cmd/...
+	$(GO) test -count=1 -timeout 20m ./internal/... ./cmd/... ./test/bench
 	SKIFF_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m -p 1 ./test/e2e/...
 
 unit:
-	$(GO) test -count=1 ./internal/... ./cmd/...
+	$(GO) test -count=1 ./internal/... ./cmd/... ./test/bench
 
 e2e: build
 	SKIFF_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m -p 1 -v ./test/e2e/...

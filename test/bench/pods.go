@@ -148,6 +148,7 @@ func burst(ctx context.Context, cfg *rest.Config, cs kubernetes.Interface, srv *
 		}
 	}
 	cpu0, srv0, node0 := ag.cpuSeconds(), processCPUSplit(srv.cmd.Process.Pid), ag.cgroupCPU()
+	mach0 := readMachineCPU()
 	t0 := time.Now()
 	lat, err := startPods(ctx, cfg, ns, "burst", n, 0)
 	if err != nil {
@@ -155,6 +156,7 @@ func burst(ctx context.Context, cfg *rest.Config, cs kubernetes.Interface, srv *
 		return 0, err
 	}
 	all := time.Since(t0)
+	mach := readMachineCPU().sub(mach0)
 	stopPerf()
 	cpu, srvCPU, nodeCPU := ag.cpuSeconds().sub(cpu0), processCPUSplit(srv.cmd.Process.Pid).sub(srv0), ag.cgroupCPU()-node0
 	podsCPU, err := podCgroupsCPU(ctx, cs, ns)
@@ -176,6 +178,13 @@ func burst(ctx context.Context, cfg *rest.Config, cs kubernetes.Interface, srv *
 	}
 	fmt.Printf("  split: containerd %s (CNI plugins, shim start); shims %s (runc); server %s\n",
 		perPod(cpu.containerdSplit), perPod(cpu.shimsSplit), perPod(srvCPU))
+	if mach.total > 0 {
+		// A burst is CPU-bound: its time is the CPU the pod starts take
+		// over the cores the machine gives them. This tells a slower
+		// machine (more CPU per pod, as above) from idle cores.
+		cores := float64(mach.cpus) * (mach.total - mach.idle) / mach.total
+		fmt.Printf("  machine: %.2f of %d cores busy during the burst (%.1f%% idle)\n", cores, mach.cpus, 100*mach.idle/mach.total)
+	}
 	fmt.Printf("RSS with %d pods: agent %.1f MB, containerd %.1f MB, shims %.1f MB total\n", n,
 		rssMB(ag.cmd.Process.Pid), rssMB(ag.containerdPID()), ag.shimRSSMB())
 	return all, nil
@@ -597,4 +606,57 @@ func rssMB(pid int) float64 {
 		}
 	}
 	return -1
+}
+
+// machineCPU is /proc/stat's whole-machine CPU time in clock ticks: all of
+// it and the idle part (idle and iowait), and the number of CPUs.
+type machineCPU struct {
+	total, idle float64
+	cpus        int
+}
+
+func (m machineCPU) sub(o machineCPU) machineCPU {
+	return machineCPU{total: m.total - o.total, idle: m.idle - o.idle, cpus: m.cpus}
+}
+
+// readMachineCPU reads /proc/stat; a zero value if it cannot.
+func readMachineCPU() machineCPU {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineCPU{}
+	}
+	return parseMachineCPU(string(b))
+}
+
+// parseMachineCPU reads the "cpu" line and counts the "cpuN" lines of a
+// /proc/stat; a zero value if the "cpu" line is not first or malformed.
+func parseMachineCPU(stat string) machineCPU {
+	var m machineCPU
+	for i, line := range strings.Split(stat, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "cpu") {
+			continue
+		}
+		if i > 0 {
+			m.cpus++
+			continue
+		}
+		if f[0] != "cpu" {
+			return machineCPU{}
+		}
+		for j, v := range f[1:] {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return machineCPU{}
+			}
+			// guest and guest_nice (j 8, 9) are already in user and nice.
+			if j < 8 {
+				m.total += n
+			}
+			if j == 3 || j == 4 {
+				m.idle += n
+			}
+		}
+	}
+	return m
 }

@@ -113,7 +113,7 @@ if [ "$last" = start ]; then
 	*) [ -f @STARTS@/"$id" ] && read -r sock < @STARTS@/"$id" ;;
 	esac
 	if [ -z "$sock" ] && [ -f config.json ]; then
-		sock=$(grep -o -m 1 '"skiff.sh/shim-socket":"/run/containerd/s/[0-9a-f]*"' config.json 2>/dev/null)
+		sock=$(LC_ALL=C grep -o -m 1 '"skiff.sh/shim-socket":"/run/containerd/s/[0-9a-f]*"' config.json 2>/dev/null)
 		sock=${sock#*'":"'}
 		sock=${sock%'"'}
 	fi

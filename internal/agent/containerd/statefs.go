@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -90,23 +91,54 @@ func hasTasks(stateDir string) bool {
 // containerd's root: per sandbox its hostname, hosts and resolv.conf.
 var criSandboxesDir = filepath.Join("io.containerd.grpc.v1.cri", "sandboxes")
 
-// sandboxesLink makes the CRI plugin's sandbox directory in containerd's
-// root a symbolic link into the state tmpfs, so that the four files a
-// sandbox start creates there (and its removal deletes) cost no disk
-// inodes: on an ext4 without a journal every inode allocation scans past
-// the inodes freed in the last half minute, which a churn of pods fills.
-// A sandbox's files are written when it starts and are of no use once its
-// processes are gone, so a reboot (a new tmpfs) loses nothing;
-// containers' status files, which tell exit codes after a reboot, stay on
-// disk. A real directory that holds sandboxes (an agent from before the
-// link, whose pods still run) is kept until it holds none. The link's
-// target is made at every start: after a reboot the tmpfs is new, and
-// containerd would not start on a dangling link.
-func sandboxesLink(dataDir string) error {
-	link := filepath.Join(rootDir(dataDir), criSandboxesDir)
-	target := filepath.Join(StateDir(dataDir), "cri-sandboxes")
-	if err := os.MkdirAll(target, 0o700); err != nil {
-		return fmt.Errorf("containerd: sandbox files: %w", err)
+// taskWorkDir is the runtime v2 plugin's directory of task work
+// directories in containerd's root (<namespace>/<task id>, linked from each
+// task's bundle as "work"): runc's shim keeps nothing there but what a
+// checkpoint would, and containerd removes a task's at its delete (and at
+// its start, those of tasks without a bundle, as after a reboot).
+const taskWorkDir = "io.containerd.runtime.v2.task"
+
+// stateLinks are the directories of containerd's root that are symbolic
+// links into the state tmpfs (stateLink): what they hold is made at a
+// sandbox's or task's start, removed when it goes, and of no use once its
+// processes are gone, so a reboot (a new tmpfs) loses nothing. Each has
+// the depth at which an old real directory holds entries of running pods.
+// The CRI plugin's containers' status files, which tell exit codes after a
+// reboot, stay on disk.
+var stateLinks = []struct {
+	rel, target string
+	depth       int
+	mode        os.FileMode
+}{
+	{criSandboxesDir, "cri-sandboxes", 1, 0o700},
+	// containerd makes its own with 0711.
+	{taskWorkDir, "task-work", 2, 0o711},
+}
+
+// linkState makes every stateLinks directory a link into the state tmpfs.
+func linkState(dataDir string) error {
+	for _, l := range stateLinks {
+		if err := stateLink(dataDir, l.rel, l.target, l.depth, l.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stateLink makes rel, a directory in containerd's root, a symbolic link
+// to target (made with mode) in the state tmpfs, so that the files a pod start creates
+// there (and its removal deletes) cost no disk inodes: on an ext4 without a
+// journal every inode allocation scans past the inodes freed in the last
+// half minute, which a churn of pods fills. A real directory that holds
+// entries depth levels down (an agent from before the link, whose pods
+// still run) is kept until it holds none. The link's target is made at
+// every start: after a reboot the tmpfs is new, and containerd would not
+// start on a dangling link.
+func stateLink(dataDir, rel, target string, depth int, mode os.FileMode) error {
+	link := filepath.Join(rootDir(dataDir), rel)
+	target = filepath.Join(StateDir(dataDir), target)
+	if err := os.MkdirAll(target, mode); err != nil {
+		return fmt.Errorf("containerd: link %s into the state dir: %w", rel, err)
 	}
 	fi, err := os.Lstat(link)
 	switch {
@@ -115,25 +147,26 @@ func sandboxesLink(dataDir string) error {
 			return nil
 		}
 		if err := os.Remove(link); err != nil {
-			return fmt.Errorf("containerd: sandbox files: %w", err)
+			return fmt.Errorf("containerd: link %s into the state dir: %w", rel, err)
 		}
 	case err == nil && fi.IsDir():
-		if m, _ := filepath.Glob(filepath.Join(link, "*")); len(m) > 0 {
+		pattern := link + strings.Repeat(string(filepath.Separator)+"*", depth)
+		if m, _ := filepath.Glob(pattern); len(m) > 0 {
 			return nil
 		}
-		if err := os.Remove(link); err != nil {
-			return fmt.Errorf("containerd: sandbox files: %w", err)
+		if err := os.RemoveAll(link); err != nil {
+			return fmt.Errorf("containerd: link %s into the state dir: %w", rel, err)
 		}
 	case err == nil:
-		return fmt.Errorf("containerd: sandbox files: %s is neither a directory nor a link", link)
+		return fmt.Errorf("containerd: link %s into the state dir: %s is neither a directory nor a link", rel, link)
 	case !errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("containerd: sandbox files: %w", err)
+		return fmt.Errorf("containerd: link %s into the state dir: %w", rel, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(link), 0o711); err != nil {
-		return fmt.Errorf("containerd: sandbox files: %w", err)
+		return fmt.Errorf("containerd: link %s into the state dir: %w", rel, err)
 	}
 	if err := os.Symlink(target, link); err != nil {
-		return fmt.Errorf("containerd: sandbox files: %w", err)
+		return fmt.Errorf("containerd: link %s into the state dir: %w", rel, err)
 	}
 	return nil
 }

@@ -151,7 +151,7 @@ func (s *Supervisor) writeFiles() error {
 		if !onTmpfs {
 			s.log.Warn("containerd's state dir holds tasks of an agent from before the state tmpfs: kept on disk until they are gone",
 				"dir", StateDir(s.cfg.DataDir))
-		} else if err := sandboxesLink(s.cfg.DataDir); err != nil {
+		} else if err := linkState(s.cfg.DataDir); err != nil {
 			return err
 		}
 	}
