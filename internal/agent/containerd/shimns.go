@@ -91,7 +91,8 @@ func prepareShimMountNamespaces(dataDir string) (string, error) {
 // bundle's address file and print it, for a sandbox as for a container: the
 // wrapper does that itself when the socket the kubelet put in the spec
 // (skiff.sh/shim-socket, see internal/kubelet/shimgroups.go) exists, which
-// saves an unshare and a Go process start per task. For a container the
+// saves an unshare and a Go process start per task (grep runs in the C
+// locale, which spares it loading the locale's tables). For a container the
 // kubelet names the socket in a file of ShimStartDir named by the container
 // ID while it starts it, which saves the grep of the spec too. Anything
 // else (a
