@@ -126,14 +126,14 @@ func linkState(dataDir string) error {
 }
 
 // stateLink makes rel, a directory in containerd's root, a symbolic link
-// to target (made with mode) in the state tmpfs, so that the files a pod start creates
-// there (and its removal deletes) cost no disk inodes: on an ext4 without a
-// journal every inode allocation scans past the inodes freed in the last
-// half minute, which a churn of pods fills. A real directory that holds
-// entries depth levels down (an agent from before the link, whose pods
-// still run) is kept until it holds none. The link's target is made at
-// every start: after a reboot the tmpfs is new, and containerd would not
-// start on a dangling link.
+// to target (made with mode) in the state tmpfs, so that the files a pod
+// start creates there (and its removal deletes) cost no disk inodes: on an
+// ext4 without a journal every inode allocation scans past the inodes
+// freed in the last half minute, which a churn of pods fills. A real
+// directory that holds entries depth levels down (an agent from before the
+// link, whose pods still run) is kept until it holds none. The link's
+// target is made at every start: after a reboot the tmpfs is new, and
+// containerd would not start on a dangling link.
 func stateLink(dataDir, rel, target string, depth int, mode os.FileMode) error {
 	link := filepath.Join(rootDir(dataDir), rel)
 	target = filepath.Join(StateDir(dataDir), target)
