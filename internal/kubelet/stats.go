@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -262,8 +263,9 @@ func sumContainers(ps *statsapi.PodStats, now time.Time) {
 	}
 }
 
-// volumeStat is a pod volume's usage; ephemeral volumes (all but
-// memory-backed emptyDirs) count in the pod's ephemeral-storage.
+// volumeStat is a pod volume's usage; ephemeral volumes (those on the
+// node's disk: all but memory-backed emptyDirs and the volumes on a tmpfs)
+// count in the pod's ephemeral-storage.
 type volumeStat struct {
 	statsapi.VolumeStats
 	ephemeral bool
@@ -295,11 +297,14 @@ func (s *statsProvider) volumeStats(ctx context.Context, md *runtimeapi.PodSandb
 		if plugin == "" {
 			continue
 		}
-		fs := dirFs(s.k.volumeDir(md.Uid, plugin, v.Name), now)
+		dir := s.k.volumeDir(md.Uid, plugin, v.Name)
+		fs := dirFs(dir, now)
 		if fs == nil {
 			continue
 		}
-		mem := v.EmptyDir != nil && v.EmptyDir.Medium == corev1.StorageMediumMemory
+		// Memory-backed emptyDirs and the volumes kept on a tmpfs
+		// (Config.VolatileDir) take memory, not the node's disk.
+		mem := v.EmptyDir != nil && v.EmptyDir.Medium == corev1.StorageMediumMemory || onTmpfs(dir)
 		out = append(out, volumeStat{VolumeStats: statsapi.VolumeStats{FsStats: *fs, Name: v.Name}, ephemeral: !mem})
 	}
 	return out
@@ -348,6 +353,15 @@ func (s *statsProvider) forgetClaims(live map[string]bool) {
 
 // volumePluginDir is the directory of a volume's plugin under the pod's
 // volumes/ (volumes.go), "" for volumes that live elsewhere.
+// tmpfsMagic is statfs's f_type of a tmpfs.
+const tmpfsMagic = 0x01021994
+
+// onTmpfs reports whether dir is on a tmpfs.
+func onTmpfs(dir string) bool {
+	var st syscall.Statfs_t
+	return syscall.Statfs(dir, &st) == nil && st.Type == tmpfsMagic
+}
+
 func volumePluginDir(v *corev1.Volume) string {
 	switch {
 	case v.EmptyDir != nil:

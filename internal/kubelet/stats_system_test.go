@@ -5,6 +5,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +177,57 @@ func TestClaimVolumeStats(t *testing.T) {
 	s.forgetClaims(map[string]bool{})
 	if len(s.claims) != 0 {
 		t.Errorf("claims of gone pods kept: %v", s.claims)
+	}
+}
+
+// The volumes kept on a tmpfs (Config.VolatileDir) take memory: they are in
+// the volume stats but not in the pod's ephemeral storage; an emptyDir on
+// the node's disk is.
+func TestVolatileVolumeStatsNotEphemeral(t *testing.T) {
+	const shm = "/dev/shm"
+	if !onTmpfs(shm) {
+		t.Skip(shm + " is not a tmpfs here")
+	}
+	volatile, err := os.MkdirTemp(shm, "skiff-stats-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(volatile) })
+	k := testKubelet()
+	k.cfg.DataDir = t.TempDir()
+	if onTmpfs(k.cfg.DataDir) {
+		t.Skip("the test's temporary dir is on a tmpfs")
+	}
+	k.cfg.VolatileDir = volatile
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u1"}, Spec: corev1.PodSpec{Volumes: []corev1.Volume{
+		{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "c"}}}},
+		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}}}
+	for _, v := range pod.Spec.Volumes {
+		dir := k.volumeDir("u1", volumePluginDir(&v), v.Name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "f"), make([]byte, 5000), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.HasPrefix(k.volumeDir("u1", volumePluginDir(&pod.Spec.Volumes[0]), "cfg"), volatile) {
+		t.Fatalf("config map volume not in the volatile dir: %s", k.volumeDir("u1", volumePluginDir(&pod.Spec.Volumes[0]), "cfg"))
+	}
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	idx.Add(pod)
+	k.podLister = corelisters.NewPodLister(idx)
+	s := newStatsProvider(k)
+	vols := s.volumeStats(context.Background(), &runtimeapi.PodSandboxMetadata{Name: "p", Namespace: "ns", Uid: "u1"}, time.Now())
+	got := map[string]bool{}
+	for _, v := range vols {
+		if v.UsedBytes == nil || *v.UsedBytes < 5000 {
+			t.Errorf("volume %s: used bytes %v, want >= 5000", v.Name, v.UsedBytes)
+		}
+		got[v.Name] = v.ephemeral
+	}
+	if want := map[string]bool{"cfg": false, "scratch": true}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ephemeral by volume %v, want %v", got, want)
 	}
 }
