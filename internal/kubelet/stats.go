@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -353,13 +353,10 @@ func (s *statsProvider) forgetClaims(live map[string]bool) {
 
 // volumePluginDir is the directory of a volume's plugin under the pod's
 // volumes/ (volumes.go), "" for volumes that live elsewhere.
-// tmpfsMagic is statfs's f_type of a tmpfs.
-const tmpfsMagic = 0x01021994
-
 // onTmpfs reports whether dir is on a tmpfs.
 func onTmpfs(dir string) bool {
-	var st syscall.Statfs_t
-	return syscall.Statfs(dir, &st) == nil && st.Type == tmpfsMagic
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && st.Type == unix.TMPFS_MAGIC
 }
 
 func volumePluginDir(v *corev1.Volume) string {

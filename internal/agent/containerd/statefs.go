@@ -7,10 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-)
 
-// tmpfsMagic is statfs's f_type of a tmpfs.
-const tmpfsMagic = 0x01021994
+	"golang.org/x/sys/unix"
+)
 
 // StateDir is containerd's state directory in a skiff data dir: task
 // bundles, sandbox shm, FIFOs and (with the runc root under it) runc's
@@ -34,7 +33,7 @@ func isTmpfs(dir string) (bool, error) {
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return false, err
 	}
-	return st.Type == tmpfsMagic, nil
+	return st.Type == unix.TMPFS_MAGIC, nil
 }
 
 // isMountPoint reports whether dir is on another file system than its
