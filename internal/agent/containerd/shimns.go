@@ -11,7 +11,13 @@ import (
 )
 
 // netnsDir is where containerd 1.6 pins sandbox network namespaces (a bind
-// mount each); it is not configurable.
+// mount each). Its CRI plugin could pin them in its state dir instead
+// (netns_mounts_under_state_dir), a tmpfs here; that would lengthen each
+// pin's line in every mount table runc and the shims read by the state
+// dir's path. Those reads are a cost per byte (~5% of a 100-pod burst's
+// CPU), and by the burst's profile the longer lines would cost more than
+// the pin's file on a disk /run does, so the pins stay where `ip netns`
+// and other tools look for them.
 const netnsDir = "/run/netns"
 
 // shimBinary is the runc v2 shim containerd runs for io.containerd.runc.v2.
