@@ -94,6 +94,19 @@ func TestEmbeddedRestartKeepsData(t *testing.T) {
 	}
 }
 
+// The lone member runs with the short raft timers (its start waits 1–5
+// ticks for its own election), not etcd's 100 ms / 1 s.
+func TestEmbeddedRaftTimers(t *testing.T) {
+	cfg := shared.etcd.Server.Cfg
+	if cfg.TickMs != singleMemberTickMs || cfg.ElectionTicks != singleMemberElectionMs/singleMemberTickMs {
+		t.Fatalf("raft timers: tick %d ms, election %d ticks; want %d ms, %d ticks",
+			cfg.TickMs, cfg.ElectionTicks, singleMemberTickMs, singleMemberElectionMs/singleMemberTickMs)
+	}
+	if shared.etcd.Server.Leader() != shared.etcd.Server.MemberID() {
+		t.Fatalf("leader %v, want the member itself (%v)", shared.etcd.Server.Leader(), shared.etcd.Server.MemberID())
+	}
+}
+
 func TestStoredAsProtobufWithoutResourceVersion(t *testing.T) {
 	s := newPodStore(t).(*store)
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}}
