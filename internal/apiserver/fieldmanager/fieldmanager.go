@@ -26,6 +26,12 @@ var typeConverter = sync.OnceValue(func() managedfields.TypeConverter {
 	return &fastConverter{inner: applyconfigurations.NewTypeConverter(scheme.Scheme)}
 })
 
+// Warm builds the type converter in the background, so that a server's
+// first write (the bootstrap objects, right after it starts serving) does
+// not wait for the schemas to be parsed: started before etcd, the parse
+// overlaps etcd's start and its member's election.
+func Warm() { go typeConverter() }
+
 // Manager tracks managed fields for one kind and subresource.
 type Manager struct {
 	gvk     schema.GroupVersionKind
