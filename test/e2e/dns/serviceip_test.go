@@ -1,6 +1,8 @@
 package dns
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,6 +30,27 @@ func TestDNSAtServiceIP(t *testing.T) {
 	table := fmt.Sprintf("skdpx%d", n%100000)
 	t.Cleanup(func() { exec.Command("nft", "delete", "table", "ip", table).Run() })
 	a := framework.StartAgent(t, srv, "dns-svcip", fmt.Sprintf("skd%d", (n+2)%100000), "--proxy-table", table)
+	// What a failure needs to be told apart (the slice missing, the proxy not
+	// applying it, something else rejecting): the kube-dns EndpointSlices, the
+	// proxy's table and the server's log. Registered after the agent, so it
+	// runs before the agent's clean-up.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		slices, err := cs.DiscoveryV1().EndpointSlices("kube-system").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Logf("kube-system endpointslices: %v", err)
+		} else {
+			for _, sl := range slices.Items {
+				b, _ := json.Marshal(sl)
+				t.Logf("endpointslice: %s", b)
+			}
+		}
+		out, _ := exec.Command("nft", "list", "table", "ip", table).CombinedOutput()
+		t.Logf("proxy table %s:\n%s", table, out)
+		t.Logf("server log:\n%s", srv.Logs())
+	})
 	if out, err := exec.Command(framework.Binary(t), "image", "import", "--data-dir", a.DataDir, framework.BusyboxTarball(t)).CombinedOutput(); err != nil {
 		t.Fatalf("skiff image import: %v: %s", err, out)
 	}
