@@ -31,9 +31,10 @@ func TestDNSAtServiceIP(t *testing.T) {
 	t.Cleanup(func() { exec.Command("nft", "delete", "table", "ip", table).Run() })
 	a := framework.StartAgent(t, srv, "dns-svcip", fmt.Sprintf("skd%d", (n+2)%100000), "--proxy-table", table)
 	// What a failure needs to be told apart (the slice missing, the proxy not
-	// applying it, something else rejecting): the kube-dns EndpointSlices, the
-	// proxy's table and the server's log. Registered after the agent, so it
-	// runs before the agent's clean-up.
+	// applying it, something else rejecting): the kube-dns EndpointSlices and
+	// the proxy's table (the framework adds the server's and the agent's
+	// logs). Registered after the agent, so it runs before the agent's
+	// clean-up.
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
@@ -49,7 +50,6 @@ func TestDNSAtServiceIP(t *testing.T) {
 		}
 		out, _ := exec.Command("nft", "list", "table", "ip", table).CombinedOutput()
 		t.Logf("proxy table %s:\n%s", table, out)
-		t.Logf("server log:\n%s", srv.Logs())
 	})
 	if out, err := exec.Command(framework.Binary(t), "image", "import", "--data-dir", a.DataDir, framework.BusyboxTarball(t)).CombinedOutput(); err != nil {
 		t.Fatalf("skiff image import: %v: %s", err, out)

@@ -90,6 +90,11 @@ func StartServer(t testing.TB, args ...string) *Server {
 	})
 	s.Start()
 	t.Cleanup(s.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.Logs())
+		}
+	})
 	return s
 }
 
