@@ -291,6 +291,7 @@ func (m *mainTB) TempDir() string {
 	return d
 }
 func (m *mainTB) Cleanup(f func()) { m.cleanups = append(m.cleanups, f) }
+func (m *mainTB) Failed() bool     { return m.failed }
 
 // RunWithServer starts one server (with extra flags args) for a whole test
 // package, runs the tests, stops the server and returns the exit code.
